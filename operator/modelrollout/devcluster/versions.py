@@ -1,0 +1,15 @@
+"""Pinned upstream versions of every binary and schema the local control plane uses.
+
+One place, so a bump is one reviewed line and the cache directory names follow it.
+"""
+
+from __future__ import annotations
+
+KUBERNETES = "v1.35.4"
+ETCD = "v3.6.16"
+KWOK = "v0.8.0"
+GATEWAY_API = "v1.6.3"
+ISTIO_API = "v1.31.1"
+
+# Build tags upstream's hack/lib/golang.sh uses for server binaries.
+KUBERNETES_BUILD_TAGS = "selinux,notest,grpcnotrace"
