@@ -1,0 +1,73 @@
+"""The `modelrollout` command: run the operator, or manage the local control plane."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    import kopf
+
+    import modelrollout.handlers  # noqa: F401 - registers the handlers
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not args.verbose:
+        # kopf logs every watch event its handlers see; the reconciler logs what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or (),
+        standalone=True,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+def _dev_cluster(args: argparse.Namespace) -> int:
+    from modelrollout.devcluster import build, state
+
+    directory = Path(args.dir) if args.dir else None
+    if args.action == "build":
+        print(build.ensure_binaries())
+    elif args.action == "up":
+        print(state.up(directory))
+    elif args.action == "down":
+        state.down(directory)
+    elif args.action == "kubeconfig":
+        path = (directory or state.default_dir()) / "kubeconfig"
+        if not path.exists():
+            print("no local control plane is running; start one with: modelrollout dev-cluster up", file=sys.stderr)
+            return 1
+        print(path)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="modelrollout", description="Roll out new versions of ML models safely.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the operator (in a pod, or against the current kubeconfig)")
+    run.add_argument("--namespace", "-n", action="append", help="watch only these namespaces (repeatable); default all")
+    run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--verbose", "-v", action="store_true")
+    run.set_defaults(handler=_run_operator)
+
+    dev = commands.add_parser("dev-cluster", help="a real Kubernetes control plane on loopback (etcd, apiserver, kwok)")
+    dev.add_argument("action", choices=["build", "up", "down", "kubeconfig"])
+    dev.add_argument("--dir", help="state directory (default ~/.cache/modelrollout/dev-cluster)")
+    dev.set_defaults(handler=_dev_cluster)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The I/O shell: observe the cluster, ask the core, apply its decision."""

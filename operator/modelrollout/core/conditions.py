@@ -1,0 +1,58 @@
+"""Status conditions in the Kubernetes convention (kstatus for Flux and `kubectl wait`).
+
+Rules:
+- `lastTransitionTime` changes only when a condition's status changes, so re-reconciling an
+  unchanged object writes an identical status (no write, no event).
+- Ready/Reconciling/Stalled follow kstatus: Reconciling=True while converging, Stalled=True when
+  it cannot converge without a change, Ready=True only when neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+PROGRESSING = "Progressing"
+PAUSED = "Paused"
+DEGRADED = "Degraded"
+
+ORDER = (READY, RECONCILING, STALLED, PROGRESSING, PAUSED, DEGRADED)
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str = ""
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_conditions(
+    previous: list[dict[str, Any]], desired: list[Condition], generation: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Render `desired` as status conditions, keeping transition times from `previous` where unchanged."""
+    by_type = {condition.get("type"): condition for condition in previous or []}
+    rendered = []
+    for condition in sorted(desired, key=lambda c: ORDER.index(c.type) if c.type in ORDER else len(ORDER)):
+        status = "True" if condition.status else "False"
+        earlier = by_type.get(condition.type)
+        unchanged = earlier is not None and earlier.get("status") == status and earlier.get("lastTransitionTime")
+        rendered.append(
+            {
+                "type": condition.type,
+                "status": status,
+                "observedGeneration": generation,
+                "lastTransitionTime": earlier["lastTransitionTime"] if unchanged else format_time(now),
+                "reason": condition.reason,
+                "message": condition.message,
+            }
+        )
+    return rendered

@@ -1,0 +1,126 @@
+"""kopf handlers: the thin shell that feeds the work queue and runs reconciles.
+
+Rules:
+- Handlers only translate watch events into queue keys; every decision is in the core and every
+  write in `controller.reconciler`, so a missed or duplicate event changes nothing (level-triggered).
+- kopf's `on.event` handlers keep no state on the objects: no finalizers, no annotations on the
+  user's ModelDeployment, so Git and the cluster never disagree because of the operator.
+- Reconciles use the synchronous Kubernetes client, so they run in a thread pool off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+
+from modelrollout.controller.reconciler import Reconciler
+from modelrollout.controller.workqueue import WorkQueue
+from modelrollout.core import labels
+from modelrollout.kube.client import KubeClient, load_configuration
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "modelrollout.io", "v1alpha1", "modeldeployments"
+RESYNC_SECONDS = float(os.environ.get("MODELROLLOUT_RESYNC_SECONDS", "300"))
+WORKERS = int(os.environ.get("MODELROLLOUT_WORKERS", "4"))
+
+
+@kopf.on.login()
+def operator_login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's watches authenticate exactly like the reconciler's client (in-cluster, or $KUBECONFIG now)."""
+    configuration = load_configuration()
+    header = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken") or ""
+    scheme, _, token = header.partition(" ") if " " in header else ("Bearer", "", header)
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        username=configuration.username or None,
+        password=configuration.password or None,
+    )
+
+
+@kopf.on.startup()
+async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # HA (active/standby peering) is designed separately; one replica runs standalone.
+    settings.peering.standalone = True
+    # kopf's own Events are for its handler failures; ours are written by the reconciler.
+    settings.posting.level = logging.WARNING
+    # Reconnect watches regularly so a silently dropped connection heals without a restart.
+    settings.watching.server_timeout = 120
+    settings.watching.client_timeout = 150
+    memo.kube = KubeClient.from_environment()
+    memo.reconciler = Reconciler(memo.kube)
+    memo.queue = WorkQueue()
+    memo.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="reconcile")
+    memo.workers = [asyncio.create_task(_worker(memo), name=f"modelrollout-worker-{i}") for i in range(WORKERS)]
+
+
+@kopf.on.cleanup()
+async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    for task in memo.workers:
+        task.cancel()
+    await asyncio.gather(*memo.workers, return_exceptions=True)
+    memo.queue.close()
+    memo.executor.shutdown(wait=True, cancel_futures=True)
+    memo.kube.close()
+
+
+async def _worker(memo: kopf.Memo) -> None:
+    loop = asyncio.get_running_loop()
+    queue: WorkQueue = memo.queue
+    while True:
+        key = await queue.get()
+        namespace, name = key
+        try:
+            await loop.run_in_executor(memo.executor, memo.reconciler.reconcile, namespace, name)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any failure is retried with backoff; the stable model keeps serving
+            delay = queue.retry_delay(key)
+            log.warning("reconcile of %s/%s failed, retrying in %.1fs: %s", namespace, name, delay, error)
+            queue.add_after(key, delay)
+        else:
+            queue.forget(key)
+            queue.add_after(key, RESYNC_SECONDS)
+        finally:
+            queue.done(key)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def modeldeployment_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.queue.add((namespace, name))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={labels.DEPLOYMENT_LABEL: kopf.PRESENT})
+def deployment_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    owner = _controller_owner(body)
+    if owner is not None:
+        memo.queue.add((body.metadata.namespace, owner))
+
+
+@kopf.on.event("", "v1", "services", labels={labels.DEPLOYMENT_LABEL: kopf.PRESENT})
+def service_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    owner = _controller_owner(body)
+    if owner is not None:
+        memo.queue.add((body.metadata.namespace, owner))
+
+
+def _controller_owner(body: kopf.Body) -> str | None:
+    for reference in body.metadata.get("ownerReferences", []):
+        if (
+            reference.get("controller")
+            and reference.get("kind") == "ModelDeployment"
+            and reference.get("apiVersion", "").startswith(GROUP + "/")
+        ):
+            return reference["name"]
+    return None

@@ -1,0 +1,196 @@
+"""A small synchronous Kubernetes REST client for the few verbs the operator uses.
+
+Rules:
+- Plain dicts in and out, for any resource (built-in or custom), addressed by `Kind` below.
+- Children are written with server-side apply under one field manager, so the operator owns
+  exactly the fields it sets and a second writer's fields survive.
+- Status is written with a merge patch on the status subresource: the spec is never written.
+- Errors carry the apiserver's HTTP status and message; 404 on get is `None`, not an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+FIELD_MANAGER = "modelrollout"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Where a resource lives in the REST API."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace, safe='')}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{quote(name, safe='')}"
+        if subresource:
+            base += f"/{subresource}"
+        return base
+
+
+MODEL_DEPLOYMENT = Kind("modelrollout.io", "v1alpha1", "modeldeployments", "ModelDeployment")
+DEPLOYMENT = Kind("apps", "v1", "deployments", "Deployment")
+SERVICE = Kind("", "v1", "services", "Service")
+EVENT = Kind("events.k8s.io", "v1", "events", "Event")
+HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+VIRTUALSERVICE = Kind("networking.istio.io", "v1", "virtualservices", "VirtualService")
+INGRESS = Kind("networking.k8s.io", "v1", "ingresses", "Ingress")
+
+
+class KubeError(Exception):
+    """A non-2xx answer from the apiserver."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+def load_configuration(kubeconfig: str | None = None) -> k8s_client.Configuration:
+    """In-cluster credentials when running in a pod, else the kubeconfig (the given path or $KUBECONFIG)."""
+    configuration = k8s_client.Configuration()
+    try:
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    except k8s_config.ConfigException:
+        # The client reads $KUBECONFIG once at import; read it now so a later change is honoured.
+        path = kubeconfig or os.environ.get("KUBECONFIG") or None
+        k8s_config.load_kube_config(config_file=path, client_configuration=configuration)
+    return configuration
+
+
+class KubeClient:
+    """Thin wrapper over the official client's transport (auth, TLS, proxies) with JSON bodies."""
+
+    def __init__(self, api_client: k8s_client.ApiClient, timeout: float = 30.0) -> None:
+        self._api = api_client
+        self._timeout = timeout
+
+    @classmethod
+    def from_environment(cls, kubeconfig: str | None = None) -> KubeClient:
+        return cls(k8s_client.ApiClient(load_configuration(kubeconfig)))
+
+    def close(self) -> None:
+        self._api.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        _, url, headers, body, _ = self._api.param_serialize(
+            method,
+            path,
+            query_params=list((query or {}).items()) or None,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=self._timeout)
+        response.read()
+        data = response.data.decode("utf-8") if response.data else ""
+        if response.status >= 400:
+            try:
+                status = json.loads(data)
+                raise KubeError(response.status, status.get("reason", ""), status.get("message", data))
+            except ValueError:
+                raise KubeError(response.status, "", data) from None
+        return json.loads(data) if data else None
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict | None:
+        try:
+            return self.request("GET", kind.path(namespace, name))
+        except KubeError as error:
+            if error.not_found:
+                return None
+            raise
+
+    def list(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return self.request("GET", kind.path(namespace), query=query).get("items", [])
+
+    def apply(self, body: dict) -> dict:
+        """Server-side apply `body` (which names its own apiVersion/kind/namespace/name)."""
+        kind = kind_of(body)
+        metadata = body["metadata"]
+        return self.request(
+            "PATCH",
+            kind.path(metadata.get("namespace"), metadata["name"]),
+            body=body,
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
+    def delete(self, kind: Kind, namespace: str | None, name: str) -> bool:
+        """Delete with background propagation; False when it was already gone."""
+        try:
+            self.request("DELETE", kind.path(namespace, name), body={"propagationPolicy": "Background"})
+            return True
+        except KubeError as error:
+            if error.not_found:
+                return False
+            raise
+
+    def patch_status(self, kind: Kind, namespace: str, name: str, status: dict) -> dict:
+        return self.request(
+            "PATCH",
+            kind.path(namespace, name, "status"),
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def create(self, kind: Kind, namespace: str | None, body: dict) -> dict:
+        return self.request("POST", kind.path(namespace), body=body)
+
+
+KINDS = {
+    (kind.api_version, kind.kind): kind
+    for kind in (
+        MODEL_DEPLOYMENT,
+        DEPLOYMENT,
+        SERVICE,
+        EVENT,
+        HTTPROUTE,
+        VIRTUALSERVICE,
+        INGRESS,
+    )
+}
+
+
+def kind_of(body: dict) -> Kind:
+    try:
+        return KINDS[(body["apiVersion"], body["kind"])]
+    except KeyError:
+        raise ValueError(f"unknown kind {body.get('apiVersion')}/{body.get('kind')}") from None

@@ -1,0 +1,1 @@
+"""Pure renderers: desired Kubernetes objects as dicts, golden-testable."""

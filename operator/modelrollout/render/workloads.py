@@ -1,0 +1,111 @@
+"""Render the model server's Deployment (one per revision) and its Service.
+
+Rules:
+- Every object is owned by the ModelDeployment (controller owner reference), so deleting the
+  ModelDeployment garbage-collects it.
+- A revision's Deployment is named `<name>-<revision>`; its selector and pod labels carry the
+  revision, so two revisions never select each other's pods.
+- The user's template is copied, never edited in place; operator labels are added on top.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from modelrollout.core import labels
+from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta
+
+API_VERSION = "modelrollout.io/v1alpha1"
+KIND = "ModelDeployment"
+
+
+def owner_reference(meta: ObjectMeta) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": meta.name,
+        "uid": meta.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def common_labels(meta: ObjectMeta) -> dict[str, str]:
+    return {
+        labels.APP_NAME_LABEL: meta.name,
+        labels.MANAGED_BY_LABEL: labels.MANAGED_BY,
+        labels.DEPLOYMENT_LABEL: meta.name,
+    }
+
+
+def deployment_name(name: str, revision: str) -> str:
+    return f"{name}-{revision}"
+
+
+def deployment(
+    meta: ObjectMeta,
+    spec: ModelDeploymentSpec,
+    revision: str,
+    replicas: int,
+    template: dict[str, Any],
+    model_labels: dict[str, str],
+) -> dict[str, Any]:
+    """The Deployment of one revision. `template` and `model_labels` are that revision's own."""
+    selector = {labels.DEPLOYMENT_LABEL: meta.name, labels.REVISION_LABEL: revision}
+    pod_template = copy.deepcopy(template)
+    pod_metadata = pod_template.setdefault("metadata", {})
+    pod_labels = pod_metadata.setdefault("labels", {})
+    pod_labels.update(model_labels)
+    pod_labels.update(common_labels(meta))
+    pod_labels[labels.REVISION_LABEL] = revision
+    metadata_labels = {**common_labels(meta), **model_labels, labels.REVISION_LABEL: revision}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(meta.name, revision),
+            "namespace": meta.namespace,
+            "labels": metadata_labels,
+            "ownerReferences": [owner_reference(meta)],
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": pod_template,
+            # One ReplicaSet per revision: the template of a revision never changes.
+            "revisionHistoryLimit": 0,
+            "progressDeadlineSeconds": spec.progress_deadline_seconds,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+        },
+    }
+
+
+def model_labels(spec: ModelDeploymentSpec) -> dict[str, str]:
+    return {labels.MODEL_NAME_LABEL: spec.model.name, labels.MODEL_VERSION_LABEL: spec.model.version}
+
+
+def service(meta: ObjectMeta, spec: ModelDeploymentSpec, revision: str, name: str | None = None) -> dict[str, Any]:
+    """The Service clients call, selecting the pods of `revision`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name or meta.name,
+            "namespace": meta.namespace,
+            "labels": common_labels(meta),
+            "ownerReferences": [owner_reference(meta)],
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {labels.DEPLOYMENT_LABEL: meta.name, labels.REVISION_LABEL: revision},
+            "ports": [
+                {
+                    "name": spec.service.name,
+                    "port": spec.service.port,
+                    "targetPort": spec.service.target_port,
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
