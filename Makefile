@@ -1,0 +1,31 @@
+# The two commands (see README.md): `make demo` and `make test`. Both set up everything they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test lint demo clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	bash .ci/install-system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/lint-imports
+
+# Builds the control plane from upstream Go modules once (cached under ~/.cache/modelrollout), then tests.
+test: lint
+	$(BIN)/modelrollout dev-cluster build
+	$(BIN)/pytest
+
+demo: setup
+	$(BIN)/modelrollout dev-cluster up
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

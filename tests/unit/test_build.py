@@ -1,0 +1,27 @@
+from modelrollout.devcluster.build import kubernetes_wrapper_gomod
+
+UPSTREAM = """module k8s.io/kubernetes
+
+go 1.25.0
+
+godebug default=go1.25
+
+require (
+\tgithub.com/blang/semver/v4 v4.0.0
+\tk8s.io/api v0.0.0
+)
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+\tk8s.io/client-go => ./staging/src/k8s.io/client-go
+)
+"""
+
+
+def test_wrapper_replaces_every_staging_module_with_its_published_version():
+    gomod = kubernetes_wrapper_gomod(UPSTREAM, "v1.35.4")
+    assert "require k8s.io/kubernetes v1.35.4" in gomod
+    assert "\tk8s.io/api => k8s.io/api v0.35.4" in gomod
+    assert "\tk8s.io/client-go => k8s.io/client-go v0.35.4" in gomod
+    assert "go 1.25.0" in gomod and "godebug default=go1.25" in gomod
+    assert "./staging" not in gomod

@@ -1,0 +1,29 @@
+"""The source root `operator/` must never shadow Python's standard `operator` module."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_stdlib_operator_imports_from_repo_root():
+    probe = "import operator, sys; print(operator.__file__); print(operator.itemgetter(1)([0, 42]))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    module_file, value = result.stdout.split()
+    assert not Path(module_file).resolve().is_relative_to(REPO)
+    assert value == "42"
+
+
+def test_stdlib_operator_in_this_process():
+    import operator
+
+    assert operator.itemgetter("a")({"a": 1}) == 1
+    assert not Path(operator.__file__).resolve().is_relative_to(REPO)
+
+
+def test_operator_source_root_is_not_a_package():
+    source_root = REPO / "operator"
+    assert not (source_root / "__init__.py").exists()
+    assert [path.name for path in source_root.glob("*.py")] == []
+    assert (source_root / "modelrollout" / "__init__.py").is_file()

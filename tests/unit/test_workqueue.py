@@ -1,0 +1,55 @@
+import asyncio
+
+from modelrollout.controller.workqueue import MAX_BACKOFF_SECONDS, WorkQueue
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_duplicate_adds_coalesce():
+    async def scenario():
+        queue = WorkQueue()
+        queue.add("a")
+        queue.add("a")
+        queue.add("b")
+        return len(queue), [await queue.get(), await queue.get()]
+
+    assert run(scenario()) == (2, ["a", "b"])
+
+
+def test_add_while_processing_runs_once_more_after_done():
+    async def scenario():
+        queue = WorkQueue()
+        queue.add("a")
+        key = await queue.get()
+        queue.add("a")
+        queue.add("a")
+        waiting_while_processing = len(queue)
+        queue.done(key)
+        return waiting_while_processing, len(queue), await queue.get()
+
+    assert run(scenario()) == (0, 1, "a")
+
+
+def test_add_after_fires_once_and_earliest_wins():
+    async def scenario():
+        queue = WorkQueue()
+        queue.add_after("a", 30)
+        queue.add_after("a", 0.01)
+        queue.add_after("a", 60)
+        key = await asyncio.wait_for(queue.get(), timeout=5)
+        queue.done(key)
+        queue.close()
+        return key, len(queue)
+
+    assert run(scenario()) == ("a", 0)
+
+
+def test_backoff_doubles_caps_and_resets():
+    queue = WorkQueue()
+    delays = [queue.retry_delay("a") for _ in range(12)]
+    assert delays[:3] == [0.5, 1.0, 2.0]
+    assert delays[-1] == MAX_BACKOFF_SECONDS
+    queue.forget("a")
+    assert queue.retry_delay("a") == 0.5
