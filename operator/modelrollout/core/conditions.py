@@ -35,6 +35,16 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_time(text: str | None) -> datetime | None:
+    """An RFC 3339 time as the apiserver stores it; None for absent or unreadable values."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def merge_conditions(
     previous: list[dict[str, Any]], desired: list[Condition], generation: int, now: datetime
 ) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelrollout.core.durations import parse_duration
 from modelrollout.core.revision import revision_of
 
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
@@ -34,6 +35,52 @@ class ServicePort:
 
 
 @dataclass(frozen=True)
+class TemplateRef:
+    name: str
+    cluster_scope: bool = False
+
+
+@dataclass(frozen=True)
+class AnalysisRef:
+    """Analysis templates to run, with argument values."""
+
+    templates: tuple[TemplateRef, ...]
+    args: tuple[tuple[str, str], ...] = ()
+
+
+STEP_SET_WEIGHT = "setWeight"
+STEP_PAUSE = "pause"
+STEP_ANALYSIS = "analysis"
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str  # setWeight | pause | analysis
+    weight: int = 0
+    duration: float | None = None  # pause seconds; None waits for a person
+    analysis: AnalysisRef | None = None
+
+    def describe(self) -> str:
+        if self.kind == STEP_SET_WEIGHT:
+            return f"setWeight {self.weight}%"
+        if self.kind == STEP_PAUSE:
+            return "pause until promoted" if self.duration is None else f"pause {self.duration:g}s"
+        names = ", ".join(t.name for t in self.analysis.templates) if self.analysis else ""
+        return f"analysis ({names})"
+
+
+@dataclass(frozen=True)
+class CanaryStrategy:
+    steps: tuple[Step, ...]
+    scale_down_delay_seconds: int = 30
+    abort_scale_down_delay_seconds: int = 30
+
+
+ROUTER_NONE = "none"
+ROUTERS = ("gatewayAPI", "istio", "nginx")
+
+
+@dataclass(frozen=True)
 class ModelDeploymentSpec:
     replicas: int
     model: Model
@@ -44,6 +91,12 @@ class ModelDeploymentSpec:
     automation: str
     progress_deadline_seconds: int
     revision_history_limit: int
+    canary: CanaryStrategy | None = None
+
+    @property
+    def router(self) -> str:
+        """The configured traffic router, or `none` (weights approximated by replica counts)."""
+        return next((name for name in ROUTERS if name in self.traffic_routing), ROUTER_NONE)
 
     @property
     def revision(self) -> str:
@@ -66,9 +119,41 @@ class ObjectMeta:
     generation: int
 
 
+def parse_analysis(body: dict[str, Any] | None) -> AnalysisRef | None:
+    if not body:
+        return None
+    templates = tuple(
+        TemplateRef(str(t["name"]), bool(t.get("clusterScope", False))) for t in body.get("templates") or []
+    )
+    args = tuple((str(a["name"]), str(a.get("value", ""))) for a in body.get("args") or [])
+    return AnalysisRef(templates, args)
+
+
+def parse_step(body: dict[str, Any]) -> Step:
+    if "setWeight" in body:
+        return Step(STEP_SET_WEIGHT, weight=int(body["setWeight"]))
+    if "pause" in body:
+        duration = (body.get("pause") or {}).get("duration")
+        return Step(STEP_PAUSE, duration=parse_duration(duration) if duration else None)
+    if "analysis" in body:
+        return Step(STEP_ANALYSIS, analysis=parse_analysis(body["analysis"]))
+    raise ValueError(f"a step needs one of setWeight, pause or analysis: {body}")
+
+
+def parse_canary(body: dict[str, Any] | None) -> CanaryStrategy | None:
+    if body is None:
+        return None
+    return CanaryStrategy(
+        steps=tuple(parse_step(step) for step in body.get("steps") or []),
+        scale_down_delay_seconds=int(body.get("scaleDownDelaySeconds", 30)),
+        abort_scale_down_delay_seconds=int(body.get("abortScaleDownDelaySeconds", 30)),
+    )
+
+
 def parse_spec(spec: dict[str, Any]) -> ModelDeploymentSpec:
     model = spec.get("model") or {}
     service = spec.get("service") or {}
+    strategy = spec.get("strategy") or {}
     return ModelDeploymentSpec(
         replicas=int(spec.get("replicas", 1)),
         model=Model(
@@ -88,6 +173,7 @@ def parse_spec(spec: dict[str, Any]) -> ModelDeploymentSpec:
         automation=str(spec.get("automation", "full")),
         progress_deadline_seconds=int(spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS)),
         revision_history_limit=int(spec.get("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)),
+        canary=parse_canary(strategy.get("canary")),
     )
 
 
