@@ -1,0 +1,86 @@
+"""What the shell observed, handed to the core as immutable data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta
+
+# Outcomes of an analysis run, as the analysis engine reports them.
+ANALYSIS_RUNNING = "Running"
+ANALYSIS_SUCCESSFUL = "Successful"
+ANALYSIS_FAILED = "Failed"
+ANALYSIS_INCONCLUSIVE = "Inconclusive"
+ANALYSIS_ERROR = "Error"
+
+
+@dataclass(frozen=True)
+class ObservedDeployment:
+    """A child Deployment as the apiserver reports it."""
+
+    name: str
+    revision: str
+    created: str
+    spec_replicas: int
+    generation: int = 1
+    observed_generation: int = 0
+    replicas: int = 0
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    updated_replicas: int = 0
+    progress_deadline_exceeded: bool = False
+
+    def settled(self) -> bool:
+        """The Deployment controller has seen the latest spec and every pod is updated and available."""
+        return (
+            self.observed_generation >= self.generation
+            and self.updated_replicas == self.spec_replicas
+            and self.available_replicas == self.spec_replicas
+            and self.replicas == self.spec_replicas
+        )
+
+    def settled_at(self, replicas: int) -> bool:
+        return self.spec_replicas == replicas and self.settled()
+
+
+@dataclass(frozen=True)
+class Request:
+    """A manual action a person asked for through the status subresource."""
+
+    action: str  # promote | promote-full | abort | retry | pause | resume | undo
+    id: str
+    actor: str = ""
+    requested_at: str = ""
+    revision: str = ""
+
+    @classmethod
+    def from_status(cls, body: Mapping[str, Any] | None) -> Request | None:
+        if not body or not body.get("action") or not body.get("id"):
+            return None
+        return cls(
+            action=str(body["action"]),
+            id=str(body["id"]),
+            actor=str(body.get("actor", "")),
+            requested_at=str(body.get("requestedAt", "")),
+            revision=str(body.get("revision", "")),
+        )
+
+
+@dataclass(frozen=True)
+class AnalysisOutcome:
+    phase: str  # one of the ANALYSIS_* values
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    meta: ObjectMeta
+    spec: ModelDeploymentSpec
+    status: Mapping[str, Any]
+    deployments: tuple[ObservedDeployment, ...]
+    now: datetime
+    request: Request | None = None
+    analysis: Mapping[str, AnalysisOutcome] = field(default_factory=dict)

@@ -1,0 +1,447 @@
+"""The rollout state machine, driven step by step with explicit time and no cluster.
+
+`World` plays the Deployment controller and kubelet: after each decision it settles every
+Deployment at the decided replica count (or leaves chosen ones unready), so sequences of
+decisions can be asserted like a script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from modelrollout.core.observed import (
+    ANALYSIS_FAILED,
+    ANALYSIS_INCONCLUSIVE,
+    ANALYSIS_SUCCESSFUL,
+    AnalysisOutcome,
+    Observation,
+    ObservedDeployment,
+    Request,
+)
+from modelrollout.core.rollout import Decision, DesiredDeployment, canary_replicas_for, decide, invalid_status
+from modelrollout.core.spec import ObjectMeta, parse_spec
+
+T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+META = ObjectMeta(name="fraud", namespace="models", uid="uid-1", generation=1)
+STEPS = [{"setWeight": 5}, {"pause": {"duration": "10m"}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]
+
+
+def make_spec(version="1", replicas=4, steps=None, router=True, history=5, **extra):
+    body = {
+        "replicas": replicas,
+        "model": {"name": "fraud", "version": version},
+        "template": {"spec": {"containers": [{"name": "s", "image": "scorer"}]}},
+        "strategy": {"canary": {"steps": steps if steps is not None else STEPS}},
+        "revisionHistoryLimit": history,
+        **extra,
+    }
+    if router:
+        body["trafficRouting"] = {"gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
+    return parse_spec(body)
+
+
+class World:
+    """A deterministic stand-in for the Deployment controller: it settles what the core decided."""
+
+    def __init__(self, spec, now=T0):
+        self.spec = spec
+        self.now = now
+        self.status: dict = {}
+        self.deployments: dict[str, ObservedDeployment] = {}
+        self.unready: set[str] = set()
+        self.created = 0
+        self.request: Request | None = None
+        self.analysis: dict[str, AnalysisOutcome] = {}
+        self.decision: Decision | None = None
+        self.events: list[str] = []
+
+    def observe(self) -> Observation:
+        return Observation(
+            META, self.spec, self.status, tuple(self.deployments.values()), self.now, self.request, self.analysis
+        )
+
+    def step(self, settle=True) -> Decision:
+        decision = decide(self.observe())
+        self.decision = decision
+        self.events += [event.reason for event in decision.events]
+        if self.request is not None:
+            self.request = None
+        self.status = decision.status
+        for desired in decision.deployments:
+            self._apply(desired, settle)
+        for revision in decision.delete_revisions:
+            self.deployments.pop(revision)
+        return decision
+
+    def _apply(self, desired: DesiredDeployment, settle: bool) -> None:
+        existing = self.deployments.get(desired.revision)
+        if existing is None:
+            self.created += 1
+            existing = ObservedDeployment(
+                name=f"fraud-{desired.revision}",
+                revision=desired.revision,
+                created=(T0 + timedelta(seconds=self.created)).isoformat(),
+                spec_replicas=desired.replicas,
+            )
+        ready = desired.replicas if settle and desired.revision not in self.unready else 0
+        self.deployments[desired.revision] = replace(
+            existing,
+            spec_replicas=desired.replicas,
+            generation=existing.generation + 1,
+            observed_generation=existing.generation + 1,
+            replicas=desired.replicas,
+            ready_replicas=ready,
+            available_replicas=ready,
+            updated_replicas=desired.replicas,
+        )
+
+    def run(self, times=3) -> Decision:
+        """Decide and settle repeatedly, as watch events would, until nothing more changes at this time."""
+        for _ in range(times):
+            decision = self.step()
+        return decision
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def ask(self, action: str, actor="alice", revision="") -> Decision:
+        self.request = Request(action=action, id=f"{action}-{self.now.timestamp()}", actor=actor, revision=revision)
+        return self.run()
+
+    def replicas(self) -> dict[str, int]:
+        return {d.revision: d.spec_replicas for d in self.deployments.values()}
+
+
+def conditions(status):
+    return {c["type"]: c["status"] for c in status["conditions"]}
+
+
+def reasons(decision):
+    return [event.reason for event in decision.events]
+
+
+@pytest.fixture
+def stable_world() -> World:
+    world = World(make_spec())
+    world.run()
+    assert world.status["phase"] == "Healthy"
+    return world
+
+
+def start_new_version(world: World, version="2", **spec) -> str:
+    world.spec = make_spec(version=version, **spec)
+    return world.spec.revision
+
+
+def test_canary_replicas_round_up_and_never_exceed_the_total():
+    assert [canary_replicas_for(w, 4) for w in (0, 1, 5, 25, 26, 50, 100)] == [0, 1, 1, 1, 2, 2, 4]
+    assert canary_replicas_for(5, 0) == 0
+
+
+def test_first_deployment_serves_the_current_revision_without_steps():
+    world = World(make_spec())
+    first = world.step(settle=False)
+    assert first.status["phase"] == "Pending" or first.status["phase"] == "Progressing"
+    assert first.deployments == (DesiredDeployment(world.spec.revision, 4),)
+    assert first.stable_revision == world.spec.revision
+    decision = world.run()
+    assert decision.status["phase"] == "Healthy"
+    assert conditions(decision.status) == {
+        "Ready": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
+        "Progressing": "False",
+        "Paused": "False",
+        "Degraded": "False",
+    }
+    assert world.step().events == ()
+
+
+def test_canary_walks_its_steps_with_weights_following_ready_pods(stable_world):
+    world = stable_world
+    old = world.spec.revision
+    new = start_new_version(world)
+
+    started = world.step(settle=False)
+    assert "RolloutStarted" in reasons(started)
+    assert started.status["canaryRevision"] == new
+    assert started.weights.canary == 0  # no traffic before the canary pods are available
+    assert started.replicas_of(new) == 1 and started.replicas_of(old) == 4
+    assert "waiting for 1 canary pods" in started.status["message"]
+
+    at_five = world.step()  # pods are now available
+    at_five = world.step()
+    assert at_five.weights.canary == 5 and at_five.weights.stable == 95
+    assert at_five.status["currentStepIndex"] == 1
+    assert at_five.requeue_after == pytest.approx(600)
+    assert at_five.status["phase"] == "Progressing"
+
+    world.advance(240)
+    waiting = world.step()
+    assert waiting.status["currentStepIndex"] == 1 and "6m00s left" in waiting.status["message"]
+    assert waiting.requeue_after == pytest.approx(360)
+
+    world.advance(360)
+    paused = world.run()
+    assert paused.weights.canary == 50
+    assert paused.replicas_of(new) == 2 and paused.replicas_of(old) == 4
+    assert paused.status["currentStepIndex"] == 3
+    assert paused.status["phase"] == "Paused"
+    assert conditions(paused.status)["Paused"] == "True" and conditions(paused.status)["Ready"] == "False"
+    assert "kubectl modelrollout promote fraud" in paused.status["message"]
+
+    world.advance(3600)  # an indefinite pause waits however long it takes
+    assert world.run().status["phase"] == "Paused"
+
+    promoted = world.ask("promote")
+    assert promoted.status["lastRequest"]["accepted"] is True
+    assert promoted.status["stableRevision"] == new and promoted.status["canaryRevision"] == ""
+    assert promoted.weights.stable == 100
+    assert promoted.status["phase"] == "Healthy"
+    assert world.replicas()[old] == 4  # traffic left it; it waits out scaleDownDelaySeconds
+    assert promoted.status["scaleDowns"] == [{"revision": old, "after": "2026-11-22T13:10:30Z"}]
+
+    world.advance(30)
+    world.run()
+    assert world.replicas() == {new: 4, old: 0}
+    assert world.status["scaleDowns"] == []
+    actions = [entry["action"] for entry in world.status["history"]]
+    assert actions[0] == "RolloutStarted" and "promote" in actions and actions[-1] == "Promoted"
+
+
+def test_restart_mid_step_resumes_from_the_persisted_step(stable_world):
+    world = stable_world
+    start_new_version(world)
+    world.run()
+    world.advance(120)
+    before = world.step()
+    restarted = World(world.spec, now=world.now)  # a new operator process: only status and cluster survive
+    restarted.status = dict(world.status)
+    restarted.deployments = dict(world.deployments)
+    after = restarted.step()
+    assert after.status["currentStepIndex"] == before.status["currentStepIndex"] == 1
+    assert after.status["stepStartedAt"] == before.status["stepStartedAt"]
+    assert after.requeue_after == pytest.approx(480)
+    assert "RolloutStarted" not in reasons(after)
+
+
+def test_without_a_router_the_weight_is_the_ratio_of_ready_pods():
+    world = World(make_spec(router=False, steps=[{"setWeight": 50}, {"pause": {}}]))
+    world.run()
+    old = world.spec.revision
+    new = start_new_version(world, router=False, steps=[{"setWeight": 50}, {"pause": {}}])
+    first = world.step()
+    assert first.replicas_of(new) == 2 and first.replicas_of(old) == 4  # scale up first, never below capacity
+    second = world.step()
+    assert second.replicas_of(old) == 2  # then stable gives up the pods the canary now serves
+    settled = world.run()
+    assert settled.weights.canary == 50
+    assert settled.status["phase"] == "Paused"
+    assert world.replicas() == {old: 2, new: 2}
+
+
+def test_abort_returns_traffic_at_once_and_scales_the_canary_down_after_the_delay(stable_world):
+    world = stable_world
+    old = world.spec.revision
+    new = start_new_version(world)
+    world.run()
+    assert world.decision.weights.canary == 5
+    aborted = world.ask("abort", actor="bob")
+    assert aborted.weights.canary == 0 and aborted.weights.stable == 100
+    assert aborted.status["phase"] == "Degraded"
+    assert conditions(aborted.status)["Stalled"] == "True"
+    assert aborted.status["abort"]["reason"] == "Aborted" and aborted.status["abort"]["actor"] == "bob"
+    assert "kubectl modelrollout retry fraud" in aborted.status["message"]
+    assert "RolloutAborted" in world.events
+    assert world.replicas()[new] == 1  # still up: the routes changed first
+    world.advance(30)
+    world.run()
+    assert world.replicas() == {old: 4, new: 0}
+    assert world.status["phase"] == "Degraded"  # held until the spec changes or a person retries
+
+    retried = world.ask("retry")
+    assert retried.status["canaryRevision"] == new and retried.status["abort"] is None
+    assert retried.status["currentStepIndex"] == 1  # restarted at step 0, which has already completed again
+
+
+def test_a_new_revision_mid_rollout_supersedes_the_canary(stable_world):
+    world = stable_world
+    old = world.spec.revision
+    second = start_new_version(world, "2")
+    world.run()
+    third = start_new_version(world, "3")
+    decision = world.step()
+    assert "Superseded" in reasons(decision)
+    assert decision.status["canaryRevision"] == third and decision.status["stableRevision"] == old
+    assert decision.status["currentStepIndex"] == 0 and decision.weights.canary == 0
+    assert decision.replicas_of(old) == 4
+    assert [s["revision"] for s in decision.status["scaleDowns"]] == [second]
+
+
+def test_going_back_to_the_stable_template_aborts_the_canary_without_steps(stable_world):
+    world = stable_world
+    old = world.spec.revision
+    new = start_new_version(world)
+    world.run()
+    world.spec = make_spec(version="1")
+    decision = world.run()
+    assert "Reverted" in world.events
+    assert decision.status["canaryRevision"] == "" and decision.weights.canary == 0
+    assert decision.status["phase"] == "Healthy" and decision.status["abort"] is None
+    world.advance(31)
+    world.run()
+    assert world.replicas() == {old: 4, new: 0}
+
+
+def test_a_canary_that_never_becomes_ready_is_aborted_by_the_progress_deadline(stable_world):
+    world = stable_world
+    new = start_new_version(world)
+    world.unready.add(new)
+    waiting = world.run()
+    assert waiting.status["phase"] == "Progressing" and waiting.weights.canary == 0
+    world.deployments[new] = replace(world.deployments[new], progress_deadline_exceeded=True)
+    aborted = world.step()
+    assert aborted.status["phase"] == "Degraded"
+    assert aborted.status["abort"]["reason"] == "ProgressDeadlineExceeded"
+    assert aborted.weights.canary == 0
+
+
+ANALYSIS_STEPS = [{"setWeight": 10}, {"analysis": {"templates": [{"name": "error-rate"}]}}, {"setWeight": 100}]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "phase", "step"),
+    [
+        (None, "Progressing", 1),
+        (AnalysisOutcome(ANALYSIS_SUCCESSFUL), "Healthy", 0),
+        (AnalysisOutcome(ANALYSIS_FAILED, "error-rate 0.07 failed result < 0.01"), "Degraded", 0),
+        (AnalysisOutcome(ANALYSIS_INCONCLUSIVE, "error-rate: no data"), "Paused", 1),
+    ],
+)
+def test_an_analysis_step_blocks_on_its_result(stable_world, outcome, phase, step):
+    world = stable_world
+    new = start_new_version(world, steps=ANALYSIS_STEPS)
+    waiting = world.run()
+    (run,) = waiting.analysis_runs
+    assert run.key == f"{new}-step-1" and run.analysis.templates[0].name == "error-rate"
+    if outcome is not None:
+        world.analysis = {run.key: outcome}
+    decision = world.run()
+    assert decision.status["phase"] == phase
+    assert decision.status["currentStepIndex"] == step
+    if phase == "Degraded":
+        assert decision.status["abort"]["reason"] == "AnalysisFailed"
+        assert "error-rate 0.07" in decision.status["abort"]["message"]
+    if phase == "Paused":
+        assert "no data" in decision.status["message"]
+        assert world.ask("promote").status["stableRevision"] == new
+
+
+def test_promote_full_skips_every_remaining_step(stable_world):
+    world = stable_world
+    new = start_new_version(world)
+    world.run()
+    decision = world.ask("promote-full")
+    assert decision.status["stableRevision"] == new
+    assert any(entry["action"] == "promote-full" and entry["actor"] == "alice" for entry in decision.status["history"])
+
+
+def test_manual_pause_freezes_timed_steps_until_resumed(stable_world):
+    world = stable_world
+    start_new_version(world)
+    world.run()
+    paused = world.ask("pause")
+    assert paused.status["phase"] == "Paused" and "paused by alice" in paused.status["message"]
+    world.advance(3600)
+    assert world.run().status["currentStepIndex"] == 1
+    resumed = world.ask("resume")
+    assert resumed.status["currentStepIndex"] == 3  # the 10m pause had elapsed; runs on to the indefinite pause
+
+
+def test_rejected_requests_are_answered_and_not_applied(stable_world):
+    world = stable_world
+    decision = world.ask("promote")
+    assert decision.status["lastRequest"]["accepted"] is False
+    assert decision.status["lastRequest"]["message"] == "no rollout in progress"
+    assert "ManualActionRejected" in [
+        e.reason for e in decide(replace(world.observe(), request=Request("resume", "x"))).events
+    ]
+
+
+def test_a_handled_request_is_not_applied_twice(stable_world):
+    world = stable_world
+    start_new_version(world, steps=[{"setWeight": 5}, {"pause": {}}, {"pause": {}}, {"setWeight": 100}])
+    world.run()
+    request = Request("promote", "same-id", "alice")
+    world.request = request
+    once = world.step()
+    world.request = request  # the clear was lost; the same request is seen again
+    twice = world.step()
+    assert once.status["currentStepIndex"] == twice.status["currentStepIndex"] == 2
+    assert [entry["action"] for entry in twice.status["history"]].count("promote") == 1
+
+
+def test_undo_when_idle_brings_the_previous_revision_back_without_steps(stable_world):
+    world = stable_world
+    first = world.spec.revision
+    second = start_new_version(world)
+    world.ask("promote-full")
+    world.advance(60)
+    world.run()
+    assert world.status["stableRevision"] == second and world.replicas()[first] == 0
+
+    undo = world.ask("undo", actor="carol")
+    assert undo.status["lastRequest"]["accepted"] is True
+    final = world.run()
+    assert final.status["stableRevision"] == first
+    assert final.status["phase"] == "Degraded"
+    assert final.status["abort"]["revision"] == second and final.status["abort"]["reason"] == "RolledBack"
+    assert final.weights.canary == 0
+    world.advance(31)
+    world.run()
+    assert world.replicas() == {first: 4, second: 0}
+
+
+def test_undo_mid_rollout_is_an_immediate_abort(stable_world):
+    world = stable_world
+    start_new_version(world)
+    world.run()
+    decision = world.ask("undo")
+    assert decision.status["abort"]["reason"] == "RolledBack"
+    assert decision.weights.canary == 0
+
+
+def test_replicas_change_mid_rollout_is_not_a_new_revision(stable_world):
+    world = stable_world
+    new = start_new_version(world)
+    world.run()
+    world.spec = make_spec(version="2", replicas=8)
+    decision = world.run()
+    assert decision.status["canaryRevision"] == new
+    assert decision.status["currentStepIndex"] == 1
+    assert decision.replicas_of(decision.stable_revision) == 8
+
+
+def test_history_limit_keeps_the_newest_old_revisions():
+    world = World(make_spec(history=1))
+    world.run()
+    for version in ("2", "3", "4"):
+        world.spec = make_spec(version=version, history=1, steps=[{"setWeight": 100}])
+        world.run()
+        world.advance(31)
+        world.run()
+    assert len(world.deployments) == 2
+    assert world.spec.revision in world.deployments
+
+
+def test_invalid_status_keeps_the_serving_revision():
+    world = World(make_spec())
+    previous = world.run().status
+    status, events = invalid_status(1, previous, "InvalidSpec", "containers[0].image: Required value", T0)
+    assert status["stableRevision"] == previous["stableRevision"]
+    assert status["phase"] == "Degraded" and conditions(status)["Stalled"] == "True"
+    assert [e.type for e in events] == ["Warning"]
+    assert invalid_status(1, status, "InvalidSpec", "containers[0].image: Required value", T0)[1] == ()
