@@ -82,7 +82,7 @@ async def _worker(memo: kopf.Memo) -> None:
         key = await queue.get()
         namespace, name = key
         try:
-            await loop.run_in_executor(memo.executor, memo.reconciler.reconcile, namespace, name)
+            requeue = await loop.run_in_executor(memo.executor, memo.reconciler.reconcile, namespace, name)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - any failure is retried with backoff; the stable model keeps serving
@@ -91,7 +91,8 @@ async def _worker(memo: kopf.Memo) -> None:
             queue.add_after(key, delay)
         else:
             queue.forget(key)
-            queue.add_after(key, RESYNC_SECONDS)
+            # Time-based steps (pauses, delayed scale-downs) ask to be woken; otherwise resync rarely.
+            queue.add_after(key, min(requeue, RESYNC_SECONDS) if requeue is not None else RESYNC_SECONDS)
         finally:
             queue.done(key)
 

@@ -12,7 +12,7 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.core.reconcile import Event
+from modelrollout.core.rollout import Event
 from modelrollout.kube.client import EVENT, KubeClient, KubeError
 
 REPORTING_CONTROLLER = "modelrollout.io/operator"

@@ -1,32 +1,44 @@
 """One reconcile of one ModelDeployment: observe, decide (pure core), act.
 
 Rules:
-- Reads everything first, then asks `core.reconcile.reconcile`, then writes; no decision here.
-- Only children carrying our owner reference (by uid) are considered ours.
+- Reads everything first, then asks `core.rollout.decide`, then writes; no decision here.
+- Only children carrying our controller owner reference (by uid) are considered ours.
+- Writes are ordered so no request ever reaches a pod that is not there: scale-ups and the current
+  template first, then Services, then routing objects, then scale-downs, then deletions.
 - The current revision's Deployment is server-side applied in full; other revisions only get their
-  replica count patched, because their templates live only in their own Deployments.
-- The apiserver rejecting a child (400/422) is the user's input error: reported as Stalled with the
-  apiserver's message, and nothing already serving is touched.
-- Status is written only when it differs, so a steady object costs reads only.
+  replica count and track label patched, because their templates live only in their own Deployments.
+- The apiserver rejecting a child (400/422), or a routing API that is not installed (404), is the
+  user's input error: reported as Stalled with the apiserver's message, serving pods untouched.
+- Status is written with the object's resourceVersion as a precondition, only when it differs; a
+  handled manual request is cleared in that same write, so it can be neither lost nor run twice.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from modelrollout.controller.events import EventRecorder
 from modelrollout.core import labels
-from modelrollout.core.reconcile import Decision, ObservedDeployment, invalid, reconcile
-from modelrollout.core.spec import ObjectMeta, parse_meta, parse_spec
-from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, KubeClient, KubeError
+from modelrollout.core.observed import AnalysisOutcome, Observation, ObservedDeployment, Request
+from modelrollout.core.rollout import AnalysisRun, Decision, decide, invalid_status
+from modelrollout.core.spec import ROUTER_NONE, ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
+from modelrollout.kube.client import DEPLOYMENT, KINDS, MODEL_DEPLOYMENT, SERVICE, KubeClient, KubeError
 from modelrollout.render import workloads
+from modelrollout.render.routers import RouteTarget, router_for
 
 log = logging.getLogger(__name__)
 
 INVALID_STATUSES = (400, 422)
+TRACK_STABLE, TRACK_CANARY, TRACK_OLD = "stable", "canary", "old"
+
+AnalysisSource = Callable[[dict[str, Any], tuple[AnalysisRun, ...]], Mapping[str, AnalysisOutcome]]
+
+
+class RejectedChild(Exception):
+    """The apiserver refused an object derived from the spec: the user's input must change."""
 
 
 def utcnow() -> datetime:
@@ -58,58 +70,172 @@ def observe_deployment(body: dict[str, Any]) -> ObservedDeployment:
     )
 
 
+def no_analysis(body: dict[str, Any], runs: tuple[AnalysisRun, ...]) -> Mapping[str, AnalysisOutcome]:
+    return {}
+
+
 class Reconciler:
-    def __init__(self, kube: KubeClient, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        clock: Callable[[], datetime] = utcnow,
+        analysis: AnalysisSource = no_analysis,
+    ) -> None:
         self._kube = kube
         self._clock = clock
+        self._analysis = analysis
         self._events = EventRecorder(kube)
 
-    def reconcile(self, namespace: str, name: str) -> None:
+    def reconcile(self, namespace: str, name: str) -> float | None:
+        """Converge one ModelDeployment; returns seconds until it must be looked at again, if time matters."""
         body = self._kube.get(MODEL_DEPLOYMENT, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
-            return  # gone or going: owner references let the garbage collector remove the children
+            return None  # gone or going: owner references let the garbage collector remove the children
         meta = parse_meta(body)
         spec = parse_spec(body.get("spec") or {})
         previous = body.get("status") or {}
         children = self._kube.list(DEPLOYMENT, namespace, f"{labels.DEPLOYMENT_LABEL}={name}")
-        owned = {observe_deployment(child).revision: child for child in children if owned_by(child, meta.uid)}
-        observed = [observe_deployment(child) for child in owned.values()]
+        owned = {}
+        for child in children:
+            if owned_by(child, meta.uid):
+                owned[observe_deployment(child).revision] = child
+        observed = tuple(observe_deployment(child) for child in owned.values())
+        request = Request.from_status(previous.get("request"))
         now = self._clock()
-        decision = reconcile(meta, spec, previous, observed, now)
+        first = decide(Observation(meta, spec, previous, observed, now, request))
+        outcomes = self._analysis(body, first.analysis_runs) if first.analysis_runs else {}
+        decision = decide(Observation(meta, spec, previous, observed, now, request, outcomes)) if outcomes else first
         try:
-            self._act(meta, spec, decision, owned)
+            self._act(meta, spec, decision, owned, previous)
             status, events = decision.status, decision.events
-        except KubeError as error:
-            if error.status not in INVALID_STATUSES:
-                raise
-            status, events = invalid(
-                meta, previous, "InvalidSpec", f"the apiserver rejected a child: {error.message}", now
-            )
+        except RejectedChild as error:
+            status, events = invalid_status(meta.generation, previous, "InvalidSpec", str(error), now)
+        if request is not None:
+            status = {**status, "request": None}
         if any(previous.get(key) != value for key, value in status.items()):
-            self._kube.patch_status(MODEL_DEPLOYMENT, namespace, name, status)
+            self._kube.request(
+                "PATCH",
+                MODEL_DEPLOYMENT.path(namespace, name, "status"),
+                body={"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": status},
+                content_type="application/merge-patch+json",
+            )
         for event in events:
             self._events.emit(body, event, now)
+        return decision.requeue_after
 
-    def _act(self, meta: ObjectMeta, spec, decision: Decision, owned: dict[str, dict[str, Any]]) -> None:
+    # --- writes ----------------------------------------------------------------------------------
+
+    def _act(
+        self,
+        meta: ObjectMeta,
+        spec: ModelDeploymentSpec,
+        decision: Decision,
+        owned: dict[str, dict[str, Any]],
+        previous: dict[str, Any],
+    ) -> None:
+        tracks = {decision.stable_revision: TRACK_STABLE}
+        if decision.canary_revision:
+            tracks[decision.canary_revision] = TRACK_CANARY
+        scale_downs = []
         for desired in decision.deployments:
-            if desired.revision == spec.revision:
-                self._kube.apply(
-                    workloads.deployment(
-                        meta,
-                        spec,
-                        desired.revision,
-                        desired.replicas,
-                        spec.template,
-                        workloads.model_labels(spec),
+            track = tracks.get(desired.revision, TRACK_OLD)
+            existing = owned.get(desired.revision)
+            current_replicas = (existing or {}).get("spec", {}).get("replicas", 0)
+            if desired.replicas < current_replicas:
+                scale_downs.append((desired, track))
+            elif desired.revision == spec.revision:
+                self._guard(
+                    lambda d=desired, t=track: self._kube.apply(
+                        workloads.deployment(
+                            meta,
+                            spec,
+                            d.revision,
+                            d.replicas,
+                            spec.template,
+                            workloads.model_labels(spec),
+                            t,
+                        )
                     )
                 )
-            elif owned[desired.revision].get("spec", {}).get("replicas") != desired.replicas:
-                self._kube.request(
-                    "PATCH",
-                    DEPLOYMENT.path(meta.namespace, owned[desired.revision]["metadata"]["name"]),
-                    body={"spec": {"replicas": desired.replicas}},
-                    content_type="application/merge-patch+json",
-                )
-        self._kube.apply(workloads.service(meta, spec, decision.service_revision))
+            else:
+                self._patch_deployment(meta, existing, desired.replicas, track)
+        self._apply_services(meta, spec, decision)
+        self._apply_routes(meta, spec, decision, previous)
+        for desired, track in scale_downs:
+            self._patch_deployment(meta, owned[desired.revision], desired.replicas, track)
         for revision in decision.delete_revisions:
             self._kube.delete(DEPLOYMENT, meta.namespace, owned[revision]["metadata"]["name"])
+
+    def _patch_deployment(self, meta: ObjectMeta, existing: dict[str, Any] | None, replicas: int, track: str) -> None:
+        if existing is None:
+            return  # a revision with no Deployment left has no template to recreate it from
+        same_replicas = existing.get("spec", {}).get("replicas") == replicas
+        same_track = existing["metadata"].get("labels", {}).get(labels.TRACK_LABEL) == track
+        if same_replicas and same_track:
+            return
+        self._kube.request(
+            "PATCH",
+            DEPLOYMENT.path(meta.namespace, existing["metadata"]["name"]),
+            body={"metadata": {"labels": {labels.TRACK_LABEL: track}}, "spec": {"replicas": replicas}},
+            content_type="application/merge-patch+json",
+        )
+
+    def _apply_services(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
+        routed = spec.router != ROUTER_NONE
+        # Without a router the main Service spans every revision, so replica counts set the split.
+        self._guard(
+            lambda: self._kube.apply(workloads.service(meta, spec, decision.stable_revision if routed else None))
+        )
+        stable_name = workloads.stable_service_name(meta.name)
+        canary_name = workloads.canary_service_name(meta.name)
+        if routed:
+            canary_revision = decision.canary_revision or decision.stable_revision
+            self._guard(
+                lambda: self._kube.apply(
+                    workloads.service(meta, spec, decision.stable_revision, stable_name, TRACK_STABLE)
+                )
+            )
+            self._guard(
+                lambda: self._kube.apply(workloads.service(meta, spec, canary_revision, canary_name, TRACK_CANARY))
+            )
+        else:
+            self._kube.delete(SERVICE, meta.namespace, stable_name)
+            self._kube.delete(SERVICE, meta.namespace, canary_name)
+
+    def _apply_routes(
+        self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision, previous: dict[str, Any]
+    ) -> None:
+        router = router_for(spec.router)
+        target = RouteTarget(
+            name=meta.name,
+            namespace=meta.namespace,
+            port=spec.service.port,
+            stable_service=workloads.stable_service_name(meta.name),
+            canary_service=workloads.canary_service_name(meta.name),
+            config=dict(spec.traffic_routing.get(spec.router) or {}),
+            labels=workloads.common_labels(meta),
+            owner=workloads.owner_reference(meta),
+        )
+        for body in router.render(target, decision.weights):
+            self._guard(lambda b=body: self._kube.apply(b), routing=True)
+        earlier = previous.get("trafficRouter")
+        if earlier and earlier != spec.router:
+            for api_version, kind, name in router_for(earlier).object_names(meta.name):
+                try:
+                    self._kube.delete(KINDS[(api_version, kind)], meta.namespace, name)
+                except KubeError as error:
+                    if error.status != 404:  # the API itself may be gone with the router
+                        raise
+
+    @staticmethod
+    def _guard(write: Callable[[], Any], routing: bool = False) -> Any:
+        try:
+            return write()
+        except KubeError as error:
+            if error.status in INVALID_STATUSES:
+                raise RejectedChild(f"the apiserver rejected a child: {error.message}") from error
+            if routing and error.status == 404:
+                raise RejectedChild(
+                    f"the cluster does not serve the routing API ({error.message}); is the data plane's CRD installed?"
+                ) from error
+            raise

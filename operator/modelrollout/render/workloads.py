@@ -50,8 +50,13 @@ def deployment(
     replicas: int,
     template: dict[str, Any],
     model_labels: dict[str, str],
+    track: str = "",
 ) -> dict[str, Any]:
-    """The Deployment of one revision. `template` and `model_labels` are that revision's own."""
+    """The Deployment of one revision. `template` and `model_labels` are that revision's own.
+
+    The track (stable, canary) labels the Deployment, not its pod template: promoting a canary
+    must not restart its pods.
+    """
     selector = {labels.DEPLOYMENT_LABEL: meta.name, labels.REVISION_LABEL: revision}
     pod_template = copy.deepcopy(template)
     pod_metadata = pod_template.setdefault("metadata", {})
@@ -60,6 +65,8 @@ def deployment(
     pod_labels.update(common_labels(meta))
     pod_labels[labels.REVISION_LABEL] = revision
     metadata_labels = {**common_labels(meta), **model_labels, labels.REVISION_LABEL: revision}
+    if track:
+        metadata_labels[labels.TRACK_LABEL] = track
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -85,20 +92,36 @@ def model_labels(spec: ModelDeploymentSpec) -> dict[str, str]:
     return {labels.MODEL_NAME_LABEL: spec.model.name, labels.MODEL_VERSION_LABEL: spec.model.version}
 
 
-def service(meta: ObjectMeta, spec: ModelDeploymentSpec, revision: str, name: str | None = None) -> dict[str, Any]:
-    """The Service clients call, selecting the pods of `revision`."""
+def stable_service_name(name: str) -> str:
+    return f"{name}-stable"
+
+
+def canary_service_name(name: str) -> str:
+    return f"{name}-canary"
+
+
+def service(
+    meta: ObjectMeta, spec: ModelDeploymentSpec, revision: str | None, name: str | None = None, track: str = ""
+) -> dict[str, Any]:
+    """A Service over the pods of `revision`, or of every revision when `revision` is None (no router)."""
+    selector = {labels.DEPLOYMENT_LABEL: meta.name}
+    if revision is not None:
+        selector[labels.REVISION_LABEL] = revision
+    service_labels = common_labels(meta)
+    if track:
+        service_labels[labels.TRACK_LABEL] = track
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
             "name": name or meta.name,
             "namespace": meta.namespace,
-            "labels": common_labels(meta),
+            "labels": service_labels,
             "ownerReferences": [owner_reference(meta)],
         },
         "spec": {
             "type": "ClusterIP",
-            "selector": {labels.DEPLOYMENT_LABEL: meta.name, labels.REVISION_LABEL: revision},
+            "selector": selector,
             "ports": [
                 {
                     "name": spec.service.name,
