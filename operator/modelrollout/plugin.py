@@ -1,19 +1,35 @@
-"""`kubectl modelrollout`: read a ModelDeployment's rollout state from the command line.
+"""`kubectl modelrollout`: watch rollouts and act on them by hand, GitOps-safe.
 
-Manual actions (promote, abort, pause, ...) come with the canary rollout; this shows status and
-lists ModelDeployments, reading only status so it works under read-only RBAC.
+Rules:
+- Actions (promote, abort, retry, pause, resume, undo) are written as `status.request` on the
+  status subresource, never into `spec`: Git owns the spec and would revert them; status is not
+  compared by Argo CD or Flux. RBAC can grant `modeldeployments/status` patch alone to people who
+  may drive rollouts but not edit them.
+- Who asked is taken from the apiserver (SelfSubjectReview), not typed by hand.
+- The write carries the resourceVersion it read, and a pending request is never overwritten.
+- The command waits for the operator's answer (`status.lastRequest`) and exits non-zero when the
+  action was rejected or not answered in time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import config as k8s_config
 
-from modelrollout.kube.client import MODEL_DEPLOYMENT, KubeClient
+from modelrollout.core import labels
+from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, KubeClient, KubeError
+
+ACTIONS = ("promote", "abort", "retry", "pause", "resume", "undo")
+FINAL_PHASES = ("Healthy", "Degraded")
 
 
 def _default_namespace(kubeconfig: str | None) -> str:
@@ -24,11 +40,25 @@ def _default_namespace(kubeconfig: str | None) -> str:
         return "default"
 
 
+def whoami(kube: KubeClient) -> str:
+    """The authenticated user name, as the apiserver sees it."""
+    try:
+        review = kube.request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        return review.get("status", {}).get("userInfo", {}).get("username") or "unknown"
+    except KubeError:
+        return "unknown"
+
+
 def format_status(body: dict[str, Any]) -> str:
     status = body.get("status") or {}
     spec = body.get("spec") or {}
     model = spec.get("model") or {}
     weights = status.get("weights") or {}
+    steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
     lines = [
         f"Name:        {body['metadata']['name']}",
         f"Namespace:   {body['metadata']['namespace']}",
@@ -37,46 +67,210 @@ def format_status(body: dict[str, Any]) -> str:
         f"Message:     {status.get('message', '')}",
         f"Stable:      {status.get('stableRevision', '')}",
         f"Canary:      {status.get('canaryRevision', '') or '-'}",
+    ]
+    if status.get("canaryRevision") and steps:
+        lines.append(f"Step:        {int(status.get('currentStepIndex', 0)) + 1}/{len(steps)}")
+    lines += [
         "Weights:     "
         f"stable {weights.get('stable', 0)}%  canary {weights.get('canary', 0)}%  mirror {weights.get('mirror', 0)}%",
         f"Replicas:    {status.get('readyReplicas', 0)}/{spec.get('replicas', 0)} ready",
-        "Conditions:",
     ]
+    if status.get("abort"):
+        abort = status["abort"]
+        lines.append(f"Aborted:     {abort.get('revision')} ({abort.get('reason')}: {abort.get('message')})")
+    if status.get("lastRequest"):
+        last = status["lastRequest"]
+        verdict = "accepted" if last.get("accepted") else "rejected"
+        lines.append(f"Last action: {last.get('action')} by {last.get('actor')} {verdict}: {last.get('message')}")
+    lines.append("Conditions:")
     for condition in status.get("conditions", []):
         lines.append(f"  {condition['type']:<12} {condition['status']:<6} {condition.get('reason', '')}")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    root = argparse.ArgumentParser(prog="kubectl modelrollout", description="Inspect ModelDeployment rollouts.")
-    root.add_argument("--namespace", "-n")
-    root.add_argument("--kubeconfig")
+def format_history(body: dict[str, Any], deployments: list[dict[str, Any]]) -> str:
+    status = body.get("status") or {}
+    lines = ["REVISION    MODEL-VERSION        REPLICAS  TRACK    CREATED"]
+    for deployment in sorted(deployments, key=lambda d: d["metadata"].get("creationTimestamp", "")):
+        metadata = deployment["metadata"]
+        lines.append(
+            f"{metadata['labels'].get(labels.REVISION_LABEL, ''):<11} "
+            f"{metadata['labels'].get(labels.MODEL_VERSION_LABEL, ''):<20} "
+            f"{deployment['spec'].get('replicas', 0):<9} {metadata['labels'].get(labels.TRACK_LABEL, ''):<8} "
+            f"{metadata.get('creationTimestamp', '')}"
+        )
+    lines.append("")
+    lines.append("TIME                  ACTION           REVISION    ACTOR        MESSAGE")
+    for entry in status.get("history", []):
+        lines.append(
+            f"{entry.get('time', ''):<21} {entry.get('action', ''):<16} {entry.get('revision', ''):<11} "
+            f"{entry.get('actor', '-'):<12} {entry.get('message', '')}"
+        )
+    return "\n".join(lines)
+
+
+def request_action(
+    kube: KubeClient,
+    namespace: str,
+    name: str,
+    action: str,
+    actor: str,
+    revision: str = "",
+    timeout: float = 30.0,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> tuple[bool, str]:
+    """Write the request, then wait for the operator's answer. Returns (accepted, message)."""
+    request_id = uuid.uuid4().hex[:16]
+    request = {
+        "action": action,
+        "id": request_id,
+        "actor": actor,
+        "requestedAt": clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if revision:
+        request["revision"] = revision
+    for _ in range(5):
+        body = kube.get(MODEL_DEPLOYMENT, namespace, name)
+        if body is None:
+            return False, f'modeldeployment "{name}" not found in namespace "{namespace}"'
+        pending = (body.get("status") or {}).get("request")
+        if pending:
+            return False, (
+                f"a {pending.get('action')} request by {pending.get('actor', 'someone')} is still pending "
+                f"(since {pending.get('requestedAt', '?')}); is the operator running?"
+            )
+        try:
+            kube.request(
+                "PATCH",
+                MODEL_DEPLOYMENT.path(namespace, name, "status"),
+                body={
+                    "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+                    "status": {"request": request},
+                },
+                content_type="application/merge-patch+json",
+            )
+            break
+        except KubeError as error:
+            if not error.conflict:
+                return False, f"could not record the request: {error.message}"
+    else:
+        return False, "could not record the request: the object kept changing"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = kube.get(MODEL_DEPLOYMENT, namespace, name) or {}
+        last = (body.get("status") or {}).get("lastRequest") or {}
+        if last.get("id") == request_id:
+            return bool(last.get("accepted")), str(last.get("message", ""))
+        time.sleep(0.5)
+    return False, f"the {action} request is recorded, but the operator has not answered within {timeout:.0f}s"
+
+
+def watch_status(kube: KubeClient, namespace: str, name: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while True:
+        body = kube.get(MODEL_DEPLOYMENT, namespace, name)
+        if body is None:
+            print(f'Error: modeldeployment "{name}" not found', file=sys.stderr)
+            return 1
+        text = format_status(body)
+        if text != shown:
+            print(text + "\n", flush=True)
+            shown = text
+        status = body.get("status") or {}
+        current = status.get("observedGeneration") == body["metadata"].get("generation")
+        if current and status.get("phase") in FINAL_PHASES:
+            return 0 if status["phase"] == "Healthy" else 1
+        if time.monotonic() >= deadline:
+            print(f"still {status.get('phase')} after {timeout:.0f}s", file=sys.stderr)
+            return 2
+        time.sleep(1.0)
+
+
+def parser() -> argparse.ArgumentParser:
+    # Like kubectl, -n/--kubeconfig may stand before or after the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--namespace", "-n", default=argparse.SUPPRESS)
+    common.add_argument("--kubeconfig", default=argparse.SUPPRESS)
+    root = argparse.ArgumentParser(
+        prog="kubectl modelrollout", description="Watch and drive ModelDeployment rollouts.", parents=[common]
+    )
     commands = root.add_subparsers(dest="command", required=True)
-    status = commands.add_parser("status", help="show one ModelDeployment's rollout")
+    add_parser = commands.add_parser
+
+    def add_command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return add_parser(name, parents=[common], **kwargs)
+
+    commands.add_parser = add_command  # type: ignore[method-assign]
+    status = commands.add_parser("status", help="show a rollout")
     status.add_argument("name")
+    status.add_argument("--watch", "-w", action="store_true", help="follow until Healthy or Degraded")
+    status.add_argument("--timeout", type=float, default=3600.0)
+    status.add_argument("--output", "-o", choices=["text", "json"], default="text")
     listing = commands.add_parser("list", help="list ModelDeployments")
     listing.add_argument("--all-namespaces", "-A", action="store_true")
-    args = root.parse_args(argv)
+    history = commands.add_parser("history", help="revisions and recorded actions")
+    history.add_argument("name")
+    for action, text in (
+        ("promote", "finish the current step (or all steps with --full)"),
+        ("abort", "send all traffic back to stable and scale the canary down"),
+        ("retry", "roll the aborted revision out again from the first step"),
+        ("pause", "hold the rollout at its current step"),
+        ("resume", "continue a rollout paused by a person"),
+        ("undo", "go back to the previous revision at once, without steps"),
+    ):
+        command = commands.add_parser(action, help=text)
+        command.add_argument("name")
+        command.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the operator")
+        if action == "promote":
+            command.add_argument("--full", action="store_true", help="skip every remaining step")
+        if action == "undo":
+            command.add_argument("--to-revision", default="", help="revision to go back to (see history)")
+    return root
 
-    kube = KubeClient.from_environment(args.kubeconfig)
-    namespace = args.namespace or _default_namespace(args.kubeconfig)
-    if args.command == "status":
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    kubeconfig = getattr(args, "kubeconfig", None)
+    try:
+        kube = KubeClient.from_environment(kubeconfig)
+    except (k8s_config.ConfigException, OSError) as error:
+        print(f"Error: no usable kubeconfig: {error}", file=sys.stderr)
+        return 1
+    namespace = getattr(args, "namespace", None) or _default_namespace(kubeconfig)
+    try:
+        if args.command in ACTIONS:
+            action = "promote-full" if args.command == "promote" and args.full else args.command
+            accepted, message = request_action(
+                kube, namespace, args.name, action, whoami(kube), getattr(args, "to_revision", ""), args.timeout
+            )
+            print(message, file=sys.stdout if accepted else sys.stderr)
+            return 0 if accepted else 1
+        if args.command == "list":
+            items = kube.list(MODEL_DEPLOYMENT, None if args.all_namespaces else namespace)
+            print(f"{'NAMESPACE':<20} {'NAME':<30} {'PHASE':<12} {'STABLE':<12} {'CANARY':<12} WEIGHT")
+            for item in items:
+                status = item.get("status") or {}
+                print(
+                    f"{item['metadata']['namespace']:<20} {item['metadata']['name']:<30} {status.get('phase', ''):<12} "
+                    f"{status.get('stableRevision', ''):<12} {status.get('canaryRevision', '') or '-':<12} "
+                    f"{(status.get('weights') or {}).get('canary', 0)}"
+                )
+            return 0
         body = kube.get(MODEL_DEPLOYMENT, namespace, args.name)
         if body is None:
             print(f'Error: modeldeployment "{args.name}" not found in namespace "{namespace}"', file=sys.stderr)
             return 1
-        print(format_status(body))
-    else:
-        items = kube.list(MODEL_DEPLOYMENT, None if args.all_namespaces else namespace)
-        print(f"{'NAMESPACE':<20} {'NAME':<30} {'PHASE':<12} {'STABLE':<12} {'CANARY':<12} WEIGHT")
-        for item in items:
-            status = item.get("status") or {}
-            print(
-                f"{item['metadata']['namespace']:<20} {item['metadata']['name']:<30} {status.get('phase', ''):<12} "
-                f"{status.get('stableRevision', ''):<12} {status.get('canaryRevision', '') or '-':<12} "
-                f"{(status.get('weights') or {}).get('canary', 0)}"
-            )
-    return 0
+        if args.command == "history":
+            deployments = kube.list(DEPLOYMENT, namespace, f"{labels.DEPLOYMENT_LABEL}={args.name}")
+            print(format_history(body, deployments))
+            return 0
+        if args.watch:
+            return watch_status(kube, namespace, args.name, args.timeout)
+        print(json.dumps(body.get("status") or {}, indent=2) if args.output == "json" else format_status(body))
+        return 0
+    finally:
+        kube.close()
 
 
 if __name__ == "__main__":
