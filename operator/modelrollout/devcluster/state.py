@@ -14,6 +14,7 @@ from pathlib import Path
 
 from modelrollout.devcluster import cluster
 from modelrollout.devcluster.build import cache_root
+from modelrollout.devcluster.routercrds import router_crds
 
 CRD_DIR = Path(__file__).resolve().parents[3] / "crds"
 
@@ -32,10 +33,12 @@ def up(directory: Path | None = None, nodes: int = cluster.DEFAULT_NODES) -> Pat
     return running.kubeconfig
 
 
-def install_crds(running: cluster.Cluster, crd_dir: Path = CRD_DIR) -> None:
-    """Apply the project's CRDs and wait until the apiserver serves them."""
-    running.kubectl("apply", "--server-side", "-f", str(crd_dir))
-    running.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crd_dir))
+def install_crds(running: cluster.Cluster, crd_dir: Path = CRD_DIR, routers: bool = True) -> None:
+    """Apply the project's CRDs (and the data planes' real ones) and wait until the apiserver serves them."""
+    paths = [crd_dir, *(router_crds() if routers else [])]
+    arguments = [argument for path in paths for argument in ("-f", str(path))]
+    running.kubectl("apply", "--server-side", "--force-conflicts", *arguments)
+    running.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
 
 def _pids(directory: Path) -> list[int]:

@@ -1,0 +1,48 @@
+"""The operator restarted mid-step continues from the persisted step, not from the start."""
+
+from __future__ import annotations
+
+from kopf.testing import KopfRunner
+
+from tests.integration.conftest import wait_for
+from tests.integration.helpers import (
+    apply,
+    healthy,
+    md,
+    plugin,
+    replicas_by_revision,
+    sample,
+    wait_status,
+    with_version,
+)
+
+OPERATOR_ARGS = ["run", "--standalone", "--all-namespaces", "-m", "modelrollout.handlers"]
+STEPS = [{"setWeight": 20}, {"pause": {"duration": "1h"}}, {"setWeight": 60}, {"pause": {}}, {"setWeight": 100}]
+
+
+def test_operator_restart_mid_step_resumes_the_same_step(control_plane, namespace):
+    first = sample(
+        replicas=5, strategy={"canary": {"steps": STEPS}}, trafficRouting={"istio": {"hosts": ["fraud.example.com"]}}
+    )
+    with KopfRunner(OPERATOR_ARGS, timeout=60):
+        assert apply(control_plane, namespace, first).returncode == 0
+        wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
+        assert apply(control_plane, namespace, with_version(first, "v2")).returncode == 0
+        before = wait_status(control_plane, namespace, lambda s: s["currentStepIndex"] == 1, "the 1h pause")
+    stopped = md(control_plane, namespace)
+    # While no operator runs, the stable keeps serving and nothing moves.
+    assert stopped["status"] == before["status"]
+    replicas = replicas_by_revision(control_plane, namespace)
+
+    with KopfRunner(OPERATOR_ARGS, timeout=60):
+        # Only a live operator answers; its answer names the step it found in status.
+        answered = plugin(control_plane, "pause", "fraud-scorer", "-n", namespace)
+        assert answered.returncode == 0, answered.stderr
+        assert "paused at step 2" in answered.stdout
+        body = md(control_plane, namespace)
+        assert body["status"]["currentStepIndex"] == 1
+        assert body["status"]["stepStartedAt"] == before["status"]["stepStartedAt"]
+        assert body["status"]["weights"]["canary"] == 20
+        assert replicas_by_revision(control_plane, namespace) == replicas
+        started = [e for e in body["status"]["history"] if e["action"] == "RolloutStarted"]
+        assert len(started) == 1
