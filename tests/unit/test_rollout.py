@@ -12,15 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from modelrollout.core.observed import (
-    ANALYSIS_FAILED,
-    ANALYSIS_INCONCLUSIVE,
-    ANALYSIS_SUCCESSFUL,
-    AnalysisOutcome,
-    Observation,
-    ObservedDeployment,
-    Request,
-)
+from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
+from modelrollout.core.observed import Observation, ObservedDeployment, Request
 from modelrollout.core.rollout import Decision, DesiredDeployment, canary_replicas_for, decide, invalid_status
 from modelrollout.core.spec import ObjectMeta, parse_spec
 
@@ -54,13 +47,21 @@ class World:
         self.unready: set[str] = set()
         self.created = 0
         self.request: Request | None = None
-        self.analysis: dict[str, AnalysisOutcome] = {}
+        self.analysis: dict[str, AnalysisInput] = {}
+        self.alerts: tuple[str, ...] = ()
         self.decision: Decision | None = None
         self.events: list[str] = []
 
     def observe(self) -> Observation:
         return Observation(
-            META, self.spec, self.status, tuple(self.deployments.values()), self.now, self.request, self.analysis
+            META,
+            self.spec,
+            self.status,
+            tuple(self.deployments.values()),
+            self.now,
+            self.request,
+            self.analysis,
+            self.alerts,
         )
 
     def step(self, settle=True) -> Decision:
@@ -310,34 +311,84 @@ def test_a_canary_that_never_becomes_ready_is_aborted_by_the_progress_deadline(s
 
 
 ANALYSIS_STEPS = [{"setWeight": 10}, {"analysis": {"templates": [{"name": "error-rate"}]}}, {"setWeight": 100}]
+ERROR_RATE = MetricSpec(
+    "error-rate", interval=60, count=1, consecutive_error_limit=0, success_condition="result < 0.01"
+)
+
+
+def measured(value=None, error=""):
+    return AnalysisInput((ERROR_RATE,), {"error-rate": Measurement(T0, value, error)})
 
 
 @pytest.mark.parametrize(
-    ("outcome", "phase", "step"),
+    ("given", "phase", "step", "message"),
     [
-        (None, "Progressing", 1),
-        (AnalysisOutcome(ANALYSIS_SUCCESSFUL), "Healthy", 0),
-        (AnalysisOutcome(ANALYSIS_FAILED, "error-rate 0.07 failed result < 0.01"), "Degraded", 0),
-        (AnalysisOutcome(ANALYSIS_INCONCLUSIVE, "error-rate: no data"), "Paused", 1),
+        (None, "Progressing", 1, "waiting for the analysis to start"),
+        (measured(0.001), "Healthy", 0, "successCondition"),
+        (measured(0.07), "Degraded", 0, "error-rate: 0.07 did not meet successCondition result < 0.01"),
+        (measured(None), "Paused", 1, "no data (noDataPolicy Inconclusive)"),
+        (measured(error="connection refused"), "Paused", 1, "1 consecutive errors, last: connection refused"),
+        (AnalysisInput(error="ModelAnalysisTemplate error-rate not found"), "Degraded", 0, "not found"),
     ],
+    ids=["running", "success", "failure", "no-data", "unreachable", "invalid"],
 )
-def test_an_analysis_step_blocks_on_its_result(stable_world, outcome, phase, step):
+def test_an_analysis_step_blocks_on_its_result(stable_world, given, phase, step, message):
     world = stable_world
     new = start_new_version(world, steps=ANALYSIS_STEPS)
     waiting = world.run()
     (run,) = waiting.analysis_runs
     assert run.key == f"{new}-step-1" and run.analysis.templates[0].name == "error-rate"
-    if outcome is not None:
-        world.analysis = {run.key: outcome}
+    if given is not None:
+        world.analysis = {run.key: given}
     decision = world.run()
     assert decision.status["phase"] == phase
     assert decision.status["currentStepIndex"] == step
+    everything = decision.status["message"] + str(decision.status.get("abort")) + str(decision.status["history"])
+    assert message in everything
     if phase == "Degraded":
-        assert decision.status["abort"]["reason"] == "AnalysisFailed"
-        assert "error-rate 0.07" in decision.status["abort"]["message"]
+        assert decision.status["abort"]["reason"] in ("AnalysisFailed", "AnalysisInvalid")
+        assert decision.weights.canary == 0
     if phase == "Paused":
-        assert "no data" in decision.status["message"]
-        assert world.ask("promote").status["stableRevision"] == new
+        assert world.ask("promote").status["stableRevision"] == new  # a person decides
+
+
+def test_a_failing_measurement_is_kept_in_status_with_value_and_condition(stable_world):
+    world = stable_world
+    new = start_new_version(world, steps=ANALYSIS_STEPS)
+    world.run()
+    world.analysis = {f"{new}-step-1": measured(0.07)}
+    decision = world.run()
+    (run,) = decision.status["analysisRuns"]
+    (metric,) = run["metrics"]
+    assert metric["phase"] == "Failed" and metric["condition"] == "result < 0.01"
+    assert metric["measurements"][-1]["value"] == "0.07"
+
+
+def test_a_firing_alert_rolls_back_at_once(stable_world):
+    world = stable_world
+    start_new_version(world)
+    world.run()
+    world.alerts = ('FraudScorerErrors{severity="page"}',)
+    decision = world.step()
+    assert decision.weights.canary == 0
+    assert decision.status["abort"]["reason"] == "AlertFiring"
+    assert 'FraudScorerErrors{severity="page"}' in decision.status["abort"]["message"]
+
+
+def test_background_analysis_failure_aborts_from_its_starting_step(stable_world):
+    world = stable_world
+    background = {"templates": [{"name": "error-rate"}], "startingStep": 1}
+    world.spec = make_spec(version="2", analysis=background)
+    new = world.spec.revision
+    first = world.step()
+    assert first.analysis_runs == ()  # step 0: not yet
+    world.run()
+    key = f"{new}-background"
+    assert [r.key for r in world.decision.analysis_runs] == [key]
+    world.analysis = {key: measured(0.5)}
+    decision = world.step()
+    assert decision.status["abort"]["reason"] == "AnalysisFailed"
+    assert "background analysis" in decision.status["abort"]["message"]
 
 
 def test_promote_full_skips_every_remaining_step(stable_world):

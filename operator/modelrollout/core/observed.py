@@ -7,14 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from modelrollout.core.analysis import AnalysisInput
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta
-
-# Outcomes of an analysis run, as the analysis engine reports them.
-ANALYSIS_RUNNING = "Running"
-ANALYSIS_SUCCESSFUL = "Successful"
-ANALYSIS_FAILED = "Failed"
-ANALYSIS_INCONCLUSIVE = "Inconclusive"
-ANALYSIS_ERROR = "Error"
 
 
 @dataclass(frozen=True)
@@ -70,12 +64,6 @@ class Request:
 
 
 @dataclass(frozen=True)
-class AnalysisOutcome:
-    phase: str  # one of the ANALYSIS_* values
-    message: str = ""
-
-
-@dataclass(frozen=True)
 class Observation:
     meta: ObjectMeta
     spec: ModelDeploymentSpec
@@ -83,4 +71,5 @@ class Observation:
     deployments: tuple[ObservedDeployment, ...]
     now: datetime
     request: Request | None = None
-    analysis: Mapping[str, AnalysisOutcome] = field(default_factory=dict)
+    analysis: Mapping[str, AnalysisInput] = field(default_factory=dict)
+    firing_alerts: tuple[str, ...] = ()  # rollbackOn alerts firing now, described

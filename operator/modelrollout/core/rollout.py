@@ -22,19 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelrollout.core import analysis as runs
 from modelrollout.core import conditions as cond
 from modelrollout.core.conditions import Condition, format_time, parse_time
 from modelrollout.core.durations import format_seconds
 from modelrollout.core.labels import DEPLOYMENT_LABEL, REVISION_LABEL
-from modelrollout.core.observed import (
-    ANALYSIS_ERROR,
-    ANALYSIS_FAILED,
-    ANALYSIS_INCONCLUSIVE,
-    ANALYSIS_SUCCESSFUL,
-    Observation,
-    ObservedDeployment,
-    Request,
-)
+from modelrollout.core.observed import Observation, ObservedDeployment, Request
 from modelrollout.core.spec import (
     ROUTER_NONE,
     STEP_ANALYSIS,
@@ -118,6 +111,7 @@ class _State:
     pauses: dict[str, dict[str, Any]]
     history: list[dict[str, Any]]
     last_request: dict[str, Any] | None
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
     @classmethod
@@ -134,6 +128,7 @@ class _State:
             pauses={p["reason"]: dict(p) for p in status.get("pauseReasons") or []},
             history=list(status.get("history") or []),
             last_request=dict(status["lastRequest"]) if status.get("lastRequest") else None,
+            runs={run["key"]: dict(run) for run in status.get("analysisRuns") or [] if run.get("key")},
         )
 
     def record(self, now: datetime, action: str, revision: str, message: str, actor: str = "") -> None:
@@ -238,6 +233,7 @@ class _Rollout:
     def _start(self, revision: str) -> None:
         state = self.state
         state.canary, state.step, state.step_started, state.weight, state.abort = revision, 0, self.now, 0, None
+        state.runs = {}
         state.unpause(PAUSE_STEP, PAUSE_INCONCLUSIVE)
         state.scale_downs.pop(revision, None)
         message = (
@@ -309,6 +305,13 @@ class _Rollout:
                 f"{self.spec.progress_deadline_seconds}s ({canary.available_replicas} available)",
             )
             return
+        if self.obs.firing_alerts:
+            self._abort("AlertFiring", f"alert {', '.join(self.obs.firing_alerts)} is firing")
+            return
+        if self.spec.rollback_alerts:
+            self.requeue.append(self.spec.alerts_poll_seconds)  # poll ALERTS while the rollout runs
+        if not self._background_analysis():
+            return
         while True:
             if PAUSE_MANUAL in state.pauses:
                 self.paused_message = f"paused by {state.pauses[PAUSE_MANUAL].get('message') or 'a person'}"
@@ -343,29 +346,64 @@ class _Rollout:
             elif step.kind == STEP_ANALYSIS and not self._analysis_step(step.analysis, label):
                 return
 
-    def _analysis_step(self, analysis: AnalysisRef | None, label: str) -> bool:
-        """True when the step is done and the machine may continue."""
+    def _run_analysis(self, key: str, ref: AnalysisRef) -> tuple[str, str]:
+        """Advance the run `key` with this reconcile's measurements; returns (phase, message)."""
         state = self.state
-        key = f"{state.canary}-step-{state.step}"
-        if analysis is not None:
-            self.analysis_runs.append(AnalysisRun(key, state.canary, analysis))
-        outcome = self.obs.analysis.get(key)
-        phase = outcome.phase if outcome else ""
-        if phase == ANALYSIS_SUCCESSFUL:
-            state.unpause(PAUSE_INCONCLUSIVE)
-            self._complete_step(f"{label} succeeded")
+        self.analysis_runs.append(AnalysisRun(key, state.canary, ref))
+        given = self.obs.analysis.get(key)
+        if given is None:
+            return runs.RUNNING, "waiting for the analysis to start"
+        if given.error:
+            return runs.ERROR, given.error
+        run = runs.advance(state.runs.get(key), key, state.canary, given.metrics, given.measurements, self.now)
+        state.runs[key] = run
+        wait = runs.seconds_until_due(run, given.metrics, self.now)
+        if wait is not None:
+            self.requeue.append(max(wait, 0.5))
+        return run["phase"], run.get("message", "")
+
+    def _judge_analysis(self, phase: str, message: str, label: str) -> bool:
+        """Act on an analysis phase; True when the machine may go on."""
+        if phase == runs.SUCCESSFUL:
             return True
-        if phase in (ANALYSIS_FAILED, ANALYSIS_ERROR):
-            self._abort("AnalysisFailed", f"{label}: {outcome.message}")
+        if phase == runs.ERROR:
+            self._abort("AnalysisInvalid", f"{label}: {message}")
             return False
-        if phase == ANALYSIS_INCONCLUSIVE:
-            state.pause(PAUSE_INCONCLUSIVE, self.now, outcome.message)
+        if phase == runs.FAILED:
+            self._abort("AnalysisFailed", f"{label}: {message}")
+            return False
+        if phase == runs.INCONCLUSIVE:
+            self.state.pause(PAUSE_INCONCLUSIVE, self.now, message)
             self.paused_message = (
-                f"{label} inconclusive: {outcome.message}; promote to continue or abort "
+                f"{label} inconclusive: {message}; promote to continue or abort "
                 f"(kubectl modelrollout promote|abort {self.obs.meta.name})"
             )
             return False
-        self.waiting = f"{label}: waiting for the analysis result" + (f" ({outcome.message})" if outcome else "")
+        self.waiting = f"{label}: {message}"
+        return False
+
+    def _background_analysis(self) -> bool:
+        """Checks that run for the whole rollout; True while they do not stop it."""
+        background = self.spec.background
+        if background is None or self.state.step < background.starting_step:
+            return True
+        phase, message = self._run_analysis(self._background_key(), background.analysis)
+        if phase in (runs.RUNNING, runs.SUCCESSFUL):
+            return True
+        return self._judge_analysis(phase, message, "background analysis")
+
+    def _background_key(self) -> str:
+        return f"{self.state.canary}-background"
+
+    def _analysis_step(self, analysis: AnalysisRef | None, label: str) -> bool:
+        """True when the step is done and the machine may continue."""
+        if analysis is None:
+            self._complete_step(f"{label} has no templates")
+            return True
+        phase, message = self._run_analysis(f"{self.state.canary}-step-{self.state.step}", analysis)
+        if self._judge_analysis(phase, message, label):
+            self._complete_step(f"{label} succeeded: {message}")
+            return True
         return False
 
     def _complete_step(self, message: str) -> None:
@@ -435,6 +473,13 @@ class _Rollout:
         if not self._canary_active():
             return False, "no rollout in progress"
         state.unpause(PAUSE_STEP, PAUSE_MANUAL, PAUSE_INCONCLUSIVE)
+        background = state.runs.get(self._background_key())
+        if background is not None and background.get("phase") == runs.INCONCLUSIVE:
+            # A person judged the inconclusive background checks: they start afresh.
+            del state.runs[self._background_key()]
+            if not self.strategy.steps or state.step >= len(self.strategy.steps):
+                return True, f"revision {state.canary}: background analysis restarted"
+            return True, f"revision {state.canary}: inconclusive background analysis accepted, checks restart"
         if request.action == "promote-full":
             state.step, state.step_started = len(self.strategy.steps), self.now
             return True, f"revision {state.canary}: skipping all remaining steps"
@@ -640,6 +685,7 @@ class _Rollout:
             "pauseReasons": list(state.pauses.values()),
             "history": state.history,
             "lastRequest": state.last_request,
+            "analysisRuns": list(state.runs.values()),
             "replicas": stable.replicas if stable else 0,
             "readyReplicas": stable.ready_replicas if stable else 0,
             "updatedReplicas": current.updated_replicas if current else 0,

@@ -76,6 +76,31 @@ class CanaryStrategy:
     abort_scale_down_delay_seconds: int = 30
 
 
+@dataclass(frozen=True)
+class BackgroundAnalysis:
+    """`spec.analysis`: checks that run for the whole rollout from `starting_step` on."""
+
+    analysis: AnalysisRef
+    starting_step: int = 0
+
+
+@dataclass(frozen=True)
+class AlertMatcher:
+    """`spec.rollbackOn.alerts[]`: a firing alert with this name and these label values rolls back."""
+
+    alertname: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def matches(self, alert_labels: dict[str, str]) -> bool:
+        return alert_labels.get("alertname") == self.alertname and all(
+            alert_labels.get(key) == value for key, value in self.labels
+        )
+
+    def describe(self) -> str:
+        matchers = ",".join(f'{key}="{value}"' for key, value in self.labels)
+        return f"{self.alertname}{{{matchers}}}" if matchers else self.alertname
+
+
 ROUTER_NONE = "none"
 ROUTERS = ("gatewayAPI", "istio", "nginx")
 
@@ -92,6 +117,10 @@ class ModelDeploymentSpec:
     progress_deadline_seconds: int
     revision_history_limit: int
     canary: CanaryStrategy | None = None
+    background: BackgroundAnalysis | None = None
+    rollback_alerts: tuple[AlertMatcher, ...] = ()
+    alerts_prometheus: str = ""
+    alerts_poll_seconds: float = 15.0
 
     @property
     def router(self) -> str:
@@ -174,7 +203,21 @@ def parse_spec(spec: dict[str, Any]) -> ModelDeploymentSpec:
         progress_deadline_seconds=int(spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS)),
         revision_history_limit=int(spec.get("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)),
         canary=parse_canary(strategy.get("canary")),
+        background=_parse_background(spec.get("analysis")),
+        rollback_alerts=tuple(
+            AlertMatcher(str(alert["alertname"]), tuple(sorted((alert.get("labels") or {}).items())))
+            for alert in (spec.get("rollbackOn") or {}).get("alerts") or []
+        ),
+        alerts_prometheus=str(((spec.get("rollbackOn") or {}).get("prometheus") or {}).get("address", "")),
+        alerts_poll_seconds=parse_duration((spec.get("rollbackOn") or {}).get("pollInterval") or "15s"),
     )
+
+
+def _parse_background(body: dict[str, Any] | None) -> BackgroundAnalysis | None:
+    analysis = parse_analysis(body)
+    if analysis is None or body is None:
+        return None
+    return BackgroundAnalysis(analysis, int(body.get("startingStep", 0)))
 
 
 def parse_meta(body: dict[str, Any]) -> ObjectMeta:

@@ -1,0 +1,242 @@
+"""Analysis runs: when each metric is measured and what its measurements add up to.
+
+Rules (Argo Rollouts' vocabulary, with the missing-data lessons learned):
+- A metric is measured every `interval` after `initialDelay`, `count` times (0: until the run ends).
+- One measurement is Successful, Failed, Inconclusive or Error:
+  - no data (an empty vector) or NaN is **Inconclusive** by default, or Failed when the metric's
+    `noDataPolicy` is `Failure`; it is never a pass;
+  - `failureCondition` true → Failed; else `successCondition` true → Successful; else Failed when
+    only a successCondition is given, Inconclusive when both are given and neither holds;
+  - a provider error (Prometheus unreachable, bad query) is an Error.
+- A metric Fails once failures exceed `failureLimit`, is Inconclusive once inconclusive results exceed
+  `inconclusiveLimit` or consecutive errors exceed `consecutiveErrorLimit` (an unreachable Prometheus
+  never promotes and never rolls back on its own: a person decides), and Succeeds after `count`
+  measurements otherwise.
+- A run is Failed if any metric failed, Inconclusive if any is inconclusive, Successful when all
+  succeeded, else Running. The failing metric, its value and its condition are in the run's message.
+- The run state is plain data persisted in the ModelDeployment's status; the last
+  `MEASUREMENTS_KEPT` measurements of each metric are kept there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelrollout.core.conditions import format_time, parse_time
+from modelrollout.core.expressions import ConditionError, evaluate_condition
+
+RUNNING = "Running"
+SUCCESSFUL = "Successful"
+FAILED = "Failed"
+INCONCLUSIVE = "Inconclusive"
+ERROR = "Error"
+
+NO_DATA_INCONCLUSIVE = "Inconclusive"
+NO_DATA_FAILURE = "Failure"
+MEASUREMENTS_KEPT = 5
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of a resolved analysis template (arguments already substituted)."""
+
+    name: str
+    interval: float = 60.0
+    initial_delay: float = 0.0
+    count: int = 1
+    failure_limit: int = 0
+    inconclusive_limit: int = 0
+    consecutive_error_limit: int = 4
+    success_condition: str = ""
+    failure_condition: str = ""
+    no_data_policy: str = NO_DATA_INCONCLUSIVE
+    query: str = ""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a provider returned: a value, several values, no data (None), or an error."""
+
+    time: datetime
+    value: float | tuple[float, ...] | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class AnalysisInput:
+    """What the shell resolved and measured for one run in this reconcile."""
+
+    metrics: tuple[MetricSpec, ...] = ()
+    measurements: Mapping[str, Measurement] = field(default_factory=dict)
+    error: str = ""  # the run cannot be resolved (missing template or Secret, bad condition)
+
+
+def describe_value(value: float | tuple[float, ...] | None) -> str:
+    if value is None:
+        return "no data"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(f"{v:.6g}" for v in value) + "]"
+    return f"{value:.6g}"
+
+
+def _no_data(value: float | tuple[float, ...] | None) -> bool:
+    if value is None:
+        return True
+    values = value if isinstance(value, tuple) else (value,)
+    return len(values) == 0 or all(math.isnan(v) for v in values)
+
+
+def judge(metric: MetricSpec, measurement: Measurement) -> tuple[str, str]:
+    """The phase of one measurement and why."""
+    if measurement.error:
+        return ERROR, measurement.error
+    value = measurement.value
+    if _no_data(value):
+        phase = FAILED if metric.no_data_policy == NO_DATA_FAILURE else INCONCLUSIVE
+        return phase, f"no data (noDataPolicy {metric.no_data_policy})"
+    assert value is not None
+    shown = describe_value(value)
+    try:
+        if metric.failure_condition and evaluate_condition(metric.failure_condition, value):
+            return FAILED, f"{shown} met failureCondition {metric.failure_condition}"
+        if metric.success_condition:
+            if evaluate_condition(metric.success_condition, value):
+                return SUCCESSFUL, f"{shown} met successCondition {metric.success_condition}"
+            if metric.failure_condition:
+                return INCONCLUSIVE, f"{shown} met neither condition"
+            return FAILED, f"{shown} did not meet successCondition {metric.success_condition}"
+    except ConditionError as error:
+        return ERROR, str(error)
+    return SUCCESSFUL, f"{shown} did not meet failureCondition {metric.failure_condition}"
+
+
+def new_metric_state(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "phase": RUNNING,
+        "count": 0,
+        "successful": 0,
+        "failed": 0,
+        "inconclusive": 0,
+        "errors": 0,
+        "consecutiveErrors": 0,
+        "measurements": [],
+        "message": "",
+    }
+
+
+def new_run(key: str, revision: str, now: datetime) -> dict[str, Any]:
+    return {
+        "key": key,
+        "revision": revision,
+        "phase": RUNNING,
+        "startedAt": format_time(now),
+        "message": "",
+        "metrics": [],
+    }
+
+
+def is_due(metric: MetricSpec, state: Mapping[str, Any] | None, started: datetime, now: datetime) -> bool:
+    if state is not None and state.get("phase", RUNNING) != RUNNING:
+        return False
+    if now < started + timedelta(seconds=metric.initial_delay):
+        return False
+    last = parse_time((state or {}).get("lastMeasuredAt"))
+    return last is None or now >= last + timedelta(seconds=metric.interval)
+
+
+def due_metrics(run: Mapping[str, Any] | None, metrics: tuple[MetricSpec, ...], now: datetime) -> list[MetricSpec]:
+    """Metrics to measure now; the shell queries exactly these."""
+    if run is not None and run.get("phase", RUNNING) != RUNNING:
+        return []
+    started = parse_time((run or {}).get("startedAt")) or now
+    states = {m["name"]: m for m in (run or {}).get("metrics", [])}
+    return [metric for metric in metrics if is_due(metric, states.get(metric.name), started, now)]
+
+
+def seconds_until_due(run: Mapping[str, Any], metrics: tuple[MetricSpec, ...], now: datetime) -> float | None:
+    if run.get("phase") != RUNNING:
+        return None
+    started = parse_time(run.get("startedAt")) or now
+    states = {m["name"]: m for m in run.get("metrics", [])}
+    waits = []
+    for metric in metrics:
+        state = states.get(metric.name) or {}
+        if state.get("phase", RUNNING) != RUNNING:
+            continue
+        last = parse_time(state.get("lastMeasuredAt"))
+        due = last + timedelta(seconds=metric.interval) if last else started + timedelta(seconds=metric.initial_delay)
+        waits.append(max(0.0, (due - now).total_seconds()))
+    return min(waits) if waits else None
+
+
+def _metric_phase(metric: MetricSpec, state: dict[str, Any]) -> str:
+    if state["failed"] > metric.failure_limit:
+        return FAILED
+    if state["inconclusive"] > metric.inconclusive_limit:
+        return INCONCLUSIVE
+    if state["consecutiveErrors"] > metric.consecutive_error_limit:
+        return INCONCLUSIVE
+    if metric.count > 0 and state["count"] >= metric.count:
+        return SUCCESSFUL
+    return RUNNING
+
+
+def advance(
+    run: Mapping[str, Any] | None,
+    key: str,
+    revision: str,
+    metrics: tuple[MetricSpec, ...],
+    measurements: Mapping[str, Measurement],
+    now: datetime,
+) -> dict[str, Any]:
+    """The run after taking in this reconcile's measurements (only those that were due count)."""
+    state = dict(run) if run else new_run(key, revision, now)
+    if state.get("phase") != RUNNING:
+        return state
+    due = {metric.name for metric in due_metrics(state, metrics, now)}
+    previous = {m["name"]: m for m in state.get("metrics", [])}
+    updated = []
+    for metric in metrics:
+        entry = dict(previous.get(metric.name) or new_metric_state(metric.name))
+        measurement = measurements.get(metric.name)
+        if metric.name in due and measurement is not None:
+            phase, message = judge(metric, measurement)
+            entry["count"] += 1
+            entry["lastMeasuredAt"] = format_time(measurement.time)
+            entry["consecutiveErrors"] = entry["consecutiveErrors"] + 1 if phase == ERROR else 0
+            counter = {SUCCESSFUL: "successful", FAILED: "failed", INCONCLUSIVE: "inconclusive", ERROR: "errors"}
+            entry[counter[phase]] += 1
+            recorded = {"time": format_time(measurement.time), "phase": phase, "message": message}
+            if measurement.value is not None and not measurement.error:
+                recorded["value"] = describe_value(measurement.value)
+            entry["measurements"] = [*entry["measurements"], recorded][-MEASUREMENTS_KEPT:]
+            entry["message"] = f"{metric.name}: {message}"
+            entry["condition"] = metric.failure_condition or metric.success_condition
+            entry["phase"] = _metric_phase(metric, entry)
+            if entry["phase"] == INCONCLUSIVE and entry["consecutiveErrors"] > metric.consecutive_error_limit:
+                entry["message"] = f"{metric.name}: {entry['consecutiveErrors']} consecutive errors, last: {message}"
+        updated.append(entry)
+    state["metrics"] = updated
+    phases = [entry["phase"] for entry in updated]
+    failing = [entry for entry in updated if entry["phase"] in (FAILED, INCONCLUSIVE)]
+    if FAILED in phases:
+        state["phase"] = FAILED
+    elif INCONCLUSIVE in phases:
+        state["phase"] = INCONCLUSIVE
+    elif phases and all(phase == SUCCESSFUL for phase in phases):
+        state["phase"] = SUCCESSFUL
+    else:
+        state["phase"] = RUNNING
+    if failing:
+        state["message"] = "; ".join(entry["message"] for entry in failing)
+    elif state["phase"] == SUCCESSFUL:
+        state["message"] = "; ".join(entry["message"] for entry in updated)
+    else:
+        measured = [entry["message"] for entry in updated if entry["message"]]
+        state["message"] = "; ".join(measured) if measured else "waiting for the first measurement"
+    return state
