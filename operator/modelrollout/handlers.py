@@ -18,9 +18,14 @@ from typing import Any
 
 import kopf
 
-from modelrollout.controller.reconciler import Reconciler
+from modelrollout.controller import metrics
+from modelrollout.controller.alerts import AlarmChecker, WebhookAlerts
+from modelrollout.controller.analysis import AnalysisRunner
+from modelrollout.controller.reconciler import Reconciler, utcnow
+from modelrollout.controller.server import OperatorServer
 from modelrollout.controller.workqueue import WorkQueue
 from modelrollout.core import labels
+from modelrollout.core.spec import AlertMatcher, parse_spec
 from modelrollout.kube.client import KubeClient, load_configuration
 
 log = logging.getLogger(__name__)
@@ -59,14 +64,43 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     memo.kube = KubeClient.from_environment()
-    memo.reconciler = Reconciler(memo.kube)
+    memo.webhook = WebhookAlerts()
+    memo.matchers = {}
+    alarms = AlarmChecker(memo.webhook, os.environ.get("MODELROLLOUT_PROMETHEUS_URL", ""))
+    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube, utcnow), alarms)
     memo.queue = WorkQueue()
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="reconcile")
     memo.workers = [asyncio.create_task(_worker(memo), name=f"modelrollout-worker-{i}") for i in range(WORKERS)]
+    memo.server = None
+    address = os.environ.get("MODELROLLOUT_HTTP_ADDRESS", "0.0.0.0:8080")
+    if address != "off":
+        host, _, port = address.rpartition(":")
+        memo.server = OperatorServer(
+            memo.webhook, lambda firing: _queue_matching(memo, firing), _webhook_token(), host or "0.0.0.0", int(port)
+        )
+        await memo.server.start()
+
+
+def _webhook_token() -> str:
+    """The Alertmanager webhook's shared token, from a file (a mounted Secret) or the environment."""
+    path = os.environ.get("MODELROLLOUT_WEBHOOK_TOKEN_FILE")
+    if path:
+        with open(path) as token_file:
+            return token_file.read().strip()
+    return os.environ.get("MODELROLLOUT_WEBHOOK_TOKEN", "")
+
+
+def _queue_matching(memo: kopf.Memo, firing: list[dict[str, str]]) -> None:
+    """Queue every ModelDeployment whose rollbackOn matches one of the alerts just pushed."""
+    for key, matchers in list(memo.matchers.items()):
+        if any(matcher.matches(alert) for matcher in matchers for alert in firing):
+            memo.queue.add(key)
 
 
 @kopf.on.cleanup()
 async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if memo.server is not None:
+        await memo.server.stop()
     for task in memo.workers:
         task.cancel()
     await asyncio.gather(*memo.workers, return_exceptions=True)
@@ -82,10 +116,12 @@ async def _worker(memo: kopf.Memo) -> None:
         key = await queue.get()
         namespace, name = key
         try:
-            requeue = await loop.run_in_executor(memo.executor, memo.reconciler.reconcile, namespace, name)
+            with metrics.RECONCILE_SECONDS.time():
+                requeue = await loop.run_in_executor(memo.executor, memo.reconciler.reconcile, namespace, name)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - any failure is retried with backoff; the stable model keeps serving
+            metrics.RECONCILE_ERRORS.inc()
             delay = queue.retry_delay(key)
             log.warning("reconcile of %s/%s failed, retrying in %.1fs: %s", namespace, name, delay, error)
             queue.add_after(key, delay)
@@ -98,8 +134,21 @@ async def _worker(memo: kopf.Memo) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def modeldeployment_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.queue.add((namespace, name))
+def modeldeployment_event(type: str, body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    key = (namespace, name)
+    if type == "DELETED":
+        memo.matchers.pop(key, None)
+        metrics.forget(namespace, name)
+        return
+    memo.matchers[key] = _alert_matchers(body)
+    memo.queue.add(key)
+
+
+def _alert_matchers(body: kopf.Body) -> tuple[AlertMatcher, ...]:
+    try:
+        return parse_spec(dict(body.get("spec") or {})).rollback_alerts
+    except (KeyError, TypeError, ValueError):
+        return ()  # the reconcile reports a bad spec; the index just skips it
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={labels.DEPLOYMENT_LABEL: kopf.PRESENT})

@@ -20,10 +20,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from modelrollout.controller import metrics
+from modelrollout.controller.alerts import AlarmChecker
 from modelrollout.controller.events import EventRecorder
 from modelrollout.core import labels
-from modelrollout.core.observed import AnalysisOutcome, Observation, ObservedDeployment, Request
-from modelrollout.core.rollout import AnalysisRun, Decision, decide, invalid_status
+from modelrollout.core.analysis import AnalysisInput, judge
+from modelrollout.core.observed import Observation, ObservedDeployment, Request
+from modelrollout.core.rollout import Decision, decide, invalid_status
 from modelrollout.core.spec import ROUTER_NONE, ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
 from modelrollout.kube.client import DEPLOYMENT, KINDS, MODEL_DEPLOYMENT, SERVICE, KubeClient, KubeError
 from modelrollout.render import workloads
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 INVALID_STATUSES = (400, 422)
 TRACK_STABLE, TRACK_CANARY, TRACK_OLD = "stable", "canary", "old"
 
-AnalysisSource = Callable[[dict[str, Any], tuple[AnalysisRun, ...]], Mapping[str, AnalysisOutcome]]
+AnalysisSource = Callable[[dict[str, Any], Decision], Mapping[str, AnalysisInput]]
 
 
 class RejectedChild(Exception):
@@ -70,7 +73,7 @@ def observe_deployment(body: dict[str, Any]) -> ObservedDeployment:
     )
 
 
-def no_analysis(body: dict[str, Any], runs: tuple[AnalysisRun, ...]) -> Mapping[str, AnalysisOutcome]:
+def no_analysis(body: dict[str, Any], decision: Decision) -> Mapping[str, AnalysisInput]:
     return {}
 
 
@@ -80,10 +83,12 @@ class Reconciler:
         kube: KubeClient,
         clock: Callable[[], datetime] = utcnow,
         analysis: AnalysisSource = no_analysis,
+        alarms: AlarmChecker | None = None,
     ) -> None:
         self._kube = kube
         self._clock = clock
         self._analysis = analysis
+        self._alarms = alarms
         self._events = EventRecorder(kube)
 
     def reconcile(self, namespace: str, name: str) -> float | None:
@@ -102,9 +107,14 @@ class Reconciler:
         observed = tuple(observe_deployment(child) for child in owned.values())
         request = Request.from_status(previous.get("request"))
         now = self._clock()
-        first = decide(Observation(meta, spec, previous, observed, now, request))
-        outcomes = self._analysis(body, first.analysis_runs) if first.analysis_runs else {}
-        decision = decide(Observation(meta, spec, previous, observed, now, request, outcomes)) if outcomes else first
+        in_progress = bool(previous.get("canaryRevision")) or spec.revision != previous.get("stableRevision", "")
+        alerts = self._alarms.firing(spec, now, poll=in_progress) if self._alarms else ()
+        first = decide(Observation(meta, spec, previous, observed, now, request, {}, alerts))
+        inputs = self._analysis(body, first) if first.analysis_runs else {}
+        decision = (
+            decide(Observation(meta, spec, previous, observed, now, request, inputs, alerts)) if inputs else first
+        )
+        self._record_metrics(meta, inputs, decision)
         try:
             self._act(meta, spec, decision, owned, previous)
             status, events = decision.status, decision.events
@@ -122,6 +132,22 @@ class Reconciler:
         for event in events:
             self._events.emit(body, event, now)
         return decision.requeue_after
+
+    @staticmethod
+    def _record_metrics(meta: ObjectMeta, inputs: Mapping[str, AnalysisInput], decision: Decision) -> None:
+        metrics.record_status(meta.namespace, meta.name, decision.status)
+        for given in inputs.values():
+            for metric in given.metrics:
+                measurement = given.measurements.get(metric.name)
+                if measurement is None:
+                    continue
+                phase, _ = judge(metric, measurement)
+                value = measurement.value if isinstance(measurement.value, float) else None
+                metrics.record_measurement(meta.namespace, meta.name, metric.name, phase, value)
+        for event in decision.events:
+            if event.reason == "RolloutAborted":
+                reason = (decision.status.get("abort") or {}).get("reason", "Unknown")
+                metrics.ABORTS.labels(meta.namespace, meta.name, reason).inc()
 
     # --- writes ----------------------------------------------------------------------------------
 

@@ -1,0 +1,199 @@
+"""Resolve the analysis runs the core asks for, and measure the metrics that are due.
+
+Rules:
+- Templates are read fresh each reconcile (namespaced, or cluster-wide with `clusterScope`);
+  Secrets are read from the ModelDeployment's namespace.
+- `{{args.NAME}}` is replaced by, in increasing priority: the template's default, the built-in
+  arguments (namespace, name, revision, canary-revision, stable-revision, canary-weight,
+  stable-weight), and the values the ModelDeployment passes. Values are escaped for PromQL string
+  literals (backslash and double quote), so an argument cannot close the label matcher it sits in.
+- Anything that keeps a run from being resolved (a missing template, Secret or argument, a condition
+  that does not compile) becomes the run's `error`, naming the template and metric; the core aborts
+  with that message (the stable model keeps serving).
+- Only metrics that are due are queried; each query is one attempt with its timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from modelrollout.core import analysis as runs
+from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
+from modelrollout.core.durations import parse_duration
+from modelrollout.core.expressions import ConditionError, compile_condition
+from modelrollout.core.rollout import AnalysisRun, Decision
+from modelrollout.kube.client import Kind, KubeClient
+from modelrollout.providers import MetricProvider, NoDataError, ProviderError
+from modelrollout.providers.prometheus import PrometheusConfig, PrometheusProvider
+
+TEMPLATE = Kind("modelrollout.io", "v1alpha1", "modelanalysistemplates", "ModelAnalysisTemplate")
+CLUSTER_TEMPLATE = Kind(
+    "modelrollout.io", "v1alpha1", "clustermodelanalysistemplates", "ClusterModelAnalysisTemplate", namespaced=False
+)
+SECRET = Kind("", "v1", "secrets", "Secret")
+PLACEHOLDER = re.compile(r"\{\{\s*args\.([A-Za-z0-9][-A-Za-z0-9_]*)\s*\}\}")
+
+ProviderFactory = Callable[[PrometheusConfig], MetricProvider]
+
+
+class ResolutionError(Exception):
+    """The run cannot be resolved; the message says what to fix."""
+
+
+def escape_promql(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def substitute(text: str, args: Mapping[str, str], where: str, escape: bool = True) -> str:
+    """Replace `{{args.NAME}}`; PromQL text gets string-literal escaping, CEL conditions do not."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in args:
+            raise ResolutionError(f"{where}: unknown argument {{{{args.{name}}}}}")
+        return escape_promql(args[name]) if escape else args[name]
+
+    return PLACEHOLDER.sub(replace, text)
+
+
+def builtin_args(body: dict[str, Any], decision: Decision, revision: str) -> dict[str, str]:
+    return {
+        "namespace": body["metadata"]["namespace"],
+        "name": body["metadata"]["name"],
+        "revision": revision,
+        "canary-revision": revision,
+        "stable-revision": decision.stable_revision,
+        "canary-weight": str(decision.weights.canary),
+        "stable-weight": str(decision.weights.stable),
+    }
+
+
+class AnalysisRunner:
+    def __init__(self, kube: KubeClient, clock: Callable[[], datetime], provider: ProviderFactory = PrometheusProvider):
+        self._kube = kube
+        self._clock = clock
+        self._provider = provider
+
+    def __call__(self, body: dict[str, Any], decision: Decision) -> dict[str, AnalysisInput]:
+        previous = {run.get("key"): run for run in (body.get("status") or {}).get("analysisRuns") or []}
+        inputs: dict[str, AnalysisInput] = {}
+        for run in decision.analysis_runs:
+            try:
+                metrics = self._resolve(body, decision, run)
+            except ResolutionError as error:
+                inputs[run.key] = AnalysisInput(error=str(error))
+                continue
+            now = self._clock()
+            specs = tuple(spec for spec, _ in metrics)
+            due = {metric.name for metric in runs.due_metrics(previous.get(run.key), specs, now)}
+            measurements = {
+                spec.name: self._measure(config, spec.query, now) for spec, config in metrics if spec.name in due
+            }
+            inputs[run.key] = AnalysisInput(specs, measurements)
+        return inputs
+
+    def _measure(self, config: PrometheusConfig, query: str, now: datetime) -> Measurement:
+        try:
+            return Measurement(now, self._provider(config).query(query))
+        except NoDataError:
+            return Measurement(now, None)
+        except ProviderError as error:
+            return Measurement(now, None, str(error))
+
+    # --- resolution ------------------------------------------------------------------------------
+
+    def _resolve(self, body: dict[str, Any], decision: Decision, run: AnalysisRun) -> list[tuple[MetricSpec, Any]]:
+        namespace = body["metadata"]["namespace"]
+        background = run.key.endswith("-background")
+        resolved = []
+        for ref in run.analysis.templates:
+            kind = CLUSTER_TEMPLATE if ref.cluster_scope else TEMPLATE
+            template = self._kube.get(kind, None if ref.cluster_scope else namespace, ref.name)
+            if template is None:
+                where = "cluster-wide" if ref.cluster_scope else f"in namespace {namespace}"
+                raise ResolutionError(f"{kind.kind} {ref.name} not found {where}")
+            spec = template.get("spec") or {}
+            args = {a["name"]: a["value"] for a in spec.get("args") or [] if "value" in a}
+            args.update(builtin_args(body, decision, run.revision))
+            args.update(dict(run.analysis.args))
+            for declared in spec.get("args") or []:
+                if declared["name"] not in args:
+                    raise ResolutionError(f"{kind.kind} {ref.name}: argument {declared['name']} has no value")
+            for metric in spec.get("metrics") or []:
+                where = f"{kind.kind} {ref.name}, metric {metric['name']}"
+                resolved.append(self._metric(namespace, metric, args, where, background))
+        return resolved
+
+    def _metric(
+        self, namespace: str, metric: dict[str, Any], args: Mapping[str, str], where: str, background: bool
+    ) -> tuple[MetricSpec, PrometheusConfig]:
+        conditions = {}
+        for condition in ("successCondition", "failureCondition"):
+            if metric.get(condition):
+                conditions[condition] = substitute(metric[condition], args, where, escape=False)
+                try:
+                    compile_condition(conditions[condition])
+                except ConditionError as error:
+                    raise ResolutionError(f"{where}: {error}") from None
+        prometheus = (metric.get("provider") or {}).get("prometheus")
+        if not prometheus:
+            raise ResolutionError(f"{where}: no provider (set provider.prometheus)")
+        try:
+            spec = MetricSpec(
+                name=metric["name"],
+                interval=parse_duration(metric.get("interval", "1m")),
+                initial_delay=parse_duration(metric["initialDelay"]) if metric.get("initialDelay") else 0.0,
+                count=int(metric["count"]) if "count" in metric else (0 if background else 1),
+                failure_limit=int(metric.get("failureLimit", 0)),
+                inconclusive_limit=int(metric.get("inconclusiveLimit", 0)),
+                consecutive_error_limit=int(metric.get("consecutiveErrorLimit", 4)),
+                success_condition=conditions.get("successCondition", ""),
+                failure_condition=conditions.get("failureCondition", ""),
+                no_data_policy=metric.get("noDataPolicy", "Inconclusive"),
+                query=substitute(prometheus["query"], args, where),
+            )
+            timeout = parse_duration(prometheus.get("timeout", "10s"))
+        except ValueError as error:
+            raise ResolutionError(f"{where}: {error}") from None
+        return spec, self._prometheus_config(namespace, prometheus, timeout, args, where)
+
+    def _prometheus_config(
+        self, namespace: str, prometheus: dict[str, Any], timeout: float, args: Mapping[str, str], where: str
+    ) -> PrometheusConfig:
+        authentication = prometheus.get("authentication") or {}
+        token = username = password = ca_pem = ""
+        if authentication.get("bearerTokenSecretRef"):
+            token = self._secret(namespace, authentication["bearerTokenSecretRef"], "key", where)
+        if authentication.get("basicAuthSecretRef"):
+            reference = authentication["basicAuthSecretRef"]
+            username = self._secret(
+                namespace, {**reference, "key": reference.get("usernameKey", "username")}, "key", where
+            )
+            password = self._secret(
+                namespace, {**reference, "key": reference.get("passwordKey", "password")}, "key", where
+            )
+        if prometheus.get("caSecretRef"):
+            ca_pem = self._secret(namespace, prometheus["caSecretRef"], "key", where)
+        return PrometheusConfig(
+            address=substitute(prometheus["address"], args, where),
+            timeout=timeout,
+            bearer_token=token.strip(),
+            username=username,
+            password=password,
+            ca_pem=ca_pem,
+            insecure_skip_verify=bool(prometheus.get("insecureSkipVerify", False)),
+        )
+
+    def _secret(self, namespace: str, reference: Mapping[str, str], field: str, where: str) -> str:
+        name, key = reference["name"], reference[field]
+        secret = self._kube.get(SECRET, namespace, name)
+        if secret is None:
+            raise ResolutionError(f"{where}: Secret {name} not found in namespace {namespace}")
+        data = secret.get("data") or {}
+        if key not in data:
+            raise ResolutionError(f"{where}: Secret {name} has no key {key}")
+        return base64.b64decode(data[key]).decode("utf-8")

@@ -1,0 +1,92 @@
+"""The operator's own Prometheus metrics (served on /metrics).
+
+Names are API: dashboards and alerts use them. Label values are the ModelDeployment's namespace
+and name, the analysis metric's name and outcome; revisions are not labels (they change with every
+rollout and would grow series without bound).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from modelrollout.core.rollout import PHASE_DEGRADED, PHASE_HEALTHY, PHASE_PAUSED, PHASE_PENDING, PHASE_PROGRESSING
+
+PHASES = (PHASE_PENDING, PHASE_PROGRESSING, PHASE_PAUSED, PHASE_HEALTHY, PHASE_DEGRADED)
+
+REGISTRY = CollectorRegistry()
+PHASE = Gauge(
+    "modelrollout_rollout_phase",
+    "1 for the ModelDeployment's current phase, 0 for the others",
+    ["namespace", "name", "phase"],
+    registry=REGISTRY,
+)
+CANARY_WEIGHT = Gauge(
+    "modelrollout_canary_weight_percent",
+    "Percent of live traffic on the canary",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+MIRROR_WEIGHT = Gauge(
+    "modelrollout_mirror_percent",
+    "Percent of live traffic mirrored to the new revision",
+    ["namespace", "name"],
+    registry=REGISTRY,
+)
+STEP = Gauge("modelrollout_rollout_step", "Index of the current canary step", ["namespace", "name"], registry=REGISTRY)
+MEASUREMENT = Gauge(
+    "modelrollout_analysis_measurement_value",
+    "Last measured value of an analysis metric",
+    ["namespace", "name", "metric"],
+    registry=REGISTRY,
+)
+MEASUREMENTS = Counter(
+    "modelrollout_analysis_measurements",
+    "Analysis measurements by outcome",
+    ["namespace", "name", "metric", "phase"],
+    registry=REGISTRY,
+)
+ABORTS = Counter(
+    "modelrollout_rollout_aborts", "Rollouts aborted, by reason", ["namespace", "name", "reason"], registry=REGISTRY
+)
+RECONCILE_SECONDS = Histogram(
+    "modelrollout_reconcile_duration_seconds",
+    "Time one reconcile takes",
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RECONCILE_ERRORS = Counter(
+    "modelrollout_reconcile_errors", "Reconciles that failed and will be retried", registry=REGISTRY
+)
+WEBHOOK_ALERTS = Counter(
+    "modelrollout_webhook_alerts", "Alertmanager webhook alerts received, by status", ["status"], registry=REGISTRY
+)
+
+
+def record_status(namespace: str, name: str, status: dict) -> None:
+    for phase in PHASES:
+        PHASE.labels(namespace, name, phase).set(1 if status.get("phase") == phase else 0)
+    weights = status.get("weights") or {}
+    CANARY_WEIGHT.labels(namespace, name).set(weights.get("canary", 0))
+    MIRROR_WEIGHT.labels(namespace, name).set(weights.get("mirror", 0))
+    STEP.labels(namespace, name).set(status.get("currentStepIndex") or 0)
+
+
+def record_measurement(namespace: str, name: str, metric: str, phase: str, value: float | None) -> None:
+    MEASUREMENTS.labels(namespace, name, metric, phase).inc()
+    if value is not None:
+        MEASUREMENT.labels(namespace, name, metric).set(value)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop a deleted ModelDeployment's series."""
+    for phase in PHASES:
+        _remove(PHASE, namespace, name, phase)
+    for gauge in (CANARY_WEIGHT, MIRROR_WEIGHT, STEP):
+        _remove(gauge, namespace, name)
+
+
+def _remove(metric, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)
