@@ -6,17 +6,22 @@ The control plane is built from upstream Go modules on first use (cached under
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from kopf.testing import KopfRunner
 
 from modelrollout.devcluster import build, cluster, state
+from modelrollout.devcluster import prometheus as prometheus_server
+from modelrollout.simulator.process import SimulatorProcess
 from tests.conftest import FIGURES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,12 +56,73 @@ def control_plane(tmp_path_factory) -> Iterator[cluster.Cluster]:
         running.stop()
 
 
-@pytest.fixture(scope="module")
-def operator(control_plane) -> Iterator[KopfRunner]:
-    """The operator, run in this process by kopf's own test runner."""
+ERROR_RATE_RULE = (
+    'sum by (namespace, revision) (rate(model_requests_total{code=~"5.."}[5s]))'
+    " / sum by (namespace, revision) (rate(model_requests_total[5s])) > 0.2"
+)
+
+
+@dataclass
+class Monitoring:
+    simulator: SimulatorProcess
+    prometheus: prometheus_server.Prometheus
+
+
+@pytest.fixture(scope="session")
+def monitoring() -> Iterator[Monitoring]:
+    """The traffic simulator (a stand-in for model servers) scraped by a real Prometheus every second."""
+    simulator = SimulatorProcess()
+    rules = [
+        {
+            "name": "models",
+            "rules": [
+                {"alert": "ModelErrorRateHigh", "expr": ERROR_RATE_RULE, "labels": {"severity": "page"}},
+            ],
+        }
+    ]
+    server = prometheus_server.start([simulator.address], rules)
+    try:
+        yield Monitoring(simulator, server)
+    finally:
+        server.stop()
+        simulator.stop()
+
+
+@dataclass
+class Operator:
+    runner: KopfRunner
+    http: str
+    webhook_token: str
+
+
+@contextlib.contextmanager
+def running_operator(prometheus_url: str) -> Iterator[Operator]:
+    """The operator, run in this process by kopf's own test runner, serving HTTP on loopback only."""
+    http = f"127.0.0.1:{cluster.free_port()}"
+    token = secrets.token_hex(16)
+    settings = {
+        "MODELROLLOUT_HTTP_ADDRESS": http,
+        "MODELROLLOUT_WEBHOOK_TOKEN": token,
+        "MODELROLLOUT_PROMETHEUS_URL": prometheus_url,
+    }
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
     args = ["run", "--standalone", "--all-namespaces", "-m", "modelrollout.handlers"]
-    with KopfRunner(args, timeout=60) as runner:
-        yield runner
+    try:
+        with KopfRunner(args, timeout=60) as runner:
+            yield Operator(runner, http, token)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def operator(control_plane, monitoring) -> Iterator[Operator]:
+    with running_operator(monitoring.prometheus.url) as running:
+        yield running
 
 
 @pytest.fixture

@@ -66,11 +66,19 @@ def healthy(control_plane, namespace: str, name: str = "fraud-scorer") -> dict |
 def wait_status(control_plane, namespace: str, predicate, what: str, name: str = "fraud-scorer", timeout=90.0) -> dict:
     """Poll the ModelDeployment until `predicate(status)` holds for the current generation."""
 
+    seen: dict = {}
+
     def check():
         body = md(control_plane, namespace, name)
+        seen["status"] = (body or {}).get("status")
         return body if current(body) and predicate(body["status"]) else None
 
-    return wait_for(check, timeout=timeout, what=what)
+    try:
+        return wait_for(check, timeout=timeout, what=what)
+    except TimeoutError as error:
+        status = seen.get("status") or {}
+        shown = {key: status.get(key) for key in ("phase", "message", "abort", "currentStepIndex", "analysisRuns")}
+        raise TimeoutError(f"{error}; last status: {json.dumps(shown)[:3000]}") from None
 
 
 def events(control_plane, namespace: str, name: str = "fraud-scorer") -> list[dict]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from kopf.testing import KopfRunner
-
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import running_operator, wait_for
 from tests.integration.helpers import (
     apply,
     healthy,
@@ -16,15 +14,14 @@ from tests.integration.helpers import (
     with_version,
 )
 
-OPERATOR_ARGS = ["run", "--standalone", "--all-namespaces", "-m", "modelrollout.handlers"]
 STEPS = [{"setWeight": 20}, {"pause": {"duration": "1h"}}, {"setWeight": 60}, {"pause": {}}, {"setWeight": 100}]
 
 
-def test_operator_restart_mid_step_resumes_the_same_step(control_plane, namespace):
+def test_operator_restart_mid_step_resumes_the_same_step(control_plane, monitoring, namespace):
     first = sample(
         replicas=5, strategy={"canary": {"steps": STEPS}}, trafficRouting={"istio": {"hosts": ["fraud.example.com"]}}
     )
-    with KopfRunner(OPERATOR_ARGS, timeout=60):
+    with running_operator(monitoring.prometheus.url):
         assert apply(control_plane, namespace, first).returncode == 0
         wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
         assert apply(control_plane, namespace, with_version(first, "v2")).returncode == 0
@@ -34,7 +31,7 @@ def test_operator_restart_mid_step_resumes_the_same_step(control_plane, namespac
     assert stopped["status"] == before["status"]
     replicas = replicas_by_revision(control_plane, namespace)
 
-    with KopfRunner(OPERATOR_ARGS, timeout=60):
+    with running_operator(monitoring.prometheus.url):
         # Only a live operator answers; its answer names the step it found in status.
         answered = plugin(control_plane, "pause", "fraud-scorer", "-n", namespace)
         assert answered.returncode == 0, answered.stderr

@@ -1,0 +1,324 @@
+"""Prometheus analysis and alarms on the real control plane and a real Prometheus.
+
+The traffic simulator (a stand-in for model servers) exports per-revision metrics with the behaviour
+each test gives a revision; Prometheus scrapes it every second and evaluates the alert rules.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from modelrollout.core.spec import parse_spec
+from modelrollout.simulator.exporter import Behaviour
+from tests.integration.conftest import REPO, wait_for
+from tests.integration.helpers import apply, condition, events, healthy, md, replicas_by_revision, sample, wait_status
+
+BUILT_INS = REPO / "manifests" / "analysis-templates" / "model-templates.yaml"
+ERROR_QUERY = (
+    'sum(rate(model_requests_total{namespace="{{args.namespace}}",revision="{{args.revision}}",code=~"5.."}[5s]))'
+    ' / sum(rate(model_requests_total{namespace="{{args.namespace}}",revision="{{args.revision}}"}[5s]))'
+)
+
+
+def template(name: str, query: str = ERROR_QUERY, condition: str = "result < 0.05", **metric) -> dict:
+    # initialDelay lets the 5s rate window fill with the new revision's samples (scraped every second).
+    settings = {"interval": "1s", "count": 2, "initialDelay": "4s", **metric}
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelAnalysisTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "args": [{"name": "prometheus"}],
+            "metrics": [
+                {
+                    "name": name,
+                    "successCondition": condition,
+                    **settings,
+                    "provider": {"prometheus": {"address": "{{args.prometheus}}", "query": query, "timeout": "2s"}},
+                }
+            ],
+        },
+    }
+
+
+def rollout(monitoring, templates: list[dict], extra_spec: dict | None = None, cluster_scope: bool = False) -> dict:
+    steps = [
+        {"setWeight": 20},
+        {
+            "analysis": {
+                "templates": [{"name": t["metadata"]["name"], "clusterScope": cluster_scope} for t in templates],
+                "args": [{"name": "prometheus", "value": monitoring.prometheus.url}],
+            }
+        },
+        {"setWeight": 100},
+    ]
+    body = sample(
+        replicas=2,
+        strategy={"canary": {"steps": steps, "scaleDownDelaySeconds": 1, "abortScaleDownDelaySeconds": 1}},
+        trafficRouting={"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
+    )
+    body["spec"].update(copy.deepcopy(extra_spec or {}))
+    return body
+
+
+def revision_of(body: dict) -> str:
+    return parse_spec(body["spec"]).revision
+
+
+def start(control_plane, namespace, monitoring, body, new_behaviour: Behaviour | None) -> tuple[str, str]:
+    """Deploy `body`, then its next model version; the simulator serves both with the given behaviours."""
+    stable = revision_of(body)
+    newer = copy.deepcopy(body)
+    newer["spec"]["model"]["version"] = "2026-11-27"
+    canary = revision_of(newer)
+    monitoring.simulator.set(namespace, stable, Behaviour())
+    if new_behaviour is not None:
+        # Exported from the start, so Prometheus' rate windows are full when the analysis runs.
+        monitoring.simulator.set(namespace, canary, new_behaviour)
+    assert apply(control_plane, namespace, body).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
+    assert apply(control_plane, namespace, newer).returncode == 0
+    return stable, canary
+
+
+def kubectl_apply(control_plane, namespace: str | None, *docs: dict) -> None:
+    args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+    control_plane.kubectl(*args, input="\n---\n".join(json.dumps(d) for d in docs))
+
+
+def test_a_healthy_canary_is_promoted_through_its_analysis(control_plane, operator, monitoring, namespace):
+    kubectl_apply(control_plane, namespace, template("error-rate"))
+    body = rollout(monitoring, [template("error-rate")])
+    _stable, canary = start(control_plane, namespace, monitoring, body, Behaviour(error_ratio=0.001))
+    done = wait_status(
+        control_plane,
+        namespace,
+        lambda s: s["stableRevision"] == canary and s["phase"] == "Healthy",
+        "promoted after analysis",
+    )
+    (run,) = done["status"]["analysisRuns"]
+    assert run["phase"] == "Successful"
+    (metric,) = run["metrics"]
+    assert metric["count"] == 2 and metric["successful"] == 2
+    assert float(metric["measurements"][-1]["value"]) < 0.05
+    assert {"StepCompleted", "Promoted"} <= {e["reason"] for e in events(control_plane, namespace)}
+
+
+def test_a_canary_breaking_its_condition_is_rolled_back(control_plane, operator, monitoring, namespace):
+    kubectl_apply(control_plane, namespace, template("error-rate"))
+    body = rollout(monitoring, [template("error-rate")])
+    stable, canary = start(control_plane, namespace, monitoring, body, Behaviour(error_ratio=0.3))
+    rolled_back = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "rolled back")
+    abort = rolled_back["status"]["abort"]
+    assert abort["reason"] == "AnalysisFailed"
+    assert re.search(r"error-rate: 0\.(29|3)", abort["message"]) and "result < 0.05" in abort["message"]
+    assert rolled_back["status"]["stableRevision"] == stable
+    assert rolled_back["status"]["weights"]["canary"] == 0
+    warnings = [
+        e for e in events(control_plane, namespace) if e["type"] == "Warning" and e["reason"] == "RolloutAborted"
+    ]
+    assert warnings and re.search(r"error-rate: 0\.(29|3)", warnings[0]["note"])
+    exported = urllib.request.urlopen(f"http://{operator.http}/metrics", timeout=5).read().decode()
+    series = (
+        f'modelrollout_analysis_measurement_value{{metric="error-rate",name="fraud-scorer",namespace="{namespace}"}}'
+    )
+    exported_value = re.search(re.escape(series) + r" (\S+)", exported)
+    assert exported_value and abs(float(exported_value.group(1)) - 0.3) < 0.01
+    assert (
+        f'modelrollout_rollout_aborts_total{{name="fraud-scorer",namespace="{namespace}",reason="AnalysisFailed"}}'
+        in exported
+    )
+    wait_for(lambda: replicas_by_revision(control_plane, namespace)[canary] == 0, what="canary scaled down")
+
+
+def test_no_data_pauses_as_inconclusive(control_plane, operator, monitoring, namespace):
+    kubectl_apply(control_plane, namespace, template("error-rate"))
+    body = rollout(monitoring, [template("error-rate")])
+    start(control_plane, namespace, monitoring, body, None)  # the canary exports nothing
+    paused = wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "paused for a person")
+    assert "no data (noDataPolicy Inconclusive)" in paused["status"]["message"]
+    assert condition(paused, "Paused")["reason"] == "InconclusiveAnalysis"
+    assert paused["status"]["stableRevision"] == revision_of(body)
+
+
+def test_an_unreachable_prometheus_never_promotes(control_plane, operator, monitoring, namespace):
+    dead = template("error-rate", consecutiveErrorLimit=1)
+    kubectl_apply(control_plane, namespace, dead)
+    body = rollout(monitoring, [dead])
+    step = body["spec"]["strategy"]["canary"]["steps"][1]["analysis"]
+    step["args"] = [{"name": "prometheus", "value": "http://127.0.0.1:9"}]  # nothing listens on the discard port
+    stable, _canary = start(control_plane, namespace, monitoring, body, Behaviour())
+    paused = wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "paused, not promoted")
+    assert "2 consecutive errors" in paused["status"]["message"] and "unreachable" in paused["status"]["message"]
+    assert paused["status"]["stableRevision"] == stable
+
+
+def test_a_firing_alert_rolls_back_by_polling_alerts(control_plane, operator, monitoring, namespace):
+    kubectl_apply(control_plane, namespace, template("error-rate", count=0, interval="1h"))
+    steps = {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}], "abortScaleDownDelaySeconds": 1}}
+    body = sample(
+        replicas=2,
+        strategy=steps,
+        trafficRouting={"istio": {"hosts": ["fraud.example.com"]}},
+        rollbackOn={"alerts": [{"alertname": "ModelErrorRateHigh", "labels": {"namespace": namespace}}]},
+    )
+    _stable, canary = start(control_plane, namespace, monitoring, body, Behaviour())
+    wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "paused at 20%")
+    monitoring.simulator.set(namespace, canary, Behaviour(error_ratio=0.5))
+    rolled_back = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "rolled back by alert")
+    assert rolled_back["status"]["abort"]["reason"] == "AlertFiring"
+    assert f'ModelErrorRateHigh{{namespace="{namespace}"}}' in rolled_back["status"]["abort"]["message"]
+    assert rolled_back["status"]["weights"]["canary"] == 0
+
+
+def webhook(operator, payload: dict, token: str | None) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"http://{operator.http}/alertmanager",
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def alertmanager_payload(namespace: str) -> dict:
+    """The body Alertmanager's webhook receiver sends (version 4)."""
+    labels = {"alertname": "FraudScorerLatency", "namespace": namespace, "severity": "page"}
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="FraudScorerLatency"}',
+        "status": "firing",
+        "receiver": "modelrollout",
+        "groupLabels": {"alertname": "FraudScorerLatency"},
+        "commonLabels": labels,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example",
+        "truncatedAlerts": 0,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {"summary": "p99 too high"},
+                "startsAt": "2026-11-22T12:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.example/graph",
+                "fingerprint": f"fp-{namespace}",
+            }
+        ],
+    }
+
+
+def test_an_alertmanager_webhook_rolls_back_and_strangers_are_refused(control_plane, operator, monitoring, namespace):
+    steps = {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}], "abortScaleDownDelaySeconds": 1}}
+    body = sample(
+        replicas=2,
+        strategy=steps,
+        trafficRouting={"nginx": {"host": "fraud.example.com"}},
+        rollbackOn={"alerts": [{"alertname": "FraudScorerLatency", "labels": {"namespace": namespace}}]},
+    )
+    start(control_plane, namespace, monitoring, body, Behaviour())
+    wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "paused at 20%")
+
+    assert webhook(operator, alertmanager_payload(namespace), None)[0] == 401
+    assert webhook(operator, alertmanager_payload(namespace), "wrong-token")[0] == 401
+    assert webhook(operator, {"not": "alertmanager"}, operator.webhook_token)[0] == 400
+    assert md(control_plane, namespace)["status"]["phase"] == "Paused"  # nothing acted on
+
+    status, text = webhook(operator, alertmanager_payload(namespace), operator.webhook_token)
+    assert (status, text.strip()) == (200, "1 firing")
+    rolled_back = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "rolled back by webhook")
+    assert rolled_back["status"]["abort"]["reason"] == "AlertFiring"
+    assert "FraudScorerLatency" in rolled_back["status"]["abort"]["message"]
+
+
+def test_every_built_in_template_query_runs_on_real_data(control_plane, operator, monitoring, namespace):
+    built_ins = list(yaml.safe_load_all(BUILT_INS.read_text()))
+    assert len(built_ins) == 6
+    fast = []
+    for original in built_ins:
+        copy_ = copy.deepcopy(original)
+        copy_["kind"] = "ModelAnalysisTemplate"  # namespaced copies, so the test owns them
+        copy_["metadata"] = {"name": original["metadata"]["name"]}
+        metric = copy_["spec"]["metrics"][0]
+        metric.update({"interval": "2s", "count": 2, "failureLimit": 0, "initialDelay": "10s"})
+        for arg in copy_["spec"]["args"]:
+            if arg["name"] == "window":
+                arg["value"] = "10s"
+        fast.append(copy_)
+    kubectl_apply(control_plane, namespace, *fast)
+    body = rollout(monitoring, fast)
+    healthy_canary = Behaviour(
+        error_ratio=0.002, latency_seconds=0.04, null_ratio=0.005, missing_features_ratio=0.01, drift_score=0.05
+    )
+    _stable, canary = start(control_plane, namespace, monitoring, body, healthy_canary)
+    done = wait_status(control_plane, namespace, lambda s: s["stableRevision"] == canary, "promoted", timeout=120)
+    (run,) = done["status"]["analysisRuns"]
+    values = {m["name"]: [x.get("value") for x in m["measurements"]] for m in run["metrics"]}
+    assert {m["name"]: m["phase"] for m in run["metrics"]} == {
+        name: "Successful"
+        for name in (
+            "error-rate",
+            "latency-p99",
+            "throughput-vs-stable",
+            "null-predictions",
+            "missing-features",
+            "input-drift",
+        )
+    }, values
+    assert all(value is not None for series in values.values() for value in series)
+
+
+@pytest.mark.parametrize(
+    ("case", "setup", "message"),
+    [
+        ("bad-condition", "condition", "condition 'result <' does not compile"),
+        ("missing-template", "missing", "ModelAnalysisTemplate error-rate not found in namespace"),
+        ("missing-secret", "secret", "Secret prometheus-token not found in namespace"),
+    ],
+)
+def test_bad_analysis_input_is_reported_naming_what_to_fix(
+    control_plane, operator, monitoring, namespace, case, setup, message
+):
+    broken = template("error-rate")
+    if setup == "condition":
+        broken["spec"]["metrics"][0]["successCondition"] = "result <"
+    if setup == "secret":
+        broken["spec"]["metrics"][0]["provider"]["prometheus"]["authentication"] = {
+            "bearerTokenSecretRef": {"name": "prometheus-token", "key": "token"}
+        }
+    if setup != "missing":
+        kubectl_apply(control_plane, namespace, broken)
+    body = rollout(monitoring, [broken])
+    stable, _ = start(control_plane, namespace, monitoring, body, Behaviour())
+    degraded = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "Degraded")
+    assert degraded["status"]["abort"]["reason"] == "AnalysisInvalid"
+    assert message in degraded["status"]["abort"]["message"]
+    if setup != "missing":
+        assert "metric error-rate" in degraded["status"]["abort"]["message"]
+    assert condition(degraded, "Stalled")["status"] == "True"
+    assert degraded["status"]["stableRevision"] == stable
+
+
+def test_a_condition_that_is_not_cel_at_all_is_rejected_at_apply_time(control_plane, namespace):
+    broken = template("error-rate")
+    del broken["spec"]["metrics"][0]["successCondition"]
+    result = control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(broken), check=False)
+    assert result.returncode != 0
+    assert "set successCondition, failureCondition, or both" in result.stderr
+
+
+def test_built_in_templates_are_valid_cluster_templates(control_plane):
+    result = control_plane.kubectl("apply", "--dry-run=server", "-f", str(BUILT_INS), check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("clustermodelanalysistemplate.modelrollout.io/model-") == 6
