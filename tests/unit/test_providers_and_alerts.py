@@ -1,0 +1,97 @@
+"""Pure helpers of the analysis shell: Prometheus result parsing, argument substitution, alarms."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from modelrollout.controller.alerts import WebhookAlerts, alerts_query
+from modelrollout.controller.analysis import ResolutionError, escape_promql, substitute
+from modelrollout.core.spec import AlertMatcher
+from modelrollout.providers import NoDataError, ProviderError
+from modelrollout.providers.prometheus import parse_result
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ([1795391774.0, "0.25"], 0.25),
+        ([{"metric": {}, "value": [1795391774.0, "0.01"]}], 0.01),
+        ([{"metric": {"a": "1"}, "value": [1, "1"]}, {"metric": {"a": "2"}, "value": [1, "2"]}], (1.0, 2.0)),
+    ],
+    ids=["scalar", "one-series", "two-series"],
+)
+def test_parse_result(result, expected):
+    assert parse_result(result) == expected
+
+
+def test_parse_result_keeps_nan_for_the_analysis_to_judge():
+    value = parse_result([{"metric": {}, "value": [1, "NaN"]}])
+    assert value != value  # NaN
+
+
+def test_empty_vector_is_no_data_and_range_vectors_are_refused():
+    with pytest.raises(NoDataError):
+        parse_result([])
+    with pytest.raises(ProviderError, match="range vector"):
+        parse_result([{"metric": {}, "values": [[1, "1"], [2, "2"]]}])
+
+
+def test_arguments_cannot_break_out_of_a_label_matcher():
+    query = 'up{revision="{{args.revision}}"}'
+    hostile = 'x"} or vector(1) or up{a="'
+    assert substitute(query, {"revision": hostile}, "t") == 'up{revision="x\\"} or vector(1) or up{a=\\""}'
+    assert escape_promql("a\\b") == "a\\\\b"
+
+
+def test_unknown_argument_names_the_template():
+    with pytest.raises(ResolutionError, match=r"ModelAnalysisTemplate t, metric m: unknown argument \{\{args.nope\}\}"):
+        substitute("{{args.nope}}", {}, "ModelAnalysisTemplate t, metric m")
+
+
+def test_conditions_get_unescaped_values():
+    assert substitute("result <= {{ args.max }}", {"max": "0.01"}, "t", escape=False) == "result <= 0.01"
+
+
+def test_alerts_query_selects_firing_alerts_with_the_labels():
+    matcher = AlertMatcher("Errors", (("namespace", "models"), ("severity", "page")))
+    assert alerts_query(matcher) == 'ALERTS{alertname="Errors",alertstate="firing",namespace="models",severity="page"}'
+
+
+def test_matcher_needs_every_listed_label():
+    matcher = AlertMatcher("Errors", (("namespace", "models"),))
+    assert matcher.matches({"alertname": "Errors", "namespace": "models", "severity": "page"})
+    assert not matcher.matches({"alertname": "Errors", "namespace": "other"})
+    assert not matcher.matches({"alertname": "Other", "namespace": "models"})
+
+
+def payload(status: str, ends: str = "0001-01-01T00:00:00Z") -> dict:
+    return {
+        "version": "4",
+        "status": status,
+        "alerts": [
+            {
+                "status": status,
+                "labels": {"alertname": "Errors", "namespace": "models"},
+                "endsAt": ends,
+                "fingerprint": "f1",
+            },
+        ],
+    }
+
+
+def test_webhook_alerts_fire_until_resolved_or_expired():
+    store = WebhookAlerts()
+    matcher = (AlertMatcher("Errors", (("namespace", "models"),)),)
+    assert store.receive(payload("firing")) == [{"alertname": "Errors", "namespace": "models"}]
+    assert store.matching(matcher, NOW) == ['Errors{namespace="models"}']
+    store.receive(payload("resolved"))
+    assert store.matching(matcher, NOW) == []
+    store.receive(payload("firing", ends="2026-11-22T11:00:00Z"))
+    assert store.matching(matcher, NOW) == []  # endsAt has passed
+
+
+def test_webhook_rejects_what_is_not_an_alertmanager_payload():
+    with pytest.raises(ValueError, match="no alerts list"):
+        WebhookAlerts().receive({"hello": "world"})
