@@ -24,8 +24,10 @@ test: lint
 	$(BIN)/modelrollout dev-cluster build
 	$(BIN)/pytest
 
+# The main job: a rollout story on the local control plane (see README).
 demo: setup
-	$(BIN)/modelrollout dev-cluster up
+	$(BIN)/modelrollout dev-cluster build
+	$(BIN)/modelrollout demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

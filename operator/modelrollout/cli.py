@@ -47,6 +47,12 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from modelrollout import demo
+
+    return demo.run(keep=args.keep)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="modelrollout", description="Roll out new versions of ML models safely.")
     commands = root.add_subparsers(dest="command", required=True)
@@ -61,6 +67,19 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("action", choices=["build", "up", "down", "kubeconfig"])
     dev.add_argument("--dir", help="state directory (default ~/.cache/modelrollout/dev-cluster)")
     dev.set_defaults(handler=_dev_cluster)
+
+    demo = commands.add_parser(
+        "demo",
+        help="a rollout story on a local control plane: a good model promoted, a bad one rolled back by an alarm",
+        description=(
+            "Starts a local control plane, a real Prometheus, a traffic simulator (a stand-in for model servers) "
+            "and the operator on 127.0.0.1; promotes a good model through canary steps with analysis, then rolls a "
+            "bad one back automatically when its error-rate alert fires; prints live progress and a summary; "
+            "stops everything at the end."
+        ),
+    )
+    demo.add_argument("--keep", action="store_true", help="leave everything running at the end (Ctrl-C stops it)")
+    demo.set_defaults(handler=_demo)
     return root
 
 
