@@ -96,14 +96,18 @@ class Operator:
 
 
 @contextlib.contextmanager
-def running_operator(prometheus_url: str) -> Iterator[Operator]:
-    """The operator, run in this process by kopf's own test runner, serving HTTP on loopback only."""
+def running_operator(prometheus_url: str, kubeconfig: str | None = None) -> Iterator[Operator]:
+    """The operator, run in this process by kopf's own test runner, serving HTTP on loopback only.
+
+    `kubeconfig` runs it under another identity (e.g. the shipped ServiceAccount's token).
+    """
     http = f"127.0.0.1:{cluster.free_port()}"
     token = secrets.token_hex(16)
     settings = {
         "MODELROLLOUT_HTTP_ADDRESS": http,
         "MODELROLLOUT_WEBHOOK_TOKEN": token,
         "MODELROLLOUT_PROMETHEUS_URL": prometheus_url,
+        "KUBECONFIG": kubeconfig or os.environ.get("KUBECONFIG", ""),
     }
     saved = {key: os.environ.get(key) for key in settings}
     os.environ.update(settings)

@@ -35,7 +35,8 @@ def up(directory: Path | None = None, nodes: int = cluster.DEFAULT_NODES) -> Pat
 
 def install_crds(running: cluster.Cluster, crd_dir: Path = CRD_DIR, routers: bool = True) -> None:
     """Apply the project's CRDs (and the data planes' real ones) and wait until the apiserver serves them."""
-    paths = [crd_dir, *(router_crds() if routers else [])]
+    own = [path for path in sorted(crd_dir.glob("*.yaml")) if path.name != "kustomization.yaml"]
+    paths = [*own, *(router_crds() if routers else [])]
     arguments = [argument for path in paths for argument in ("-f", str(path))]
     running.kubectl("apply", "--server-side", "--force-conflicts", *arguments)
     running.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")

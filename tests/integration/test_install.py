@@ -1,0 +1,102 @@
+"""Install manifests: the kustomize base applies, its pod passes the restricted Pod Security level, and
+the operator runs a full analysed canary rollout under the shipped ServiceAccount's RBAC alone."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import yaml
+
+from modelrollout.core.spec import parse_spec
+from modelrollout.devcluster.cluster import _write_kubeconfig
+from modelrollout.simulator.exporter import Behaviour
+from tests.integration.conftest import REPO, get_json, running_operator, wait_for
+from tests.integration.helpers import apply, events, healthy, plugin, sample, wait_status
+from tests.integration.test_analysis import template
+
+
+def kustomize(control_plane, path: str) -> list[dict]:
+    return list(yaml.safe_load_all(control_plane.kubectl("kustomize", str(REPO / path)).stdout))
+
+
+def test_operator_pod_is_restricted_and_probed(control_plane):
+    for variant in ("manifests/base", "manifests/namespaced"):
+        (deployment,) = [d for d in kustomize(control_plane, variant) if d["kind"] == "Deployment"]
+        pod = deployment["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        assert container["livenessProbe"] and container["readinessProbe"]
+        assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+def test_namespaced_variant_has_no_cluster_wide_write(control_plane):
+    documents = kustomize(control_plane, "manifests/namespaced")
+    (cluster_role,) = [d for d in documents if d["kind"] == "ClusterRole"]
+    for rule in cluster_role["rules"]:
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+    (role,) = [d for d in documents if d["kind"] == "Role"]
+    assert any("deployments" in rule["resources"] for rule in role["rules"])
+
+
+def test_shipped_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, namespace, tmp_path):
+    manifests = control_plane.kubectl("kustomize", str(REPO / "manifests/base")).stdout
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=manifests)
+
+    def operator_pod_available():
+        deployment = get_json(control_plane, "deployment", "modelrollout-operator", "-n", "modelrollout-system")
+        return (deployment or {}).get("status", {}).get("availableReplicas") == 1
+
+    # The namespace enforces the restricted Pod Security level: a non-compliant pod would never be created.
+    wait_for(operator_pod_available, what="the operator Deployment's pod (restricted Pod Security)")
+
+    token = control_plane.kubectl("create", "token", "modelrollout", "-n", "modelrollout-system").stdout.strip()
+    restricted = tmp_path / "operator-kubeconfig"
+    _write_kubeconfig(restricted, control_plane.server, control_plane.ca_file, "modelrollout", token)
+    denied = control_plane.kubectl(f"--kubeconfig={restricted}", "get", "secrets", "-n", namespace, check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()  # secrets: get by name only
+
+    checks = template("error-rate")
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(checks))
+    steps = [
+        {"setWeight": 30},
+        {
+            "analysis": {
+                "templates": [{"name": "error-rate"}],
+                "args": [{"name": "prometheus", "value": monitoring.prometheus.url}],
+            }
+        },
+        {"pause": {}},
+        {"setWeight": 100},
+    ]
+    first = sample(
+        replicas=2,
+        strategy={"canary": {"steps": steps, "scaleDownDelaySeconds": 1}},
+        trafficRouting={"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
+    )
+    second = copy.deepcopy(first)
+    second["spec"]["model"]["version"] = "2026-11-27"
+    for body in (first, second):
+        monitoring.simulator.set(namespace, parse_spec(body["spec"]).revision, Behaviour())
+
+    with running_operator(monitoring.prometheus.url, kubeconfig=str(restricted)):
+        assert apply(control_plane, namespace, first).returncode == 0
+        wait_for(lambda: healthy(control_plane, namespace), what="first Ready under the shipped RBAC")
+        assert apply(control_plane, namespace, second).returncode == 0
+        wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "analysed, waiting at the pause")
+        assert plugin(control_plane, "promote", "fraud-scorer", "-n", namespace).returncode == 0
+        done = wait_status(
+            control_plane,
+            namespace,
+            lambda s: s["phase"] == "Healthy" and s["stableRevision"] == parse_spec(second["spec"]).revision,
+            "promoted under the shipped RBAC",
+        )
+    assert done["status"]["analysisRuns"][0]["phase"] == "Successful"
+    assert get_json(control_plane, "httproute", "fraud-scorer", "-n", namespace)
+    assert {"RolloutStarted", "Promoted"} <= {event["reason"] for event in events(control_plane, namespace)}
