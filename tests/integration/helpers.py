@@ -98,3 +98,15 @@ def plugin(control_plane, *args: str) -> subprocess.CompletedProcess:
         env=env,
         timeout=120,
     )
+
+
+def start_canary(control_plane, namespace: str, body: dict, version: str = "v2") -> tuple[str, str]:
+    """Deploy `body`, wait until Ready, apply the next model version, wait for its first pause.
+
+    Returns (stable revision, canary revision).
+    """
+    assert apply(control_plane, namespace, body).returncode == 0
+    stable = wait_for(lambda: healthy(control_plane, namespace), what="first Ready")["status"]["stableRevision"]
+    assert apply(control_plane, namespace, with_version(body, version)).returncode == 0
+    paused = wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", f"{version} at its first pause")
+    return stable, paused["status"]["canaryRevision"]

@@ -18,6 +18,7 @@ from tests.integration.helpers import (
     plugin,
     replicas_by_revision,
     sample,
+    start_canary,
     wait_status,
     with_version,
 )
@@ -202,12 +203,7 @@ def test_a_new_revision_mid_rollout_supersedes_the_canary(control_plane, operato
         strategy={"canary": {"steps": WALK, "abortScaleDownDelaySeconds": 1}},
         trafficRouting=ROUTING["gatewayAPI"],
     )
-    assert apply(control_plane, namespace, first).returncode == 0
-    stable = wait_for(lambda: healthy(control_plane, namespace), what="first Ready")["status"]["stableRevision"]
-    assert apply(control_plane, namespace, with_version(first, "v2")).returncode == 0
-    second = wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "v2 at 5%")["status"][
-        "canaryRevision"
-    ]
+    stable, second = start_canary(control_plane, namespace, first)
     assert apply(control_plane, namespace, with_version(first, "v3")).returncode == 0
     body = wait_status(
         control_plane, namespace, lambda s: s["phase"] == "Paused" and s["canaryRevision"] != second, "v3 at 5%"
@@ -226,12 +222,7 @@ def test_going_back_to_the_stable_template_aborts_at_once(control_plane, operato
         strategy={"canary": {"steps": WALK, "abortScaleDownDelaySeconds": 1}},
         trafficRouting=ROUTING["nginx"],
     )
-    assert apply(control_plane, namespace, first).returncode == 0
-    stable = wait_for(lambda: healthy(control_plane, namespace), what="first Ready")["status"]["stableRevision"]
-    assert apply(control_plane, namespace, with_version(first, "v2")).returncode == 0
-    canary = wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "v2 at 5%")["status"][
-        "canaryRevision"
-    ]
+    stable, canary = start_canary(control_plane, namespace, first)
     assert apply(control_plane, namespace, first).returncode == 0
     body = wait_status(control_plane, namespace, lambda s: s["phase"] == "Healthy", "back on stable")
     assert body["status"]["stableRevision"] == stable and body["status"]["canaryRevision"] == ""

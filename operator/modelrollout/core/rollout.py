@@ -629,39 +629,7 @@ class _Rollout:
         phase, reason, message = self._phase(stable)
         if state.scale_downs and phase == PHASE_HEALTHY:
             message += f"; scaling down {', '.join(sorted(state.scale_downs))}"
-        desired_conditions = [
-            Condition(cond.READY, phase == PHASE_HEALTHY, reason, message),
-            Condition(
-                cond.RECONCILING,
-                phase in (PHASE_PENDING, PHASE_PROGRESSING, PHASE_PAUSED),
-                reason if phase != PHASE_HEALTHY and phase != PHASE_DEGRADED else "Reconciled",
-                message if phase in (PHASE_PENDING, PHASE_PROGRESSING, PHASE_PAUSED) else "",
-            ),
-            Condition(
-                cond.STALLED,
-                phase == PHASE_DEGRADED,
-                reason if phase == PHASE_DEGRADED else "NotStalled",
-                message if phase == PHASE_DEGRADED else "",
-            ),
-            Condition(
-                cond.PROGRESSING,
-                phase in (PHASE_PENDING, PHASE_PROGRESSING),
-                reason,
-                message if phase in (PHASE_PENDING, PHASE_PROGRESSING) else "",
-            ),
-            Condition(
-                cond.PAUSED,
-                phase == PHASE_PAUSED,
-                reason if phase == PHASE_PAUSED else "NotPaused",
-                message if phase == PHASE_PAUSED else "",
-            ),
-            Condition(
-                cond.DEGRADED,
-                phase == PHASE_DEGRADED,
-                reason if phase == PHASE_DEGRADED else "NotDegraded",
-                message if phase == PHASE_DEGRADED else "",
-            ),
-        ]
+        desired_conditions = conditions_for(phase, reason, message)
         previous = self.obs.status
         if previous.get("phase") != phase and phase in (PHASE_HEALTHY, PHASE_DEGRADED, PHASE_PAUSED):
             state.emit("Warning" if phase == PHASE_DEGRADED else "Normal", phase, message)
@@ -740,6 +708,24 @@ class _Rollout:
         )
 
 
+def conditions_for(phase: str, reason: str, message: str) -> list[Condition]:
+    """The kstatus conditions (Ready, Reconciling, Stalled) and ours (Progressing, Paused, Degraded) of a phase."""
+    converging = phase in (PHASE_PENDING, PHASE_PROGRESSING, PHASE_PAUSED)
+    progressing = phase in (PHASE_PENDING, PHASE_PROGRESSING)
+
+    def flag(kind: str, active: bool, inactive_reason: str) -> Condition:
+        return Condition(kind, active, reason if active else inactive_reason, message if active else "")
+
+    return [
+        Condition(cond.READY, phase == PHASE_HEALTHY, reason, message),
+        flag(cond.RECONCILING, converging, "Reconciled"),
+        flag(cond.STALLED, phase == PHASE_DEGRADED, "NotStalled"),
+        Condition(cond.PROGRESSING, progressing, reason, message if progressing else ""),
+        flag(cond.PAUSED, phase == PHASE_PAUSED, "NotPaused"),
+        flag(cond.DEGRADED, phase == PHASE_DEGRADED, "NotDegraded"),
+    ]
+
+
 def invalid_status(
     meta_generation: int, previous: dict[str, Any], reason: str, message: str, now: datetime
 ) -> tuple[dict[str, Any], tuple[Event, ...]]:
@@ -748,14 +734,7 @@ def invalid_status(
     Everything else in the previous status (stable revision, selector, weights) is kept: the stable
     model keeps serving.
     """
-    desired = [
-        Condition(cond.READY, False, reason, message),
-        Condition(cond.RECONCILING, False, reason, ""),
-        Condition(cond.STALLED, True, reason, message),
-        Condition(cond.PROGRESSING, False, reason, ""),
-        Condition(cond.PAUSED, False, "NotPaused", ""),
-        Condition(cond.DEGRADED, True, reason, message),
-    ]
+    desired = conditions_for(PHASE_DEGRADED, reason, message)
     status = dict(previous)
     status.update(
         {
