@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -12,13 +11,9 @@ def _run_operator(args: argparse.Namespace) -> int:
     import kopf
 
     import modelrollout.handlers  # noqa: F401 - registers the handlers
+    from modelrollout import logs
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if not args.verbose:
-        # kopf logs every watch event its handlers see; the reconciler logs what matters.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    logs.configure(args.verbose, args.log_format == "json")
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),
@@ -61,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", "-n", action="append", help="watch only these namespaces (repeatable); default all")
     run.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--verbose", "-v", action="store_true")
+    run.add_argument("--log-format", choices=["text", "json"], default="text", help="json: one object per line")
     run.set_defaults(handler=_run_operator)
 
     dev = commands.add_parser("dev-cluster", help="a real Kubernetes control plane on loopback (etcd, apiserver, kwok)")

@@ -27,3 +27,18 @@ def test_operator_source_root_is_not_a_package():
     assert not (source_root / "__init__.py").exists()
     assert [path.name for path in source_root.glob("*.py")] == []
     assert (source_root / "modelrollout" / "__init__.py").is_file()
+
+
+def test_json_logs_are_one_object_per_line_with_the_object_context():
+    import json
+    import logging
+
+    from modelrollout.logs import JsonFormatter
+
+    record = logging.LogRecord(
+        "modelrollout.handlers", logging.WARNING, __file__, 1, "reconcile failed: %s", ("409",), None
+    )
+    record.k8s_ref = {"namespace": "fraud", "name": "scorer", "uid": "u"}
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["level"] == "warning" and entry["message"] == "reconcile failed: 409"
+    assert (entry["namespace"], entry["name"], entry["logger"]) == ("fraud", "scorer", "modelrollout.handlers")
