@@ -84,7 +84,8 @@ def test_inconclusive_limit():
 
 def test_consecutive_errors_make_the_run_inconclusive_never_successful():
     metric = MetricSpec("m", count=3, consecutive_error_limit=2, success_condition="result < 1")
-    assert run_series(metric, ["refused", "refused", 0.5, "refused", "refused"])["phase"] == a.SUCCESSFUL
+    recovered = run_series(metric, ["refused", "refused", 0.5, "refused", "refused", 0.5, 0.5])
+    assert recovered["phase"] == a.SUCCESSFUL and recovered["metrics"][0]["successful"] == 3
     stuck = run_series(metric, ["refused", "refused", "refused"])
     assert stuck["phase"] == a.INCONCLUSIVE
     assert "3 consecutive errors, last: refused" in stuck["message"]
@@ -116,3 +117,11 @@ def test_interval_and_initial_delay_decide_when_a_metric_is_due():
     # A measurement handed in before it is due is ignored.
     early = a.advance(run, "k", "rev", (metric,), {"m": Measurement(later, 5.0)}, later + timedelta(seconds=10))
     assert early["metrics"][0]["count"] == 1
+
+
+def test_errors_and_no_data_never_count_toward_success():
+    # One success and two unreachable-Prometheus errors must not add up to three measurements passed.
+    metric = MetricSpec("m", count=3, consecutive_error_limit=5, inconclusive_limit=5, success_condition="result < 1")
+    assert run_series(metric, [0.5, "refused", "refused"])["phase"] == a.RUNNING
+    assert run_series(metric, [0.5, None, None])["phase"] == a.RUNNING
+    assert run_series(metric, [0.5, "refused", None, 0.5, 0.5])["phase"] == a.SUCCESSFUL

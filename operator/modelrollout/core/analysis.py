@@ -1,7 +1,9 @@
 """Analysis runs: when each metric is measured and what its measurements add up to.
 
 Rules (Argo Rollouts' vocabulary, with the missing-data lessons learned):
-- A metric is measured every `interval` after `initialDelay`, `count` times (0: until the run ends).
+- A metric is measured every `interval` after `initialDelay` until `count` decisive (successful or
+  failed) measurements are in (0: until the run ends); errors and no-data results are retried, never
+  counted toward `count`.
 - One measurement is Successful, Failed, Inconclusive or Error:
   - no data (an empty vector) or NaN is **Inconclusive** by default, or Failed when the metric's
     `noDataPolicy` is `Failure`; it is never a pass;
@@ -181,7 +183,8 @@ def _metric_phase(metric: MetricSpec, state: dict[str, Any]) -> str:
         return INCONCLUSIVE
     if state["consecutiveErrors"] > metric.consecutive_error_limit:
         return INCONCLUSIVE
-    if metric.count > 0 and state["count"] >= metric.count:
+    # Only decisive measurements count: errors and no-data results can never add up to a pass.
+    if metric.count > 0 and state["successful"] + state["failed"] >= metric.count:
         return SUCCESSFUL
     return RUNNING
 

@@ -62,6 +62,7 @@ class Process:
     name: str
     popen: subprocess.Popen
     log: Path
+    args: list[str] = field(default_factory=list)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -114,6 +115,15 @@ class Cluster:
     def process(self, name: str) -> Process:
         return next(process for process in self.processes if process.name == name)
 
+    def restart(self, name: str, timeout: float = 120.0) -> None:
+        """Stop one component and start it again with the same arguments (for fault tests)."""
+        old = self.process(name)
+        old.stop()
+        self.processes.remove(old)
+        self._start(name, old.args)
+        if name == "kube-apiserver":
+            wait_until(lambda: self._https_ok("/readyz"), timeout, "kube-apiserver /readyz after restart")
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
@@ -139,7 +149,7 @@ class Cluster:
                 start_new_session=True,
                 close_fds=True,
             )
-        process = Process(name, popen, log)
+        process = Process(name, popen, log, list(args))
         self.processes.append(process)
         # Recorded so `dev-cluster down` can stop a cluster that `up` left running.
         (self.workdir / "pids").mkdir(exist_ok=True)
