@@ -67,7 +67,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     memo.webhook = WebhookAlerts()
     memo.matchers = {}
     alarms = AlarmChecker(memo.webhook, os.environ.get("MODELROLLOUT_PROMETHEUS_URL", ""))
-    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube, utcnow), alarms)
+    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms)
     memo.queue = WorkQueue()
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="reconcile")
     memo.workers = [asyncio.create_task(_worker(memo), name=f"modelrollout-worker-{i}") for i in range(WORKERS)]

@@ -73,12 +73,12 @@ def builtin_args(body: dict[str, Any], decision: Decision, revision: str) -> dic
 
 
 class AnalysisRunner:
-    def __init__(self, kube: KubeClient, clock: Callable[[], datetime], provider: ProviderFactory = PrometheusProvider):
+    def __init__(self, kube: KubeClient, provider: ProviderFactory = PrometheusProvider):
         self._kube = kube
-        self._clock = clock
         self._provider = provider
 
-    def __call__(self, body: dict[str, Any], decision: Decision) -> dict[str, AnalysisInput]:
+    def __call__(self, body: dict[str, Any], decision: Decision, now: datetime) -> dict[str, AnalysisInput]:
+        """Inputs for the runs `decision` asks for, measured at the reconcile's own `now`."""
         previous = {run.get("key"): run for run in (body.get("status") or {}).get("analysisRuns") or []}
         inputs: dict[str, AnalysisInput] = {}
         for run in decision.analysis_runs:
@@ -87,7 +87,6 @@ class AnalysisRunner:
             except ResolutionError as error:
                 inputs[run.key] = AnalysisInput(error=str(error))
                 continue
-            now = self._clock()
             specs = tuple(spec for spec, _ in metrics)
             due = {metric.name for metric in runs.due_metrics(previous.get(run.key), specs, now)}
             measurements = {

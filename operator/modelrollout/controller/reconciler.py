@@ -28,7 +28,7 @@ from modelrollout.core.analysis import AnalysisInput, judge
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
 from modelrollout.core.rollout import Decision, decide, invalid_status
 from modelrollout.core.spec import ROUTER_NONE, ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
-from modelrollout.kube.client import DEPLOYMENT, KINDS, MODEL_DEPLOYMENT, SERVICE, KubeClient, KubeError
+from modelrollout.kube.client import DEPLOYMENT, KINDS, MODEL_DEPLOYMENT, POD, SERVICE, KubeClient, KubeError
 from modelrollout.render import workloads
 from modelrollout.render.routers import RouteTarget, router_for
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 INVALID_STATUSES = (400, 422)
 TRACK_STABLE, TRACK_CANARY, TRACK_OLD = "stable", "canary", "old"
 
-AnalysisSource = Callable[[dict[str, Any], Decision], Mapping[str, AnalysisInput]]
+AnalysisSource = Callable[[dict[str, Any], Decision, datetime], Mapping[str, AnalysisInput]]
 
 
 class RejectedChild(Exception):
@@ -73,7 +73,7 @@ def observe_deployment(body: dict[str, Any]) -> ObservedDeployment:
     )
 
 
-def no_analysis(body: dict[str, Any], decision: Decision) -> Mapping[str, AnalysisInput]:
+def no_analysis(body: dict[str, Any], decision: Decision, now: datetime) -> Mapping[str, AnalysisInput]:
     return {}
 
 
@@ -110,7 +110,7 @@ class Reconciler:
         in_progress = bool(previous.get("canaryRevision")) or spec.revision != previous.get("stableRevision", "")
         alerts = self._alarms.firing(spec, now, poll=in_progress) if self._alarms else ()
         first = decide(Observation(meta, spec, previous, observed, now, request, {}, alerts))
-        inputs = self._analysis(body, first) if first.analysis_runs else {}
+        inputs = self._analysis(body, first, now) if first.analysis_runs else {}
         decision = (
             decide(Observation(meta, spec, previous, observed, now, request, inputs, alerts)) if inputs else first
         )
@@ -187,10 +187,33 @@ class Reconciler:
                 self._patch_deployment(meta, existing, desired.replicas, track)
         self._apply_services(meta, spec, decision)
         self._apply_routes(meta, spec, decision, previous)
+        self._label_pods(meta, tracks)
         for desired, track in scale_downs:
             self._patch_deployment(meta, owned[desired.revision], desired.replicas, track)
         for revision in decision.delete_revisions:
             self._kube.delete(DEPLOYMENT, meta.namespace, owned[revision]["metadata"]["name"])
+
+    def _label_pods(self, meta: ObjectMeta, tracks: dict[str, str]) -> None:
+        """Put the track (stable, canary) on the pods themselves, so queries and dashboards can select it.
+
+        It is not in the pod template: promoting a canary would then restart its pods. Pods created
+        since the last reconcile get it at the next one (their readiness changes the Deployment's status).
+        """
+        selector = f"{labels.DEPLOYMENT_LABEL}={meta.name}"
+        for pod in self._kube.list(POD, meta.namespace, selector):
+            pod_labels = pod["metadata"].get("labels", {})
+            track = tracks.get(pod_labels.get(labels.REVISION_LABEL, ""))
+            if track and pod_labels.get(labels.TRACK_LABEL) != track and not pod["metadata"].get("deletionTimestamp"):
+                try:
+                    self._kube.request(
+                        "PATCH",
+                        POD.path(meta.namespace, pod["metadata"]["name"]),
+                        body={"metadata": {"labels": {labels.TRACK_LABEL: track}}},
+                        content_type="application/merge-patch+json",
+                    )
+                except KubeError as error:
+                    if not error.not_found:  # a pod may go away between list and patch
+                        raise
 
     def _patch_deployment(self, meta: ObjectMeta, existing: dict[str, Any] | None, replicas: int, track: str) -> None:
         if existing is None:

@@ -51,6 +51,7 @@ class Kind:
 MODEL_DEPLOYMENT = Kind("modelrollout.io", "v1alpha1", "modeldeployments", "ModelDeployment")
 DEPLOYMENT = Kind("apps", "v1", "deployments", "Deployment")
 SERVICE = Kind("", "v1", "services", "Service")
+POD = Kind("", "v1", "pods", "Pod")
 EVENT = Kind("events.k8s.io", "v1", "events", "Event")
 HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 VIRTUALSERVICE = Kind("networking.istio.io", "v1", "virtualservices", "VirtualService")
