@@ -16,7 +16,7 @@ SPEC = parse_spec(
 
 
 def test_deployment_of_a_revision():
-    body = workloads.deployment(META, SPEC, "abc", 3, SPEC.template, workloads.model_labels(SPEC))
+    body = workloads.deployment(META, SPEC, "abc", 3)
     assert body["metadata"]["name"] == "fraud-abc"
     assert body["metadata"]["ownerReferences"] == [
         {
@@ -43,7 +43,7 @@ def test_deployment_of_a_revision():
 
 
 def test_rendering_does_not_edit_the_users_template():
-    workloads.deployment(META, SPEC, "abc", 3, SPEC.template, workloads.model_labels(SPEC))
+    workloads.deployment(META, SPEC, "abc", 3)
     assert TEMPLATE["metadata"]["labels"] == {"team": "risk"}
 
 

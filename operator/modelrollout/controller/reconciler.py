@@ -100,15 +100,18 @@ class Reconciler:
         spec = parse_spec(body.get("spec") or {})
         previous = body.get("status") or {}
         children = self._kube.list(DEPLOYMENT, namespace, f"{labels.DEPLOYMENT_LABEL}={name}")
-        owned = {}
+        observations = {}
         for child in children:
             if owned_by(child, meta.uid):
-                owned[observe_deployment(child).revision] = child
-        observed = tuple(observe_deployment(child) for child in owned.values())
+                observation = observe_deployment(child)
+                observations[observation.revision] = (child, observation)
+        owned = {revision: child for revision, (child, _) in observations.items()}
+        observed = tuple(observation for _, observation in observations.values())
         request = Request.from_status(previous.get("request"))
         now = self._clock()
         in_progress = bool(previous.get("canaryRevision")) or spec.revision != previous.get("stableRevision", "")
         alerts = self._alarms.firing(spec, now, poll=in_progress) if self._alarms else ()
+        # The first decision names the analysis runs it waits on; measured, they go into the second.
         first = decide(Observation(meta, spec, previous, observed, now, request, {}, alerts))
         inputs = self._analysis(body, first, now) if first.analysis_runs else {}
         decision = (
@@ -172,15 +175,7 @@ class Reconciler:
             elif desired.revision == spec.revision:
                 self._guard(
                     lambda d=desired, t=track: self._kube.apply(
-                        workloads.deployment(
-                            meta,
-                            spec,
-                            d.revision,
-                            d.replicas,
-                            spec.template,
-                            workloads.model_labels(spec),
-                            t,
-                        )
+                        workloads.deployment(meta, spec, d.revision, d.replicas, t)
                     )
                 )
             else:

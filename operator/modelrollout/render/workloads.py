@@ -48,23 +48,21 @@ def deployment(
     spec: ModelDeploymentSpec,
     revision: str,
     replicas: int,
-    template: dict[str, Any],
-    model_labels: dict[str, str],
     track: str = "",
 ) -> dict[str, Any]:
-    """The Deployment of one revision. `template` and `model_labels` are that revision's own.
+    """The Deployment of the spec's revision (other revisions' Deployments are only scaled, never re-rendered).
 
     The track (stable, canary) labels the Deployment, not its pod template: promoting a canary
     must not restart its pods.
     """
     selector = {labels.DEPLOYMENT_LABEL: meta.name, labels.REVISION_LABEL: revision}
-    pod_template = copy.deepcopy(template)
+    pod_template = copy.deepcopy(spec.template)
     pod_metadata = pod_template.setdefault("metadata", {})
     pod_labels = pod_metadata.setdefault("labels", {})
-    pod_labels.update(model_labels)
+    pod_labels.update(model_labels(spec))
     pod_labels.update(common_labels(meta))
     pod_labels[labels.REVISION_LABEL] = revision
-    metadata_labels = {**common_labels(meta), **model_labels, labels.REVISION_LABEL: revision}
+    metadata_labels = {**common_labels(meta), **model_labels(spec), labels.REVISION_LABEL: revision}
     if track:
         metadata_labels[labels.TRACK_LABEL] = track
     return {
