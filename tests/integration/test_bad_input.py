@@ -1,0 +1,204 @@
+"""Bad and hostile input, as updates to a ModelDeployment that serves: each is rejected at apply time with a
+message naming the field, and nothing changes (same generation, same spec, same children)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.integration.conftest import get_json, wait_for
+from tests.integration.helpers import apply, healthy, md, sample
+from tests.integration.test_analysis import template
+
+Mutation = Callable[[dict], None]
+
+
+def steps(*items: dict) -> Mutation:
+    return lambda spec: spec["strategy"]["canary"].update(steps=list(items))
+
+
+def routing(value: dict) -> Mutation:
+    return lambda spec: spec.update(trafficRouting=value)
+
+
+MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
+    ("canary-and-blue-green", lambda s: s["strategy"].update(blueGreen={}), "set exactly one of canary or blueGreen"),
+    ("no-strategy", lambda s: s.update(strategy={}), "set one of canary or blueGreen"),
+    ("weight-over-100", steps({"setWeight": 150}), "spec.strategy.canary.steps[0].setWeight: Invalid value: 150"),
+    ("negative-weight", steps({"setWeight": -1}), "setWeight in body should be greater than or equal to 0"),
+    ("weights-decrease", steps({"setWeight": 50}, {"setWeight": 25}), "setWeight values must not decrease"),
+    (
+        "two-kinds-in-a-step",
+        steps({"setWeight": 5, "pause": {}}),
+        "each step sets exactly one of setWeight, pause or analysis",
+    ),
+    (
+        "huge-step-list",
+        steps(*[{"setWeight": 1}] * 65),
+        "spec.strategy.canary.steps: Too many: 65: must have at most 64",
+    ),
+    ("duration-in-words", steps({"pause": {"duration": "10 minutes"}}), "spec.strategy.canary.steps[0].pause.duration"),
+    ("negative-duration", steps({"pause": {"duration": "-5s"}}), 'pause.duration: Invalid value: "-5s"'),
+    ("zero-duration", steps({"pause": {"duration": "0s"}}), "must be a positive duration"),
+    (
+        "analysis-without-templates",
+        steps({"analysis": {"templates": []}}),
+        "analysis.templates in body should have at least 1 items",
+    ),
+    ("negative-replicas", lambda s: s.update(replicas=-1), "spec.replicas: Invalid value: -1"),
+    (
+        "model-name-not-a-label",
+        lambda s: s["model"].update(name="Fraud Scorer"),
+        'spec.model.name: Invalid value: "Fraud',
+    ),
+    ("model-without-version", lambda s: s["model"].pop("version"), "spec.model.version: Required value"),
+    (
+        "container-without-image",
+        lambda s: s["template"]["spec"]["containers"][0].pop("image"),
+        "spec.template.spec.containers[0].image: Required value",
+    ),
+    ("no-containers", lambda s: s["template"]["spec"].update(containers=[]), "spec.template.spec.containers"),
+    (
+        "reserved-pod-label",
+        lambda s: s["template"].update(metadata={"labels": {"modelrollout.io/track": "x"}}),
+        "labels with the prefix modelrollout.io/ are set by the operator",
+    ),
+    ("port-out-of-range", lambda s: s.update(service={"port": 70000}), "spec.service.port: Invalid value: 70000"),
+    ("unknown-router", routing({"linkerd": {}}), 'unknown field "spec.trafficRouting.linkerd"'),
+    (
+        "two-routers",
+        routing({"istio": {"hosts": ["a"]}, "nginx": {"host": "a"}}),
+        "set at most one of gatewayAPI, istio and nginx",
+    ),
+    (
+        "gateway-without-parents",
+        routing({"gatewayAPI": {"hostnames": ["a"]}}),
+        "spec.trafficRouting.gatewayAPI.parentRefs: Required value",
+    ),
+    ("istio-without-hosts", routing({"istio": {"hosts": []}}), "spec.trafficRouting.istio.hosts"),
+    ("nginx-relative-path", routing({"nginx": {"host": "a", "path": "score"}}), "spec.trafficRouting.nginx.path"),
+    (
+        "shadow-without-mirroring-router",
+        lambda s: s.update(trafficRouting={"nginx": {"host": "a"}}, strategy={**s["strategy"], "shadow": {}}),
+        "strategy.shadow needs trafficRouting.gatewayAPI or trafficRouting.istio",
+    ),
+    (
+        "mirror-zero-percent",
+        lambda s: s.update(trafficRouting={"istio": {"hosts": ["a"]}}, strategy={"shadow": {"mirrorPercent": 0}}),
+        "spec.strategy.shadow.mirrorPercent: Invalid value: 0",
+    ),
+    (
+        "negative-blue-green-delay",
+        lambda s: s.update(strategy={"blueGreen": {"scaleDownDelaySeconds": -1}}),
+        "spec.strategy.blueGreen.scaleDownDelaySeconds: Invalid value: -1",
+    ),
+    (
+        "alertname-with-spaces",
+        lambda s: s.update(rollbackOn={"alerts": [{"alertname": "bad name!"}]}),
+        'spec.rollbackOn.alerts[0].alertname: Invalid value: "bad name!"',
+    ),
+    (
+        "alert-poll-too-fast",
+        lambda s: s.update(rollbackOn={"pollInterval": "10ms", "alerts": [{"alertname": "A"}]}),
+        "must be at least 1s",
+    ),
+    ("unknown-automation", lambda s: s.update(automation="yolo"), 'spec.automation: Unsupported value: "yolo"'),
+    ("zero-progress-deadline", lambda s: s.update(progressDeadlineSeconds=0), "spec.progressDeadlineSeconds"),
+    ("history-over-100", lambda s: s.update(revisionHistoryLimit=101), "spec.revisionHistoryLimit: Invalid value: 101"),
+]
+
+
+@pytest.fixture(scope="module")
+def serving(control_plane, operator) -> Iterator[tuple[str, dict]]:
+    """One ModelDeployment that serves, shared by the table; each case must leave it exactly as it was."""
+    namespace = f"bad-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", namespace)
+    body = sample(trafficRouting={"gatewayAPI": {"parentRefs": [{"name": "public"}]}})
+    assert apply(control_plane, namespace, body).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace), what="a serving ModelDeployment")
+    yield namespace, body
+    control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def snapshot(control_plane, namespace: str) -> tuple:
+    body = md(control_plane, namespace)
+    deployments = get_json(control_plane, "deployments", "-n", namespace)["items"]
+    route = get_json(control_plane, "httproute", "fraud-scorer", "-n", namespace)
+    return (
+        body["metadata"]["generation"],
+        json.dumps(body["spec"], sort_keys=True),
+        sorted((d["metadata"]["name"], d["spec"]["replicas"]) for d in deployments),
+        json.dumps(route["spec"], sort_keys=True),
+    )
+
+
+@pytest.mark.parametrize(("case", "mutate", "message"), MODEL_DEPLOYMENTS, ids=[c[0] for c in MODEL_DEPLOYMENTS])
+def test_bad_modeldeployment_update_is_rejected_and_changes_nothing(control_plane, serving, case, mutate, message):
+    namespace, body = serving
+    before = snapshot(control_plane, namespace)
+    bad = copy.deepcopy(body)
+    mutate(bad["spec"])
+    result = apply(control_plane, namespace, bad)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert snapshot(control_plane, namespace) == before
+
+
+def test_a_one_megabyte_annotation_is_rejected(control_plane, serving):
+    namespace, body = serving
+    before = snapshot(control_plane, namespace)
+    huge = copy.deepcopy(body)
+    huge["metadata"]["annotations"] = {"notes": "x" * (1024 * 1024)}
+    result = apply(control_plane, namespace, huge)
+    assert result.returncode != 0
+    assert "metadata.annotations: Too long" in result.stderr
+    assert snapshot(control_plane, namespace) == before
+
+
+def metric_change(**changes) -> Callable[[dict], None]:
+    return lambda metric: metric.update(changes)
+
+
+def provider_change(**changes) -> Callable[[dict], None]:
+    return lambda metric: metric["provider"]["prometheus"].update(changes)
+
+
+TEMPLATES: list[tuple[str, Callable[[dict], None], str]] = [
+    ("no-condition", lambda m: m.pop("successCondition"), "set successCondition, failureCondition, or both"),
+    ("no-provider", lambda m: m.pop("provider"), "provider: Required value"),
+    ("empty-provider", metric_change(provider={}), "set a provider: prometheus"),
+    ("interval-under-a-second", metric_change(interval="500ms"), "must be at least 1s"),
+    ("ftp-address", provider_change(address="ftp://prometheus"), "address in body should match"),
+    ("no-query", lambda m: m["provider"]["prometheus"].pop("query"), "query: Required value"),
+    (
+        "two-credentials",
+        provider_change(
+            authentication={"bearerTokenSecretRef": {"name": "a", "key": "t"}, "basicAuthSecretRef": {"name": "b"}}
+        ),
+        "set one of bearerTokenSecretRef and basicAuthSecretRef",
+    ),
+    ("unknown-no-data-policy", metric_change(noDataPolicy="Pass"), 'noDataPolicy: Unsupported value: "Pass"'),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "message"), TEMPLATES, ids=[c[0] for c in TEMPLATES])
+def test_bad_analysis_template_is_rejected(control_plane, serving, case, mutate, message):
+    namespace, _ = serving
+    bad = template(f"t-{case}")
+    mutate(bad["spec"]["metrics"][0])
+    result = control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert get_json(control_plane, "modelanalysistemplate", f"t-{case}", "-n", namespace) is None
+
+
+def test_duplicate_metric_names_are_rejected(control_plane, serving):
+    namespace, _ = serving
+    bad = template("duplicates")
+    bad["spec"]["metrics"].append(copy.deepcopy(bad["spec"]["metrics"][0]))
+    result = control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
+    assert result.returncode != 0 and "metric names must be unique" in result.stderr
