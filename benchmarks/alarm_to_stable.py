@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -27,16 +25,10 @@ from pathlib import Path
 import yaml
 
 from modelrollout.core.spec import parse_spec
-from modelrollout.devcluster import cluster, state
-from modelrollout.devcluster import prometheus as prometheus_server
+from modelrollout.devcluster.stack import error_rate_alert, local_stack
 from modelrollout.simulator.exporter import Behaviour
-from modelrollout.simulator.process import SimulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
-RULE = (
-    'sum by (namespace, revision) (rate(model_requests_total{code=~"5.."}[5s]))'
-    " / sum by (namespace, revision) (rate(model_requests_total[5s])) > 0.2"
-)
 
 
 def poll(check, timeout=120.0, interval=0.05):
@@ -68,26 +60,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     rounds = parser.parse_args().rounds
-    running = cluster.start()
-    simulator = SimulatorProcess()
-    prometheus = prometheus_server.start(
-        [simulator.address], [{"name": "bench", "rules": [{"alert": "ModelErrorRateHigh", "expr": RULE}]}]
-    )
-    http = f"127.0.0.1:{cluster.free_port()}"
-    token = secrets.token_hex(16)
-    env = dict(
-        os.environ,
-        KUBECONFIG=str(running.kubeconfig),
-        MODELROLLOUT_HTTP_ADDRESS=http,
-        MODELROLLOUT_WEBHOOK_TOKEN=token,
-        MODELROLLOUT_PROMETHEUS_URL=prometheus.url,
-    )
-    operator = subprocess.Popen(
-        [sys.executable, "-m", "modelrollout.cli", "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     results: dict[str, list[float]] = {"polling": [], "webhook": []}
-    try:
-        state.install_crds(running)
+    with local_stack([error_rate_alert("ModelErrorRateHigh", 0.2, "5s")]) as stack:
+        running, simulator = stack.cluster, stack.simulator
         for round_ in range(rounds):
             for mode in ("polling", "webhook"):
                 namespace = f"bench-{mode}-{round_}"
@@ -103,18 +78,12 @@ def main() -> int:
                 poll(lambda ns=namespace: _phase(running, ns) == "Paused")
                 if mode == "polling":
                     simulator.set(namespace, canary, Behaviour(error_ratio=0.5))
-                    poll(lambda ns=namespace: _alert_firing(prometheus.url, ns), interval=0.02)
+                    poll(lambda ns=namespace: _alert_firing(stack.prometheus.url, ns), interval=0.02)
                 else:
-                    _post_alert(http, token, namespace, alert)
+                    _post_alert(stack.http, stack.webhook_token, namespace, alert)
                 started = time.monotonic()
                 poll(lambda ns=namespace: _canary_weight(running, ns) == 0, interval=0.02)
                 results[mode].append(time.monotonic() - started)
-    finally:
-        operator.terminate()
-        operator.wait(timeout=30)
-        prometheus.stop()
-        simulator.stop()
-        running.stop()
     print(f"alarm to 100% stable, {rounds} rounds each (machine: {os.cpu_count()} cores)")
     for mode, values in results.items():
         print(

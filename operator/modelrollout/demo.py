@@ -17,9 +17,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
-import secrets
-import subprocess
 import sys
 import threading
 import time
@@ -29,18 +26,14 @@ from typing import Any
 import yaml
 
 from modelrollout.core.spec import parse_spec
-from modelrollout.devcluster import cluster, state
-from modelrollout.devcluster import prometheus as prometheus_server
+from modelrollout.devcluster import cluster
+from modelrollout.devcluster.stack import Stack, error_rate_alert, local_stack
 from modelrollout.simulator.exporter import Behaviour
 from modelrollout.simulator.process import SimulatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "fraud"
 TOTAL_RPS = 200.0
-ERROR_RULE = (
-    'sum by (namespace, revision) (rate(model_requests_total{code=~"5.."}[10s]))'
-    " / sum by (namespace, revision) (rate(model_requests_total[10s])) > 0.05"
-)
 VERSIONS = {
     "2026-11-20": Behaviour(error_ratio=0.002, latency_seconds=0.04, null_ratio=0.004),
     "2026-11-27": Behaviour(error_ratio=0.001, latency_seconds=0.03, null_ratio=0.003),
@@ -175,35 +168,20 @@ def deploy(running, simulator: SimulatorProcess, driver: TrafficDriver, revision
 
 def run(keep: bool = False) -> int:
     print("modelrollout demo: building or reusing the local control plane (first run builds it from Go modules)…")
-    running = cluster.start()
-    simulator = SimulatorProcess()
-    prometheus = prometheus_server.start(
-        [simulator.address],
-        [
-            {
-                "name": "models",
-                "rules": [{"alert": "ModelErrorRateHigh", "expr": ERROR_RULE, "labels": {"severity": "page"}}],
-            }
-        ],
-    )
-    token = secrets.token_hex(16)
-    env = dict(
-        os.environ,
-        KUBECONFIG=str(running.kubeconfig),
-        MODELROLLOUT_PROMETHEUS_URL=prometheus.url,
-        MODELROLLOUT_HTTP_ADDRESS=f"127.0.0.1:{cluster.free_port()}",
-        MODELROLLOUT_WEBHOOK_TOKEN=token,
-    )
-    log = (running.workdir / "logs" / "operator.log").open("w")
-    operator = subprocess.Popen(
-        [sys.executable, "-m", "modelrollout.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
     revisions = {version: parse_spec(model_deployment(version)["spec"]).revision for version in VERSIONS}
     behaviours = {revisions[version]: behaviour for version, behaviour in VERSIONS.items()}
+    try:
+        with local_stack([error_rate_alert("ModelErrorRateHigh", 0.05, "10s")]) as stack:
+            return _story(stack, revisions, behaviours, keep)
+    finally:
+        print("demo stopped: control plane, Prometheus, simulator and operator are gone.")
+
+
+def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behaviour], keep: bool) -> int:
+    running, simulator, prometheus = stack.cluster, stack.simulator, stack.prometheus
     driver = TrafficDriver(running, simulator, behaviours)
     summary: list[str] = []
     try:
-        state.install_crds(running)
         running.kubectl("create", "namespace", NAMESPACE)
         running.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(t) for t in demo_templates(prometheus.url)))
         print(f"  control plane {running.server}, Prometheus {prometheus.url}, traffic simulator {simulator.address}")
@@ -262,13 +240,3 @@ def run(keep: bool = False) -> int:
         return 0
     finally:
         driver.stop()
-        operator.terminate()
-        try:
-            operator.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            operator.kill()
-        log.close()
-        prometheus.stop()
-        simulator.stop()
-        running.stop()
-        print("demo stopped: control plane, Prometheus, simulator and operator are gone.")

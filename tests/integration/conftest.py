@@ -21,6 +21,7 @@ from kopf.testing import KopfRunner
 
 from modelrollout.devcluster import build, cluster, state
 from modelrollout.devcluster import prometheus as prometheus_server
+from modelrollout.devcluster.stack import error_rate_alert
 from modelrollout.simulator.process import SimulatorProcess
 from tests.conftest import FIGURES
 
@@ -56,12 +57,6 @@ def control_plane(tmp_path_factory) -> Iterator[cluster.Cluster]:
         running.stop()
 
 
-ERROR_RATE_RULE = (
-    'sum by (namespace, revision) (rate(model_requests_total{code=~"5.."}[5s]))'
-    " / sum by (namespace, revision) (rate(model_requests_total[5s])) > 0.2"
-)
-
-
 @dataclass
 class Monitoring:
     simulator: SimulatorProcess
@@ -72,14 +67,7 @@ class Monitoring:
 def monitoring() -> Iterator[Monitoring]:
     """The traffic simulator (a stand-in for model servers) scraped by a real Prometheus every second."""
     simulator = SimulatorProcess()
-    rules = [
-        {
-            "name": "models",
-            "rules": [
-                {"alert": "ModelErrorRateHigh", "expr": ERROR_RATE_RULE, "labels": {"severity": "page"}},
-            ],
-        }
-    ]
+    rules = [{"name": "models", "rules": [error_rate_alert("ModelErrorRateHigh", 0.2, "5s")]}]
     server = prometheus_server.start([simulator.address], rules)
     try:
         yield Monitoring(simulator, server)
