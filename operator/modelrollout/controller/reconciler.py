@@ -26,7 +26,15 @@ from modelrollout.controller.events import EventRecorder
 from modelrollout.core import labels
 from modelrollout.core.analysis import AnalysisInput, judge
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
-from modelrollout.core.rollout import Decision, decide, invalid_status
+from modelrollout.core.rollout import (
+    TRACK_CANARY,
+    TRACK_OLD,
+    TRACK_PREVIEW,
+    TRACK_STABLE,
+    Decision,
+    decide,
+    invalid_status,
+)
 from modelrollout.core.spec import ROUTER_NONE, ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
 from modelrollout.kube.client import DEPLOYMENT, KINDS, MODEL_DEPLOYMENT, POD, SERVICE, KubeClient, KubeError
 from modelrollout.render import workloads
@@ -35,7 +43,6 @@ from modelrollout.render.routers import RouteTarget, router_for
 log = logging.getLogger(__name__)
 
 INVALID_STATUSES = (400, 422)
-TRACK_STABLE, TRACK_CANARY, TRACK_OLD = "stable", "canary", "old"
 
 AnalysisSource = Callable[[dict[str, Any], Decision, datetime], Mapping[str, AnalysisInput]]
 
@@ -162,9 +169,7 @@ class Reconciler:
         owned: dict[str, dict[str, Any]],
         previous: dict[str, Any],
     ) -> None:
-        tracks = {decision.stable_revision: TRACK_STABLE}
-        if decision.canary_revision:
-            tracks[decision.canary_revision] = TRACK_CANARY
+        tracks = decision.tracks
         scale_downs = []
         for desired in decision.deployments:
             track = tracks.get(desired.revision, TRACK_OLD)
@@ -180,7 +185,7 @@ class Reconciler:
                 )
             else:
                 self._patch_deployment(meta, existing, desired.replicas, track)
-        self._apply_services(meta, spec, decision)
+        self._apply_services(meta, spec, decision, previous)
         self._apply_routes(meta, spec, decision, previous)
         self._label_pods(meta, tracks)
         for desired, track in scale_downs:
@@ -224,27 +229,39 @@ class Reconciler:
             content_type="application/merge-patch+json",
         )
 
-    def _apply_services(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
+    def _apply_services(
+        self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision, previous: dict[str, Any]
+    ) -> None:
+        """The active Service, and per-track Services for routers and blue/green previews.
+
+        Blue/green switches (and switches back) by changing the active Service's selector: one write.
+        With a router, `<name>-stable` follows the active revision too, so routes need not change.
+        """
         routed = spec.router != ROUTER_NONE
-        # Without a router the main Service spans every revision, so replica counts set the split.
-        self._guard(
-            lambda: self._kube.apply(workloads.service(meta, spec, decision.stable_revision if routed else None))
-        )
+        selects_one = routed or spec.blue_green is not None
+        active = decision.active_revision or decision.stable_revision
+        # Without a router or blue/green, the main Service spans every revision: replica counts set the split.
+        self._guard(lambda: self._kube.apply(workloads.service(meta, spec, active if selects_one else None)))
         stable_name = workloads.stable_service_name(meta.name)
         canary_name = workloads.canary_service_name(meta.name)
         if routed:
-            canary_revision = decision.canary_revision or decision.stable_revision
-            self._guard(
-                lambda: self._kube.apply(
-                    workloads.service(meta, spec, decision.stable_revision, stable_name, TRACK_STABLE)
-                )
-            )
+            canary_revision = decision.canary_revision or active
+            self._guard(lambda: self._kube.apply(workloads.service(meta, spec, active, stable_name, TRACK_STABLE)))
             self._guard(
                 lambda: self._kube.apply(workloads.service(meta, spec, canary_revision, canary_name, TRACK_CANARY))
             )
-        else:
+        elif previous.get("trafficRouter") not in (None, ROUTER_NONE):  # only a router's Services can be left
             self._kube.delete(SERVICE, meta.namespace, stable_name)
             self._kube.delete(SERVICE, meta.namespace, canary_name)
+        preview_name = workloads.preview_service_name(meta.name)
+        if decision.preview_revision:
+            self._guard(
+                lambda: self._kube.apply(
+                    workloads.service(meta, spec, decision.preview_revision, preview_name, TRACK_PREVIEW)
+                )
+            )
+        elif previous.get("previewRevision"):
+            self._kube.delete(SERVICE, meta.namespace, preview_name)
 
     def _apply_routes(
         self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision, previous: dict[str, Any]
@@ -260,7 +277,7 @@ class Reconciler:
             labels=workloads.common_labels(meta),
             owner=workloads.owner_reference(meta),
         )
-        for body in router.render(target, decision.weights):
+        for body in router.render(target, decision.route_weights):
             self._guard(lambda b=body: self._kube.apply(b), routing=True)
         earlier = previous.get("trafficRouter")
         if earlier and earlier != spec.router:

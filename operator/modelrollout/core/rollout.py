@@ -13,6 +13,15 @@ Rules:
   changes or a person retries.
 - Manual actions arrive as a `Request`; each is accepted or rejected, recorded in history and
   answered in `lastRequest`, never silently ignored.
+- A rollout goes through stages: an optional Shadow (mirrored traffic only, its answers unused),
+  then Canary (the steps) or blue/green: Preview (beside the active revision, behind the preview
+  Service), Promoting (scaled to full size), PostPromotion (the active Service switched; the old
+  revision kept at full size so a failure switches back at once). Shadow alone ends in a gate.
+- Gates (the end of the shadow, each canary step, the final promotion, the blue/green switch) are
+  passed automatically or wait for a person, by `spec.automation`: manual waits at every gate;
+  supervised waits before live traffic first reaches the new model and before the final promotion;
+  full never waits (inconclusive checks still wait: missing data is never a pass). Failing checks
+  and firing alarms roll back at every level. Who decided is recorded in each history entry.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from modelrollout.core.durations import format_seconds
 from modelrollout.core.labels import DEPLOYMENT_LABEL, REVISION_LABEL
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
 from modelrollout.core.spec import (
+    AUTOMATION_FULL,
+    AUTOMATION_MANUAL,
     ROUTER_NONE,
     STEP_ANALYSIS,
     STEP_PAUSE,
@@ -46,6 +57,26 @@ PHASE_DEGRADED = "Degraded"
 PAUSE_STEP = "CanaryPauseStep"
 PAUSE_MANUAL = "Manual"
 PAUSE_INCONCLUSIVE = "InconclusiveAnalysis"
+PAUSE_APPROVAL = "AwaitingApproval"
+
+STAGE_SHADOW = "Shadow"
+STAGE_CANARY = "Canary"
+STAGE_PREVIEW = "Preview"
+STAGE_PROMOTING = "Promoting"
+STAGE_POST_PROMOTION = "PostPromotion"
+
+GATE_SHADOW = "shadow"  # the end of the shadow stage: live traffic reaches the new model next
+GATE_PROMOTION = "promotion"  # the final promotion, or the blue/green switch
+GATE_POST_PROMOTION = "post-promotion"  # skipping post-promotion checks
+GATE_FULL = "full"  # promote-full: every remaining step skipped
+ROUTERS_THAT_MIRROR = ("gatewayAPI", "istio")
+
+TRACK_STABLE = "stable"
+TRACK_CANARY = "canary"
+TRACK_SHADOW = "shadow"
+TRACK_PREVIEW = "preview"
+TRACK_OLD = "old"
+AUTOMATIC_ACTOR = "modelrollout"
 
 HISTORY_LIMIT = 30
 NO_STEPS = CanaryStrategy(steps=())
@@ -86,11 +117,15 @@ class Decision:
     delete_revisions: tuple[str, ...]
     stable_revision: str
     canary_revision: str  # empty: no canary; the canary Service then selects the stable pods
-    weights: Weights
+    weights: Weights  # reported: the share of live traffic each revision gets
     status: dict[str, Any]
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
     analysis_runs: tuple[AnalysisRun, ...] = ()
+    active_revision: str = ""  # what the active (and, with a router, the stable) Service selects
+    preview_revision: str = ""  # blue/green: what the preview Service selects
+    route_weights: Weights = field(default_factory=Weights)  # what the routing objects say
+    tracks: dict[str, str] = field(default_factory=dict)  # revision -> track label of its pods
 
     def replicas_of(self, revision: str) -> int | None:
         return next((d.replicas for d in self.deployments if d.revision == revision), None)
@@ -111,6 +146,9 @@ class _State:
     pauses: dict[str, dict[str, Any]]
     history: list[dict[str, Any]]
     last_request: dict[str, Any] | None
+    stage: str = ""
+    mirror: int = 0
+    approvals: list[dict[str, Any]] = field(default_factory=list)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
 
@@ -128,21 +166,30 @@ class _State:
             pauses={p["reason"]: dict(p) for p in status.get("pauseReasons") or []},
             history=list(status.get("history") or []),
             last_request=dict(status["lastRequest"]) if status.get("lastRequest") else None,
+            stage=status.get("stage") or "",
+            mirror=int((status.get("weights") or {}).get("mirror") or 0),
+            approvals=[dict(a) for a in status.get("approvals") or []],
             runs={run["key"]: dict(run) for run in status.get("analysisRuns") or [] if run.get("key")},
         )
 
     def record(self, now: datetime, action: str, revision: str, message: str, actor: str = "") -> None:
-        entry = {"time": format_time(now), "action": action, "revision": revision, "message": message}
-        if actor:
-            entry["actor"] = actor
+        entry = {
+            "time": format_time(now),
+            "action": action,
+            "revision": revision,
+            "actor": actor or AUTOMATIC_ACTOR,
+            "message": message,
+        }
         self.history = [*self.history, entry][-HISTORY_LIMIT:]
 
     def emit(self, kind: str, reason: str, message: str) -> None:
         self.events.append(Event(kind, reason, message))
 
-    def pause(self, reason: str, now: datetime, message: str = "") -> None:
-        if reason not in self.pauses:
+    def pause(self, reason: str, now: datetime, message: str = "", gate: str = "") -> None:
+        if reason not in self.pauses or (gate and self.pauses[reason].get("gate") != gate):
             self.pauses[reason] = {"reason": reason, "startTime": format_time(now), "message": message}
+            if gate:
+                self.pauses[reason]["gate"] = gate
 
     def unpause(self, *reasons: str) -> None:
         for reason in reasons:
@@ -166,13 +213,33 @@ class _Rollout:
         self.current = observation.spec.revision
         self.replicas = observation.spec.replicas
         self.strategy = observation.spec.canary or NO_STEPS
+        self.blue_green = observation.spec.blue_green
         self.routed = observation.spec.router != ROUTER_NONE
+        mirrors = observation.spec.router in ROUTERS_THAT_MIRROR
+        self.shadow = observation.spec.shadow if mirrors else None
         self.deployments = {d.revision: d for d in observation.deployments}
         self.state = _State.load(observation.status)
         self.requeue: list[float] = []
         self.analysis_runs: list[AnalysisRun] = []
         self.waiting = ""  # what an active rollout waits for, in words
         self.paused_message = ""
+
+    @property
+    def scale_down_delay(self) -> int:
+        if self.blue_green is not None:
+            return self.blue_green.scale_down_delay_seconds
+        return self.strategy.scale_down_delay_seconds
+
+    @property
+    def abort_scale_down_delay(self) -> int:
+        if self.blue_green is not None:
+            return self.blue_green.abort_scale_down_delay_seconds
+        return self.strategy.abort_scale_down_delay_seconds
+
+    @property
+    def switched_by_service(self) -> bool:
+        """Traffic leaves a revision when a Service or route stops selecting it, not when it scales down."""
+        return self.routed or self.blue_green is not None
 
     # --- transitions -------------------------------------------------------------------------
 
@@ -192,7 +259,7 @@ class _Rollout:
             self._handle_request(self.obs.request)
         self._advance_rollback()
         if self._canary_active():
-            self._advance_canary()
+            self._advance()
 
     def _canary_active(self) -> bool:
         return bool(self.state.canary) and self.state.canary == self.current and not self._held()
@@ -214,14 +281,14 @@ class _Rollout:
                     "Reverted",
                     f"spec is back at stable revision {state.stable}: canary {state.canary} aborted without steps",
                 )
-                state.canary, state.weight = "", 0
+                self._clear_rollout()
             state.abort = None
-            state.unpause(PAUSE_STEP, PAUSE_MANUAL, PAUSE_INCONCLUSIVE)
+            state.unpause(PAUSE_STEP, PAUSE_MANUAL, PAUSE_INCONCLUSIVE, PAUSE_APPROVAL)
             return
         if self._held():
             if state.canary:
                 self._retire(state.canary)
-                state.canary, state.weight = "", 0
+                self._clear_rollout()
             return
         if state.canary != self.current and not state.rollback_to:
             if state.canary:
@@ -230,41 +297,73 @@ class _Rollout:
                 state.emit("Normal", "Superseded", f"canary {state.canary} superseded by revision {self.current}")
             self._start(self.current)
 
+    def _first_stage(self) -> str:
+        if self.shadow is not None:
+            return STAGE_SHADOW
+        return STAGE_PREVIEW if self.blue_green is not None else STAGE_CANARY
+
     def _start(self, revision: str) -> None:
         state = self.state
-        state.canary, state.step, state.step_started, state.weight, state.abort = revision, 0, self.now, 0, None
+        state.canary, state.step, state.weight, state.abort = revision, 0, 0, None
+        state.stage, state.mirror, state.approvals = self._first_stage(), 0, []
+        # Shadow and preview stages count their time from when the new pods are ready.
+        state.step_started = self.now if state.stage == STAGE_CANARY else None
         state.runs = {}
-        state.unpause(PAUSE_STEP, PAUSE_INCONCLUSIVE)
+        state.unpause(PAUSE_STEP, PAUSE_INCONCLUSIVE, PAUSE_APPROVAL)
         state.scale_downs.pop(revision, None)
-        message = (
-            f"rolling out revision {revision} (model {self.spec.model.version}) in {len(self.strategy.steps)} steps"
-        )
+        if self.spec.shadow is not None and self.shadow is None:
+            state.emit(
+                "Warning",
+                "ShadowUnsupported",
+                f"strategy.shadow needs a router that mirrors ({', '.join(ROUTERS_THAT_MIRROR)}); shadow skipped",
+            )
+        message = f"rolling out revision {revision} (model {self.spec.model.version}): {self._plan()}"
         state.record(self.now, "RolloutStarted", revision, message)
         state.emit("Normal", "RolloutStarted", message)
 
+    def _plan(self) -> str:
+        stages = []
+        if self.shadow is not None:
+            stages.append(f"shadow at {self.shadow.mirror_percent}% mirrored traffic")
+        if self.blue_green is not None:
+            stages.append("blue/green preview, then switch")
+        elif self.spec.canary is not None:
+            stages.append(f"canary in {len(self.strategy.steps)} steps")
+        else:
+            stages.append("promotion by a person")
+        return ", then ".join(stages) + f" (automation {self.spec.automation})"
+
+    def _clear_rollout(self) -> None:
+        state = self.state
+        state.canary, state.weight, state.mirror, state.stage, state.approvals = "", 0, 0, "", []
+
     def _retire(self, revision: str, delay: float | None = None) -> None:
-        """Take traffic off `revision` now and schedule its scale-down (immediate without a router)."""
+        """Take traffic off `revision` now and schedule its scale-down (immediate when only replicas split traffic)."""
         if not revision or revision == self.state.stable:
             return
         if delay is None:
-            delay = self.strategy.abort_scale_down_delay_seconds
-        after = self.now + timedelta(seconds=delay if self.routed else 0)
+            delay = self.abort_scale_down_delay
+        after = self.now + timedelta(seconds=delay if self.switched_by_service else 0)
         self.state.scale_downs[revision] = after
 
     def _abort(self, reason: str, message: str, actor: str = "") -> None:
         state = self.state
         revision = self.current
+        live = state.stage in (STAGE_CANARY, STAGE_POST_PROMOTION) and (state.weight > 0 or self._switched())
         state.abort = {"revision": revision, "reason": reason, "message": message, "time": format_time(self.now)}
         if actor:
             state.abort["actor"] = actor
+        stage = state.stage
         self._retire(state.canary)
-        state.canary, state.weight = "", 0
-        state.unpause(PAUSE_STEP, PAUSE_MANUAL, PAUSE_INCONCLUSIVE)
-        state.record(self.now, "Aborted", revision, f"{reason}: {message}", actor)
+        self._clear_rollout()
+        state.unpause(PAUSE_STEP, PAUSE_MANUAL, PAUSE_INCONCLUSIVE, PAUSE_APPROVAL)
+        state.record(self.now, "Aborted", revision, f"{reason} in stage {stage}: {message}", actor)
+        where = "all traffic is back on" if live else "it never served live traffic; all traffic stays on"
         state.emit(
             "Warning",
             "RolloutAborted",
-            f"revision {revision} aborted ({reason}): {message}; all traffic is on stable revision {state.stable}",
+            f"revision {revision} aborted in stage {stage} ({reason}): {message}; "
+            f"{where} stable revision {state.stable}",
         )
 
     def _advance_rollback(self) -> None:
@@ -279,7 +378,7 @@ class _Rollout:
         if deployment.settled_at(self.replicas):
             previous = state.stable
             state.stable, state.rollback_to = target, ""
-            self._retire(previous, self.strategy.scale_down_delay_seconds)
+            self._retire(previous, self.scale_down_delay)
             state.record(self.now, "RolledBack", target, f"revision {target} serves again instead of {previous}")
             state.emit("Normal", "RolledBack", f"rolled back to revision {target}; revision {previous} is scaled down")
         else:
@@ -287,9 +386,9 @@ class _Rollout:
                 f"rolling back to revision {target}: {deployment.available_replicas}/{self.replicas} pods available"
             )
 
-    def _advance_canary(self) -> None:
+    def _advance(self) -> None:
+        """Safety checks that hold in every stage, then the stage's own progress."""
         state = self.state
-        steps = self.strategy.steps
         canary = self.deployments.get(state.canary)
         # A deadline condition counts only once the controller has seen our latest scale, so a stale
         # condition from before a retry does not abort the new attempt.
@@ -301,7 +400,7 @@ class _Rollout:
         ):
             self._abort(
                 "ProgressDeadlineExceeded",
-                f"canary pods made no progress for "
+                f"new pods made no progress for "
                 f"{self.spec.progress_deadline_seconds}s ({canary.available_replicas} available)",
             )
             return
@@ -310,17 +409,218 @@ class _Rollout:
             return
         if self.spec.rollback_alerts:
             self.requeue.append(self.spec.alerts_poll_seconds)  # poll ALERTS while the rollout runs
+        if PAUSE_MANUAL in state.pauses:
+            self.paused_message = f"paused by {state.pauses[PAUSE_MANUAL].get('message') or 'a person'}"
+            return
+        stages = {
+            STAGE_SHADOW: self._advance_shadow,
+            STAGE_PREVIEW: self._advance_preview,
+            STAGE_PROMOTING: self._advance_promoting,
+            STAGE_POST_PROMOTION: self._advance_post_promotion,
+        }
+        # Stages can follow one another within one decision (e.g. a promoted shadow starts the canary).
+        for _ in range(len(stages) + 1):
+            stage = state.stage
+            stages.get(stage, self._advance_canary)(canary)
+            if state.stage == stage or not self._canary_active():
+                return
+
+    # --- gates -------------------------------------------------------------------------------
+
+    def _needs_person(self, gate: str) -> bool:
+        """Whether `gate` waits for a person, by automation level and by what the spec leaves to a person."""
+        if gate == GATE_SHADOW and self.shadow is not None and self.shadow.duration is None:
+            return True
+        if gate == GATE_PROMOTION and self.blue_green is None and self.spec.canary is None:
+            return True  # shadow alone: a person decides whether the model ever serves
+        if gate == GATE_PROMOTION and self.blue_green is not None and self.blue_green.auto_promotion_seconds is None:
+            return True
+        if gate == GATE_POST_PROMOTION:
+            return False
+        if self.spec.automation == AUTOMATION_MANUAL:
+            return True
+        if self.spec.automation == AUTOMATION_FULL:
+            return False
+        return gate in (GATE_SHADOW, GATE_PROMOTION)  # supervised
+
+    def _approved(self, gate: str) -> bool:
+        return any(approval.get("gate") == gate for approval in self.state.approvals)
+
+    def _gate_open(self, gate: str) -> bool:
+        return self._approved(gate) or not self._needs_person(gate)
+
+    def _gate(self, gate: str, what: str) -> bool:
+        """True when `gate` may be passed; else wait for a person, saying for what and why."""
+        if self._gate_open(gate):
+            return True
+        why = f"automation {self.spec.automation}"
+        if gate == GATE_SHADOW and self.shadow is not None and self.shadow.duration is None:
+            why = "the shadow has no duration"
+        elif gate == GATE_PROMOTION and self.blue_green is None and self.spec.canary is None:
+            why = "shadow alone"
+        elif gate == GATE_PROMOTION and self.blue_green is not None and self.blue_green.auto_promotion_seconds is None:
+            why = "no autoPromotionSeconds"
+        self.state.pause(PAUSE_APPROVAL, self.now, f"{what} ({why})", gate)
+        self.paused_message = (
+            f"{what}: waiting for a person to approve ({why}); "
+            f"kubectl modelrollout promote {self.obs.meta.name} to go on, abort to stop"
+        )
+        return False
+
+    # --- shadow ------------------------------------------------------------------------------
+
+    def _shadow_key(self) -> str:
+        return f"{self.state.canary}-shadow"
+
+    def _advance_shadow(self, canary: ObservedDeployment | None) -> None:
+        state, shadow = self.state, self.shadow
+        if shadow is None:  # the router changed to one that cannot mirror mid-shadow
+            self._finish_shadow("shadow skipped: the router cannot mirror")
+            return
+        label = f"shadow ({shadow.mirror_percent}% mirrored)"
+        needed = canary_replicas_for(shadow.mirror_percent, self.replicas)
+        if not self._canary_ready(canary, needed):
+            available = canary.available_replicas if canary else 0
+            self.waiting = f"{label}: waiting for {needed} shadow pods to be available ({available} now)"
+            return
+        if state.mirror == 0 or state.step_started is None:
+            state.mirror, state.step_started = shadow.mirror_percent, self.now
+            message = (
+                f"mirroring {shadow.mirror_percent}% of live traffic to revision {state.canary}; answers discarded"
+            )
+            state.record(self.now, "ShadowStarted", state.canary, message)
+            state.emit("Normal", "ShadowStarted", message)
+        if self._approved(GATE_SHADOW):
+            self._finish_shadow("shadow ended by a person")
+            return
+        outcome, analysed = "", True
+        if shadow.analysis is not None:
+            phase, outcome = self._run_analysis(self._shadow_key(), shadow.analysis)
+            if phase not in (runs.RUNNING, runs.SUCCESSFUL):
+                self._judge_analysis(phase, outcome, f"{label} analysis")
+                return
+            analysed = phase == runs.SUCCESSFUL or self._open_ended(self._shadow_key())
+        if shadow.duration is not None:
+            remaining = (state.step_started + timedelta(seconds=shadow.duration) - self.now).total_seconds()
+            if remaining > 0:
+                self.requeue.append(remaining)
+                self.waiting = f"{label}: {format_seconds(remaining)} left" + (f"; {outcome}" if outcome else "")
+                return
+        if not analysed:
+            self.waiting = f"{label}: waiting for the analysis to finish: {outcome}"
+            return
+        if not self._gate(GATE_SHADOW, f"{label} done" + (f" ({outcome})" if outcome else "")):
+            return
+        self._finish_shadow(f"shadow done{': ' + outcome if outcome else ''}")
+
+    def _open_ended(self, key: str) -> bool:
+        """An analysis whose metrics have no count runs for as long as its stage; it never finishes by itself."""
+        given = self.obs.analysis.get(key)
+        return given is not None and bool(given.metrics) and all(metric.count == 0 for metric in given.metrics)
+
+    def _finish_shadow(self, message: str) -> None:
+        state = self.state
+        state.mirror = 0
+        if self.blue_green is not None:
+            state.stage, state.step_started = STAGE_PREVIEW, None
+        else:
+            state.stage, state.step, state.step_started = STAGE_CANARY, 0, self.now
+            if self._approved(GATE_FULL):
+                state.step = len(self.strategy.steps)
+        state.unpause(PAUSE_APPROVAL, PAUSE_INCONCLUSIVE)
+        text = f"revision {state.canary}: {message}; mirror removed, next stage {state.stage}"
+        state.record(self.now, "ShadowCompleted", state.canary, text)
+        state.emit("Normal", "ShadowCompleted", text)
+
+    # --- blue/green --------------------------------------------------------------------------
+
+    def preview_replicas(self) -> int:
+        bg = self.blue_green
+        return self.replicas if bg is None or bg.preview_replicas is None else min(bg.preview_replicas, self.replicas)
+
+    def _advance_preview(self, canary: ObservedDeployment | None) -> None:
+        state, bg = self.state, self.blue_green
+        if bg is None:  # the strategy changed to canary mid-preview: go on as a canary
+            state.stage, state.step, state.step_started = STAGE_CANARY, 0, self.now
+            return
+        target = self.preview_replicas()
+        if not self._canary_ready(canary, target):
+            available = canary.available_replicas if canary else 0
+            self.waiting = f"preview: waiting for {target} pods of revision {state.canary} ({available} available)"
+            return
+        if state.step_started is None:
+            state.step_started = self.now
+            message = f"preview of revision {state.canary} is ready with {target} pods behind the preview Service"
+            state.record(self.now, "PreviewReady", state.canary, message)
+            state.emit("Normal", "PreviewReady", message)
+        if self._approved(GATE_PROMOTION):
+            self._start_promoting("promoted by a person")
+            return
+        outcome = ""
+        if bg.pre_promotion is not None:
+            phase, message = self._run_analysis(f"{state.canary}-pre-promotion", bg.pre_promotion)
+            if not self._judge_analysis(phase, message, "pre-promotion analysis"):
+                return
+            outcome = f"pre-promotion analysis passed: {message}"
+        if bg.auto_promotion_seconds is not None:
+            due = state.step_started + timedelta(seconds=bg.auto_promotion_seconds)
+            remaining = (due - self.now).total_seconds()
+            if remaining > 0:
+                self.requeue.append(remaining)
+                self.waiting = f"preview ready; switching automatically in {format_seconds(remaining)}"
+                return
+        if not self._gate(GATE_PROMOTION, "preview ready" + (f", {outcome}" if outcome else "")):
+            return
+        self._start_promoting(outcome or "preview ready")
+
+    def _start_promoting(self, message: str) -> None:
+        state = self.state
+        state.stage, state.step_started = STAGE_PROMOTING, self.now
+        state.unpause(PAUSE_APPROVAL, PAUSE_INCONCLUSIVE)
+        state.record(self.now, "Promoting", state.canary, f"{message}; scaling to {self.replicas} pods for the switch")
+
+    def _advance_promoting(self, canary: ObservedDeployment | None) -> None:
+        state = self.state
+        if not self._canary_ready(canary, self.replicas):
+            available = canary.available_replicas if canary else 0
+            self.waiting = f"promoting: scaling revision {state.canary} to {self.replicas} pods ({available} available)"
+            return
+        state.stage, state.step_started = STAGE_POST_PROMOTION, self.now
+        message = (
+            f"active Service switched to revision {state.canary}; "
+            f"revision {state.stable} kept at {self.replicas} pods for a switch back"
+        )
+        state.record(self.now, "Switched", state.canary, message)
+        state.emit("Normal", "Switched", message)
+
+    def _advance_post_promotion(self, canary: ObservedDeployment | None) -> None:
+        state, bg = self.state, self.blue_green
+        if bg is not None and bg.post_promotion is not None and not self._approved(GATE_POST_PROMOTION):
+            phase, message = self._run_analysis(f"{state.canary}-post-promotion", bg.post_promotion)
+            if not self._judge_analysis(phase, message, "post-promotion analysis"):
+                return
+        self._promote()
+
+    def _switched(self) -> bool:
+        return self.state.stage == STAGE_POST_PROMOTION and bool(self.state.canary)
+
+    # --- canary ------------------------------------------------------------------------------
+
+    def _advance_canary(self, canary: ObservedDeployment | None) -> None:
+        state = self.state
+        steps = self.strategy.steps
         if not self._background_analysis():
             return
         while True:
-            if PAUSE_MANUAL in state.pauses:
-                self.paused_message = f"paused by {state.pauses[PAUSE_MANUAL].get('message') or 'a person'}"
-                return
             if state.step >= len(steps):
-                self._promote_when_ready(canary)
+                if self._gate(GATE_PROMOTION, "all steps done, promotion to 100%"):
+                    self._promote_when_ready(canary)
                 return
             step = steps[state.step]
             label = f"step {state.step + 1}/{len(steps)} ({step.describe()})"
+            waits_anyway = step.kind == STEP_PAUSE and step.duration is None
+            if not waits_anyway and not self._gate(self._step_gate(), label):
+                return
             if step.kind == STEP_SET_WEIGHT:
                 needed = canary_replicas_for(step.weight, self.replicas)
                 if not self._canary_ready(canary, needed):
@@ -345,6 +645,9 @@ class _Rollout:
                 self._complete_step(f"{label} done")
             elif step.kind == STEP_ANALYSIS and not self._analysis_step(step.analysis, label):
                 return
+
+    def _step_gate(self) -> str:
+        return f"step-{self.state.step}"
 
     def _run_analysis(self, key: str, ref: AnalysisRef) -> tuple[str, str]:
         """Advance the run `key` with this reconcile's measurements; returns (phase, message)."""
@@ -419,25 +722,35 @@ class _Rollout:
             return True
         if canary is None or not canary.settled_at(needed):
             return False
-        if self.routed:
+        if self.switched_by_service:
             return True
         stable = self.deployments.get(self.state.stable)
         return stable is not None and stable.settled_at(self.replicas - needed)
 
     def _promote_when_ready(self, canary: ObservedDeployment | None) -> None:
-        state = self.state
         if not self._canary_ready(canary, self.replicas) and self.replicas > 0:
             available = canary.available_replicas if canary else 0
             self.waiting = (
                 f"all steps done: scaling the canary to {self.replicas} pods before promotion ({available} now)"
             )
             return
-        previous, promoted = state.stable, state.canary
-        state.stable, state.canary, state.weight, state.step = promoted, "", 0, 0
-        self._retire(previous, self.strategy.scale_down_delay_seconds)
+        self._promote()
+
+    def _promote(self) -> None:
+        state = self.state
+        previous, promoted, actor = state.stable, state.canary, self._promotion_actor()
+        state.stable, state.step = promoted, 0
+        self._clear_rollout()
+        state.unpause(PAUSE_STEP, PAUSE_INCONCLUSIVE, PAUSE_APPROVAL)
+        self._retire(previous, self.scale_down_delay)
         message = f"revision {promoted} (model {self.spec.model.version}) promoted to stable, replacing {previous}"
-        state.record(self.now, "Promoted", promoted, message)
+        state.record(self.now, "Promoted", promoted, message, actor)
         state.emit("Normal", "Promoted", message)
+
+    def _promotion_actor(self) -> str:
+        """A person who approved the promotion decided it; otherwise the automation did."""
+        approval = next((a for a in self.state.approvals if a.get("gate") == GATE_PROMOTION), None)
+        return str(approval.get("actor", "")) if approval else ""
 
     # --- manual requests ---------------------------------------------------------------------
 
@@ -469,28 +782,54 @@ class _Rollout:
             state.emit("Warning", "ManualActionRejected", f"{request.action} by {actor} rejected: {message}")
 
     def _request_promote(self, request: Request) -> tuple[bool, str]:
+        """Promote passes what the rollout waits at now: a gate, an inconclusive check, a step or a stage."""
         state = self.state
         if not self._canary_active():
             return False, "no rollout in progress"
-        state.unpause(PAUSE_STEP, PAUSE_MANUAL, PAUSE_INCONCLUSIVE)
+        waiting_gate = (state.pauses.get(PAUSE_APPROVAL) or {}).get("gate", "")
+        state.unpause(PAUSE_STEP, PAUSE_MANUAL, PAUSE_INCONCLUSIVE, PAUSE_APPROVAL)
+        steps = self.strategy.steps
+        if request.action == "promote-full":
+            for gate in (GATE_SHADOW, GATE_PROMOTION, GATE_POST_PROMOTION, GATE_FULL):
+                self._approve(gate, request)
+            if state.stage == STAGE_CANARY:
+                state.step, state.step_started = len(steps), self.now
+            return True, f"revision {state.canary}: skipping all remaining steps, gates and checks"
+        if waiting_gate:
+            self._approve(waiting_gate, request)
+            return True, f"revision {state.canary}: gate {waiting_gate} approved"
+        if state.stage == STAGE_SHADOW:
+            self._approve(GATE_SHADOW, request)
+            return True, f"revision {state.canary}: shadow stage ended early"
+        if state.stage == STAGE_PREVIEW:
+            self._approve(GATE_PROMOTION, request)
+            return True, f"revision {state.canary}: switching the active Service"
+        if state.stage == STAGE_PROMOTING:
+            return True, f"revision {state.canary}: already promoting"
+        if state.stage == STAGE_POST_PROMOTION:
+            self._approve(GATE_POST_PROMOTION, request)
+            return True, f"revision {state.canary}: post-promotion checks skipped"
         background = state.runs.get(self._background_key())
         if background is not None and background.get("phase") == runs.INCONCLUSIVE:
             # A person judged the inconclusive background checks: they start afresh.
             del state.runs[self._background_key()]
-            if not self.strategy.steps or state.step >= len(self.strategy.steps):
+            if not steps or state.step >= len(steps):
                 return True, f"revision {state.canary}: background analysis restarted"
             return True, f"revision {state.canary}: inconclusive background analysis accepted, checks restart"
-        if request.action == "promote-full":
-            state.step, state.step_started = len(self.strategy.steps), self.now
-            return True, f"revision {state.canary}: skipping all remaining steps"
-        if state.step >= len(self.strategy.steps):
+        if state.step >= len(steps):
             return True, f"revision {state.canary}: already promoting"
-        skipped = self.strategy.steps[state.step].describe()
-        if self.strategy.steps[state.step].kind == STEP_SET_WEIGHT:
-            state.weight = max(state.weight, self.strategy.steps[state.step].weight)
+        skipped = steps[state.step].describe()
+        if steps[state.step].kind == STEP_SET_WEIGHT:
+            state.weight = max(state.weight, steps[state.step].weight)
         state.step += 1
         state.step_started = self.now
-        return True, f"revision {state.canary}: step {state.step}/{len(self.strategy.steps)} ({skipped}) promoted"
+        return True, f"revision {state.canary}: step {state.step}/{len(steps)} ({skipped}) promoted"
+
+    def _approve(self, gate: str, request: Request) -> None:
+        if not self._approved(gate):
+            self.state.approvals.append(
+                {"gate": gate, "actor": request.actor or "unknown", "time": format_time(self.now)}
+            )
 
     def _request_abort(self, request: Request) -> tuple[bool, str]:
         if not self._canary_active():
@@ -560,16 +899,10 @@ class _Rollout:
         replicas: dict[str, int] = {}
         canary_target = 0
         if active:
-            steps = self.strategy.steps
-            if state.step >= len(steps):
-                canary_target = self.replicas
-            elif steps[state.step].kind == STEP_SET_WEIGHT:
-                canary_target = canary_replicas_for(steps[state.step].weight, self.replicas)
-            else:
-                canary_target = canary_replicas_for(state.weight, self.replicas)
+            canary_target = self._canary_target()
             replicas[state.canary] = canary_target
         stable_target = self.replicas
-        if active and not self.routed:
+        if active and not self.switched_by_service:
             canary = self.deployments.get(state.canary)
             ready = min(canary_target, canary.available_replicas if canary else 0)
             stable_target = self.replicas - ready
@@ -586,7 +919,7 @@ class _Rollout:
             if observed is None:
                 state.scale_downs.pop(revision)
                 continue
-            due = self.now >= after and (self.routed or stable_settled)
+            due = self.now >= after and (self.switched_by_service or stable_settled)
             if due:
                 replicas[revision] = 0
                 if observed.spec_replicas == 0:
@@ -607,10 +940,57 @@ class _Rollout:
         replicas.setdefault(self.current, 0)
         return [DesiredDeployment(revision, count) for revision, count in replicas.items()], deleted
 
+    def _canary_target(self) -> int:
+        """Pods the new revision needs in its stage; never more than the traffic a gate has let through."""
+        state, steps = self.state, self.strategy.steps
+        if state.stage == STAGE_SHADOW:
+            return canary_replicas_for(self.shadow.mirror_percent, self.replicas) if self.shadow else 0
+        if state.stage == STAGE_PREVIEW:
+            return self.preview_replicas()
+        if state.stage in (STAGE_PROMOTING, STAGE_POST_PROMOTION):
+            return self.replicas
+        if state.step >= len(steps):
+            if self._gate_open(GATE_PROMOTION):
+                return self.replicas
+            return canary_replicas_for(state.weight, self.replicas)
+        step = steps[state.step]
+        if step.kind == STEP_SET_WEIGHT and self._gate_open(self._step_gate()):
+            return canary_replicas_for(step.weight, self.replicas)
+        return canary_replicas_for(state.weight, self.replicas)
+
+    def active_revision(self) -> str:
+        return self.state.canary if self._canary_active() and self._switched() else self.state.stable
+
+    def preview_revision(self) -> str:
+        if self.blue_green is None:
+            return ""
+        return self.state.canary if self._canary_active() else self.active_revision()
+
+    def tracks(self) -> dict[str, str]:
+        state = self.state
+        if not self._canary_active():
+            return {state.stable: TRACK_STABLE}
+        if self._switched():
+            return {state.canary: TRACK_STABLE, state.stable: TRACK_OLD}
+        stage_track = {STAGE_SHADOW: TRACK_SHADOW, STAGE_PREVIEW: TRACK_PREVIEW, STAGE_PROMOTING: TRACK_PREVIEW}
+        return {state.stable: TRACK_STABLE, state.canary: stage_track.get(state.stage, TRACK_CANARY)}
+
+    def route_weights(self, reported: Weights) -> Weights:
+        """Blue/green switches by Service selectors: its routes keep all traffic on the active Service."""
+        if self.blue_green is not None:
+            return Weights(stable=100, canary=0, mirror=reported.mirror)
+        return reported
+
     def weights(self) -> Weights:
+        active = self._canary_active()
+        mirror = self.state.mirror if active and self.state.stage == STAGE_SHADOW else 0
+        if self.blue_green is not None:
+            if active and self._switched():
+                return Weights(stable=0, canary=100)
+            return Weights(stable=100, canary=0, mirror=mirror)
         if self.routed:
-            canary = self.state.weight if self._canary_active() else 0
-            return Weights(stable=100 - canary, canary=canary)
+            canary = self.state.weight if active else 0
+            return Weights(stable=100 - canary, canary=canary, mirror=mirror)
         canary_dep = self.deployments.get(self.state.canary) if self._canary_active() else None
         stable_dep = self.deployments.get(self.state.stable)
         canary_ready = canary_dep.available_replicas if canary_dep else 0
@@ -641,6 +1021,10 @@ class _Rollout:
             "stableRevision": state.stable,
             "canaryRevision": state.canary if self._canary_active() else "",
             "currentStepIndex": state.step if self._canary_active() else 0,
+            "stage": state.stage if self._canary_active() else "",
+            "activeRevision": self.active_revision(),
+            "previewRevision": self.preview_revision() or None,
+            "approvals": state.approvals if self._canary_active() else [],
             "stepStartedAt": format_time(state.step_started) if state.step_started and self._canary_active() else None,
             "weights": {"stable": weights.stable, "canary": weights.canary, "mirror": weights.mirror},
             "trafficRouter": spec.router,
@@ -754,15 +1138,20 @@ def decide(observation: Observation) -> Decision:
     deployments, deleted = rollout.desired()
     weights = rollout.weights()
     status = rollout.status(weights)
+    active = rollout._canary_active()
     requeue = min(rollout.requeue) if rollout.requeue else None
     return Decision(
         deployments=tuple(deployments),
         delete_revisions=tuple(deleted),
         stable_revision=rollout.state.stable,
-        canary_revision=rollout.state.canary if rollout._canary_active() else "",
+        canary_revision=rollout.state.canary if active else "",
         weights=weights,
         status=status,
         events=tuple(rollout.state.events),
         requeue_after=requeue,
         analysis_runs=tuple(rollout.analysis_runs),
+        active_revision=rollout.active_revision(),
+        preview_revision=rollout.preview_revision(),
+        route_weights=rollout.route_weights(weights),
+        tracks=rollout.tracks(),
     )

@@ -77,6 +77,32 @@ class CanaryStrategy:
 
 
 @dataclass(frozen=True)
+class ShadowStrategy:
+    """`strategy.shadow`: mirrored traffic before any live traffic; `duration` None waits for a person."""
+
+    mirror_percent: int = 100
+    duration: float | None = None
+    analysis: AnalysisRef | None = None
+
+
+@dataclass(frozen=True)
+class BlueGreenStrategy:
+    """`strategy.blueGreen`: a full-size preview, then one switch of the active Service."""
+
+    preview_replicas: int | None = None  # None: spec.replicas
+    auto_promotion_seconds: int | None = None  # None: a person promotes
+    scale_down_delay_seconds: int = 30
+    abort_scale_down_delay_seconds: int = 30
+    pre_promotion: AnalysisRef | None = None
+    post_promotion: AnalysisRef | None = None
+
+
+AUTOMATION_MANUAL = "manual"
+AUTOMATION_SUPERVISED = "supervised"
+AUTOMATION_FULL = "full"
+
+
+@dataclass(frozen=True)
 class BackgroundAnalysis:
     """`spec.analysis`: checks that run for the whole rollout from `starting_step` on."""
 
@@ -117,6 +143,8 @@ class ModelDeploymentSpec:
     progress_deadline_seconds: int
     revision_history_limit: int
     canary: CanaryStrategy | None = None
+    shadow: ShadowStrategy | None = None
+    blue_green: BlueGreenStrategy | None = None
     background: BackgroundAnalysis | None = None
     rollback_alerts: tuple[AlertMatcher, ...] = ()
     alerts_prometheus: str = ""
@@ -179,6 +207,32 @@ def parse_canary(body: dict[str, Any] | None) -> CanaryStrategy | None:
     )
 
 
+def parse_shadow(body: dict[str, Any] | None) -> ShadowStrategy | None:
+    if body is None:
+        return None
+    duration = body.get("duration")
+    return ShadowStrategy(
+        mirror_percent=int(body.get("mirrorPercent", 100)),
+        duration=parse_duration(duration) if duration else None,
+        analysis=parse_analysis(body.get("analysis")),
+    )
+
+
+def parse_blue_green(body: dict[str, Any] | None) -> BlueGreenStrategy | None:
+    if body is None:
+        return None
+    preview = body.get("previewReplicas")
+    auto = body.get("autoPromotionSeconds")
+    return BlueGreenStrategy(
+        preview_replicas=int(preview) if preview is not None else None,
+        auto_promotion_seconds=int(auto) if auto is not None else None,
+        scale_down_delay_seconds=int(body.get("scaleDownDelaySeconds", 30)),
+        abort_scale_down_delay_seconds=int(body.get("abortScaleDownDelaySeconds", 30)),
+        pre_promotion=parse_analysis(body.get("prePromotionAnalysis")),
+        post_promotion=parse_analysis(body.get("postPromotionAnalysis")),
+    )
+
+
 def parse_spec(spec: dict[str, Any]) -> ModelDeploymentSpec:
     model = spec.get("model") or {}
     service = spec.get("service") or {}
@@ -203,6 +257,8 @@ def parse_spec(spec: dict[str, Any]) -> ModelDeploymentSpec:
         progress_deadline_seconds=int(spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS)),
         revision_history_limit=int(spec.get("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)),
         canary=parse_canary(strategy.get("canary")),
+        shadow=parse_shadow(strategy.get("shadow")),
+        blue_green=parse_blue_green(strategy.get("blueGreen")),
         background=_parse_background(spec.get("analysis")),
         rollback_alerts=tuple(
             AlertMatcher(str(alert["alertname"]), tuple(sorted((alert.get("labels") or {}).items())))

@@ -98,6 +98,10 @@ def canary_service_name(name: str) -> str:
     return f"{name}-canary"
 
 
+def preview_service_name(name: str) -> str:
+    return f"{name}-preview"
+
+
 def service(
     meta: ObjectMeta, spec: ModelDeploymentSpec, revision: str | None, name: str | None = None, track: str = ""
 ) -> dict[str, Any]:
