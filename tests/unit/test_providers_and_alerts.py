@@ -8,7 +8,7 @@ from modelrollout.controller.alerts import WebhookAlerts, alerts_query
 from modelrollout.controller.analysis import ResolutionError, escape_promql, substitute
 from modelrollout.core.spec import AlertMatcher
 from modelrollout.providers import NoDataError, ProviderError
-from modelrollout.providers.prometheus import parse_result
+from modelrollout.providers.prometheus import parse_histogram, parse_result
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -36,6 +36,38 @@ def test_empty_vector_is_no_data_and_range_vectors_are_refused():
         parse_result([])
     with pytest.raises(ProviderError, match="range vector"):
         parse_result([{"metric": {}, "values": [[1, "1"], [2, "2"]]}])
+
+
+def bucket(le: str, value: str, **labels: str) -> dict:
+    return {"metric": {"le": le, **labels}, "value": [1795391774.0, value]}
+
+
+def test_parse_histogram_pairs_each_le_with_its_value_in_bound_order():
+    result = [bucket("+Inf", "120"), bucket("0.5", "70.5"), bucket("0.1", "12")]
+    assert parse_histogram(result) == ((0.1, 12.0), (0.5, 70.5), (float("inf"), 120.0))
+
+
+@pytest.mark.parametrize(
+    ("result", "error", "message"),
+    [
+        ([], NoDataError, "no series"),
+        ([1795391774.0, "3"], ProviderError, "not a scalar"),
+        ([bucket("0.1", "1"), {"metric": {"revision": "abc"}, "value": [1, "2"]}], ProviderError, "no le label"),
+        (
+            [bucket("0.1", "1", pod="a"), bucket("0.1", "2", pod="b")],
+            ProviderError,
+            "several series have le=0.1; aggregate them with sum by",
+        ),
+        ([bucket("small", "1")], ProviderError, "le='small', not a number"),
+        ([{"metric": {"le": "0.1"}, "values": [[1, "1"]]}], ProviderError, "range vector"),
+    ],
+    ids=["empty", "scalar", "no-le", "repeated-le", "bad-le", "range"],
+)
+def test_parse_histogram_refuses_what_is_not_one_histogram(result, error, message):
+    with pytest.raises(error, match=message) as raised:
+        parse_histogram(result)
+    # Only an empty vector is "no data"; a malformed answer is an error.
+    assert isinstance(raised.value, NoDataError) == (error is NoDataError)
 
 
 def test_arguments_cannot_break_out_of_a_label_matcher():

@@ -2,6 +2,8 @@
 
 Rules:
 - `query(text)` returns a float (a scalar or one series) or a tuple of floats (several series).
+- `query_histogram(text)` returns a histogram's buckets as (le, value) pairs, one per series of the
+  result; each series must carry an `le` label, and no two the same (aggregate with `sum by (le)`).
 - No data (an empty vector) raises `NoDataError`: the analysis decides what that means (inconclusive
   by default), so a provider can never turn missing data into a pass.
 - Anything else that goes wrong raises `ProviderError` with a message a person can act on.
@@ -24,3 +26,5 @@ class MetricProvider(Protocol):
     name: str
 
     def query(self, text: str) -> float | tuple[float, ...]: ...
+
+    def query_histogram(self, text: str) -> tuple[tuple[float, float], ...]: ...
