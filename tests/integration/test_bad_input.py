@@ -173,7 +173,7 @@ TEMPLATES: list[tuple[str, Callable[[dict], None], str]] = [
     ("empty-provider", metric_change(provider={}), "set a provider: prometheus"),
     ("interval-under-a-second", metric_change(interval="500ms"), "must be at least 1s"),
     ("ftp-address", provider_change(address="ftp://prometheus"), "address in body should match"),
-    ("no-query", lambda m: m["provider"]["prometheus"].pop("query"), "query: Required value"),
+    ("no-query", lambda m: m["provider"]["prometheus"].pop("query"), "set exactly one of query and distribution"),
     (
         "two-credentials",
         provider_change(

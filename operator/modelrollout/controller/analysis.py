@@ -11,6 +11,10 @@ Rules:
   that does not compile) becomes the run's `error`, naming the template and metric; the core aborts
   with that message (the stable model keeps serving).
 - Only metrics that are due are queried; each query is one attempt with its timeout.
+- A `distribution` metric queries two histograms (arguments substituted and escaped as in `query`)
+  and measures the distance between them (`core.distributions`). An empty vector or fewer than
+  `minSamples` observations on either side is no data (inconclusive by default, never a pass);
+  buckets that do not form one histogram, or differ between the two, are an error.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from modelrollout.core import analysis as runs
-from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
+from modelrollout.core.analysis import AnalysisInput, DistributionSpec, Measurement, MetricSpec
+from modelrollout.core.distributions import STATISTICS, Histogram, HistogramError, distance
 from modelrollout.core.durations import parse_duration
 from modelrollout.core.expressions import ConditionError, compile_condition
 from modelrollout.core.rollout import AnalysisRun, Decision
@@ -89,19 +94,34 @@ class AnalysisRunner:
                 continue
             specs = tuple(spec for spec, _ in metrics)
             due = {metric.name for metric in runs.due_metrics(previous.get(run.key), specs, now)}
-            measurements = {
-                spec.name: self._measure(config, spec.query, now) for spec, config in metrics if spec.name in due
-            }
+            measurements = {spec.name: self._measure(config, spec, now) for spec, config in metrics if spec.name in due}
             inputs[run.key] = AnalysisInput(specs, measurements)
         return inputs
 
-    def _measure(self, config: PrometheusConfig, query: str, now: datetime) -> Measurement:
+    def _measure(self, config: PrometheusConfig, spec: MetricSpec, now: datetime) -> Measurement:
         try:
-            return Measurement(now, self._provider(config).query(query))
+            if spec.distribution is not None:
+                return self._measure_distance(self._provider(config), spec.distribution, now)
+            return Measurement(now, self._provider(config).query(spec.query))
         except NoDataError:
             return Measurement(now, None)
         except ProviderError as error:
             return Measurement(now, None, str(error))
+
+    def _measure_distance(self, provider: MetricProvider, spec: DistributionSpec, now: datetime) -> Measurement:
+        histograms = {}
+        for side, query in (("baseline", spec.baseline_query), ("candidate", spec.candidate_query)):
+            try:
+                histograms[side] = Histogram.from_buckets(provider.query_histogram(query))
+            except NoDataError:
+                return Measurement(now, None, no_data_reason=f"the {side} query returned no series")
+            except HistogramError as error:
+                return Measurement(now, None, f"{side} histogram: {error}")
+        try:
+            result = distance(spec.statistic, histograms["baseline"], histograms["candidate"], spec.min_samples)
+        except HistogramError as error:
+            return Measurement(now, None, str(error))
+        return Measurement(now, result.value, no_data_reason=result.insufficient_data)
 
     # --- resolution ------------------------------------------------------------------------------
 
@@ -141,6 +161,8 @@ class AnalysisRunner:
         prometheus = (metric.get("provider") or {}).get("prometheus")
         if not prometheus:
             raise ResolutionError(f"{where}: no provider (set provider.prometheus)")
+        if ("query" in prometheus) == ("distribution" in prometheus):
+            raise ResolutionError(f"{where}: set exactly one of provider.prometheus.query and .distribution")
         try:
             spec = MetricSpec(
                 name=metric["name"],
@@ -153,12 +175,32 @@ class AnalysisRunner:
                 success_condition=conditions.get("successCondition", ""),
                 failure_condition=conditions.get("failureCondition", ""),
                 no_data_policy=metric.get("noDataPolicy", "Inconclusive"),
-                query=substitute(prometheus["query"], args, where),
+                query=substitute(prometheus["query"], args, where) if "query" in prometheus else "",
+                distribution=self._distribution(prometheus.get("distribution"), args, where),
             )
             timeout = parse_duration(prometheus.get("timeout", "10s"))
         except ValueError as error:
             raise ResolutionError(f"{where}: {error}") from None
         return spec, self._prometheus_config(namespace, prometheus, timeout, args, where)
+
+    @staticmethod
+    def _distribution(
+        distribution: dict[str, Any] | None, args: Mapping[str, str], where: str
+    ) -> DistributionSpec | None:
+        if distribution is None:
+            return None
+        statistic = distribution.get("statistic", "")
+        if statistic not in STATISTICS:
+            raise ValueError(f"unknown distribution statistic {statistic!r}; expected one of {', '.join(STATISTICS)}")
+        min_samples = int(distribution.get("minSamples", DistributionSpec.min_samples))
+        if min_samples < 1:
+            raise ValueError(f"distribution minSamples must be at least 1, not {min_samples}")
+        return DistributionSpec(
+            statistic=statistic,
+            baseline_query=substitute(distribution["baselineQuery"], args, where),
+            candidate_query=substitute(distribution["candidateQuery"], args, where),
+            min_samples=min_samples,
+        )
 
     def _prometheus_config(
         self, namespace: str, prometheus: dict[str, Any], timeout: float, args: Mapping[str, str], where: str

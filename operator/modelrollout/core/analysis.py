@@ -4,9 +4,12 @@ Rules (Argo Rollouts' vocabulary, with the missing-data lessons learned):
 - A metric is measured every `interval` after `initialDelay` until `count` decisive (successful or
   failed) measurements are in (0: until the run ends); errors and no-data results are retried, never
   counted toward `count`.
+- A metric measures one query, or the distance between two histograms (`DistributionSpec`,
+  computed by `core.distributions`); the distance is the measurement's value.
 - One measurement is Successful, Failed, Inconclusive or Error:
-  - no data (an empty vector) or NaN is **Inconclusive** by default, or Failed when the metric's
-    `noDataPolicy` is `Failure`; it is never a pass;
+  - no data (an empty vector, NaN, or a histogram with fewer than `minSamples` observations) is
+    **Inconclusive** by default, or Failed when the metric's `noDataPolicy` is `Failure`; it is never
+    a pass;
   - `failureCondition` true → Failed; else `successCondition` true → Successful; else Failed when
     only a successCondition is given, Inconclusive when both are given and neither holds;
   - a provider error (Prometheus unreachable, bad query) is an Error.
@@ -43,6 +46,16 @@ MEASUREMENTS_KEPT = 5
 
 
 @dataclass(frozen=True)
+class DistributionSpec:
+    """Measure the distance (a `core.distributions` statistic) between two histograms' buckets."""
+
+    statistic: str  # psi | ks | jensenShannon
+    baseline_query: str
+    candidate_query: str
+    min_samples: int = 100
+
+
+@dataclass(frozen=True)
 class MetricSpec:
     """One metric of a resolved analysis template (arguments already substituted)."""
 
@@ -57,6 +70,7 @@ class MetricSpec:
     failure_condition: str = ""
     no_data_policy: str = NO_DATA_INCONCLUSIVE
     query: str = ""
+    distribution: DistributionSpec | None = None  # set instead of `query`
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,7 @@ class Measurement:
     time: datetime
     value: float | tuple[float, ...] | None = None
     error: str = ""
+    no_data_reason: str = ""  # why there is no value, when more can be said than "no data"
 
 
 @dataclass(frozen=True)
@@ -99,7 +114,8 @@ def judge(metric: MetricSpec, measurement: Measurement) -> tuple[str, str]:
     value = measurement.value
     if _no_data(value):
         phase = FAILED if metric.no_data_policy == NO_DATA_FAILURE else INCONCLUSIVE
-        return phase, f"no data (noDataPolicy {metric.no_data_policy})"
+        reason = f": {measurement.no_data_reason}" if measurement.no_data_reason else ""
+        return phase, f"no data{reason} (noDataPolicy {metric.no_data_policy})"
     assert value is not None
     shown = describe_value(value)
     try:
