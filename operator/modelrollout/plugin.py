@@ -68,8 +68,17 @@ def format_status(body: dict[str, Any]) -> str:
         f"Stable:      {status.get('stableRevision', '')}",
         f"Canary:      {status.get('canaryRevision', '') or '-'}",
     ]
-    if status.get("canaryRevision") and steps:
+    if status.get("stage"):
+        lines.append(f"Stage:       {status['stage']} (automation {spec.get('automation', 'full')})")
+    if status.get("canaryRevision") and steps and status.get("stage", "Canary") == "Canary":
         lines.append(f"Step:        {int(status.get('currentStepIndex', 0)) + 1}/{len(steps)}")
+    if status.get("activeRevision") and status.get("activeRevision") != status.get("stableRevision"):
+        lines.append(f"Active:      {status['activeRevision']} (switched; stable kept ready for a switch back)")
+    for pause in status.get("pauseReasons") or []:
+        if pause.get("gate"):
+            lines.append(f"Waiting:     gate {pause['gate']}: approve with `kubectl modelrollout promote`")
+    for approval in status.get("approvals") or []:
+        lines.append(f"Approved:    {approval.get('gate')} by {approval.get('actor')} at {approval.get('time')}")
     lines += [
         "Weights:     "
         f"stable {weights.get('stable', 0)}%  canary {weights.get('canary', 0)}%  mirror {weights.get('mirror', 0)}%",

@@ -1,0 +1,153 @@
+"""Blue/green on the real control plane: a preview Service, one selector write to switch, and back.
+
+A `kubectl get -w` on the active Service records every version the apiserver stored, so the tests
+can assert how many writes switched it, not just where it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+
+from modelrollout.simulator.exporter import Behaviour
+from tests.integration.conftest import get_json, wait_for
+from tests.integration.helpers import apply, healthy, plugin, replicas_by_revision, sample, wait_status
+from tests.integration.test_analysis import kubectl_apply, revision_of, template
+
+REVISION = "modelrollout.io/revision"
+
+
+def blue_green(**fields) -> dict:
+    settings = {"previewReplicas": 1, "scaleDownDelaySeconds": 2, "abortScaleDownDelaySeconds": 1, **fields}
+    return sample(replicas=3, strategy={"blueGreen": settings})
+
+
+def next_version(body: dict) -> dict:
+    newer = json.loads(json.dumps(body))
+    newer["spec"]["model"]["version"] = "2026-11-27"
+    return newer
+
+
+class ServiceWatch:
+    """Reads `kubectl get -w -o json` output as it comes, decoding each stored version."""
+
+    def __init__(self, stream) -> None:
+        self.versions: list[dict] = []
+        self._stream = stream
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        decoder, buffer = json.JSONDecoder(), ""
+        for line in self._stream:
+            buffer += line
+            stripped = buffer.strip()
+            if not stripped:
+                continue
+            try:
+                body, _ = decoder.raw_decode(stripped)
+            except json.JSONDecodeError:
+                continue  # an object printed over several lines is not complete yet
+            self.versions.append(body)
+            buffer = ""
+
+    def join(self) -> None:
+        self._thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def service_versions(control_plane, namespace: str, name: str) -> Iterator[list[dict]]:
+    """Every version of a Service the apiserver stores while the block runs, from a live watch."""
+    command = [str(control_plane.binaries.kubectl), f"--kubeconfig={control_plane.kubeconfig}"]
+    command += ["get", "service", name, "-n", namespace, "--watch", "-o", "json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    watch = ServiceWatch(process.stdout)
+    try:
+        wait_for(lambda: watch.versions, timeout=30, what="the watch's first object")
+        yield watch.versions
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        watch.join()
+
+
+def selected(versions: list[dict]) -> list[str]:
+    """The revision each stored version selects, with repeats of the same resourceVersion dropped."""
+    seen, revisions = set(), []
+    for body in versions:
+        if body["metadata"]["resourceVersion"] in seen:
+            continue
+        seen.add(body["metadata"]["resourceVersion"])
+        revisions.append(body["spec"]["selector"].get(REVISION, "<all>"))
+    return revisions
+
+
+def transitions(revisions: list[str]) -> list[str]:
+    return [revision for i, revision in enumerate(revisions) if i == 0 or revisions[i - 1] != revision]
+
+
+def selector_of(control_plane, namespace: str, name: str) -> str:
+    return get_json(control_plane, "service", name, "-n", namespace)["spec"]["selector"][REVISION]
+
+
+def test_a_person_promotes_and_the_active_service_switches_in_one_write(control_plane, operator, namespace):
+    body = blue_green()
+    stable, new = revision_of(body), revision_of(next_version(body))
+    assert apply(control_plane, namespace, body).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
+    assert selector_of(control_plane, namespace, "fraud-scorer") == stable
+    with service_versions(control_plane, namespace, "fraud-scorer") as versions:
+        assert apply(control_plane, namespace, next_version(body)).returncode == 0
+        waiting = wait_status(
+            control_plane,
+            namespace,
+            lambda s: s["phase"] == "Paused" and s.get("stage") == "Preview",
+            "preview waiting for a person",
+        )["status"]
+        assert waiting["pauseReasons"][0]["gate"] == "promotion"
+        assert "no autoPromotionSeconds" in waiting["message"]
+        assert replicas_by_revision(control_plane, namespace) == {stable: 3, new: 1}
+        assert selector_of(control_plane, namespace, "fraud-scorer-preview") == new
+        assert selector_of(control_plane, namespace, "fraud-scorer") == stable
+        promoted = plugin(control_plane, "promote", "fraud-scorer", "-n", namespace)
+        assert promoted.returncode == 0, promoted.stderr
+        done = wait_status(
+            control_plane,
+            namespace,
+            lambda s: s["phase"] == "Healthy" and not s.get("scaleDowns") and s["stableRevision"] == new,
+            "promoted and the old revision scaled down",
+        )["status"]
+        wait_for(lambda: replicas_by_revision(control_plane, namespace)[stable] == 0, what="old revision at zero")
+    assert transitions(selected(versions)) == [stable, new]
+    actions = [entry["action"] for entry in done["history"]]
+    assert actions.index("PreviewReady") < actions.index("promote") < actions.index("Switched")
+    assert actions.index("Switched") < actions.index("Promoted")
+    assert done["approvals"] == [] and selector_of(control_plane, namespace, "fraud-scorer-preview") == new
+
+
+def test_a_failing_post_promotion_analysis_switches_back_at_once(control_plane, operator, monitoring, namespace):
+    kubectl_apply(control_plane, namespace, template("error-rate"))
+    checks = {
+        "templates": [{"name": "error-rate"}],
+        "args": [{"name": "prometheus", "value": monitoring.prometheus.url}],
+    }
+    body = blue_green(autoPromotionSeconds=0, postPromotionAnalysis=checks)
+    stable, new = revision_of(body), revision_of(next_version(body))
+    monitoring.simulator.set(namespace, stable, Behaviour())
+    monitoring.simulator.set(namespace, new, Behaviour(error_ratio=0.4))
+    assert apply(control_plane, namespace, body).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
+    with service_versions(control_plane, namespace, "fraud-scorer") as versions:
+        assert apply(control_plane, namespace, next_version(body)).returncode == 0
+        failed = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "switched back")["status"]
+        assert selector_of(control_plane, namespace, "fraud-scorer") == stable
+        assert replicas_by_revision(control_plane, namespace)[stable] == 3  # it never left full size
+    assert failed["abort"]["reason"] == "AnalysisFailed" and "post-promotion analysis" in failed["abort"]["message"]
+    assert failed["stableRevision"] == stable and failed["activeRevision"] == stable
+    assert transitions(selected(versions)) == [stable, new, stable]
+    actions = [entry["action"] for entry in failed["history"]]
+    assert actions.index("Switched") < actions.index("Aborted")
+    wait_for(lambda: replicas_by_revision(control_plane, namespace)[new] == 0, what="failed revision at zero")
