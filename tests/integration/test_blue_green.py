@@ -31,7 +31,7 @@ def next_version(body: dict) -> dict:
     return newer
 
 
-class ServiceWatch:
+class WatchReader:
     """Reads `kubectl get -w -o json` output as it comes, decoding each stored version."""
 
     def __init__(self, stream) -> None:
@@ -59,19 +59,23 @@ class ServiceWatch:
 
 
 @contextlib.contextmanager
-def service_versions(control_plane, namespace: str, name: str) -> Iterator[list[dict]]:
-    """Every version of a Service the apiserver stores while the block runs, from a live watch."""
+def object_versions(control_plane, namespace: str, kind: str, name: str) -> Iterator[list[dict]]:
+    """Every version of an object the apiserver stores while the block runs, from a live watch."""
     command = [str(control_plane.binaries.kubectl), f"--kubeconfig={control_plane.kubeconfig}"]
-    command += ["get", "service", name, "-n", namespace, "--watch", "-o", "json"]
+    command += ["get", kind, name, "-n", namespace, "--watch", "-o", "json"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    watch = ServiceWatch(process.stdout)
+    watch = WatchReader(process.stdout)
     try:
-        wait_for(lambda: watch.versions, timeout=30, what="the watch's first object")
+        wait_for(lambda: watch.versions, timeout=30, what=f"the {kind} watch's first object")
         yield watch.versions
     finally:
         process.terminate()
         process.wait(timeout=30)
         watch.join()
+
+
+def service_versions(control_plane, namespace: str, name: str):
+    return object_versions(control_plane, namespace, "service", name)
 
 
 def selected(versions: list[dict]) -> list[str]:

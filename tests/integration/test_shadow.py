@@ -1,0 +1,133 @@
+"""Shadow on the real control plane and a real Prometheus: mirrored traffic, compared with the stable model.
+
+The comparison is the population stability index between the two revisions' prediction-score
+histograms, as the traffic simulator exports them and Prometheus scrapes them. A watch on the
+HTTPRoute records every stored version, so the tests can say what traffic the new model ever got.
+"""
+
+from __future__ import annotations
+
+from modelrollout.simulator.exporter import Behaviour
+from tests.integration.conftest import get_json, wait_for
+from tests.integration.helpers import apply, events, healthy, sample, wait_status
+from tests.integration.test_analysis import kubectl_apply, revision_of
+from tests.integration.test_blue_green import next_version, object_versions
+
+SCORES = (
+    'sum by (le) (increase(model_prediction_score_bucket{{namespace="{{{{args.namespace}}}}",'
+    'revision="{{{{args.{side}}}}}"}}[10s]))'
+)
+
+
+def prediction_shift_template() -> dict:
+    """PSI between the stable and the new revision's prediction scores over the last 10 seconds."""
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelAnalysisTemplate",
+        "metadata": {"name": "prediction-shift"},
+        "spec": {
+            "args": [{"name": "prometheus"}],
+            "metrics": [
+                {
+                    "name": "prediction-psi",
+                    "interval": "1s",
+                    "count": 2,
+                    "initialDelay": "2s",
+                    "successCondition": "result < 0.1",
+                    "provider": {
+                        "prometheus": {
+                            "address": "{{args.prometheus}}",
+                            "timeout": "2s",
+                            "distribution": {
+                                "statistic": "psi",
+                                "baselineQuery": SCORES.format(side="stable-revision"),
+                                "candidateQuery": SCORES.format(side="canary-revision"),
+                                "minSamples": 100,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def shadowed(monitoring) -> dict:
+    checks = {
+        "templates": [{"name": "prediction-shift"}],
+        "args": [{"name": "prometheus", "value": monitoring.prometheus.url}],
+    }
+    strategy = {
+        "shadow": {"mirrorPercent": 100, "duration": "3s", "analysis": checks},
+        "canary": {"steps": [{"setWeight": 50}, {"setWeight": 100}], "scaleDownDelaySeconds": 1},
+    }
+    route = {"gatewayAPI": {"parentRefs": [{"name": "public"}]}}
+    return sample(replicas=2, strategy=strategy, trafficRouting=route)
+
+
+def route_traffic(route: dict) -> tuple[int, int]:
+    """(canary weight, mirror percent) of one stored HTTPRoute version."""
+    rule = route["spec"]["rules"][0]
+    mirrors = [f["requestMirror"]["percent"] for f in rule.get("filters", []) if f["type"] == "RequestMirror"]
+    return rule["backendRefs"][1]["weight"], mirrors[0] if mirrors else 0
+
+
+def shadow_pods(control_plane, namespace: str, revision: str) -> bool:
+    selector = f"modelrollout.io/revision={revision},modelrollout.io/track=shadow"
+    return bool(get_json(control_plane, "pods", "-n", namespace, "-l", selector)["items"])
+
+
+def deploy(control_plane, namespace: str, monitoring, new_behaviour: Behaviour) -> tuple[dict, str, str]:
+    kubectl_apply(control_plane, namespace, prediction_shift_template())
+    body = shadowed(monitoring)
+    stable, new = revision_of(body), revision_of(next_version(body))
+    monitoring.simulator.set(namespace, stable, Behaviour())
+    monitoring.simulator.set(namespace, new, new_behaviour)
+    assert apply(control_plane, namespace, body).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
+    return body, stable, new
+
+
+def test_a_shadow_like_the_stable_model_goes_on_to_the_canary(control_plane, operator, monitoring, namespace):
+    body, _stable, new = deploy(control_plane, namespace, monitoring, Behaviour())
+    with object_versions(control_plane, namespace, "httproute", "fraud-scorer") as routes:
+        assert apply(control_plane, namespace, next_version(body)).returncode == 0
+        wait_for(lambda: shadow_pods(control_plane, namespace, new), what="shadow pods labelled track=shadow")
+        done = wait_status(
+            control_plane,
+            namespace,
+            lambda s: s["stableRevision"] == new and s["phase"] == "Healthy",
+            "promoted after the shadow and the canary",
+        )["status"]
+    traffic = [route_traffic(route) for route in routes]
+    mirrored = [i for i, (canary, mirror) in enumerate(traffic) if mirror == 100]
+    live = [i for i, (canary, mirror) in enumerate(traffic) if canary > 0]
+    assert mirrored and live and max(mirrored) < min(live)  # mirrored first, never both at once
+    assert traffic[mirrored[0]] == (0, 100)
+    (run,) = [r for r in done["analysisRuns"] if r["key"] == f"{new}-shadow"]
+    assert run["phase"] == "Successful"
+    (metric,) = run["metrics"]
+    assert metric["successful"] == 2 and float(metric["measurements"][-1]["value"]) < 0.1
+    actions = [entry["action"] for entry in done["history"]]
+    for earlier, later in [("ShadowStarted", "ShadowCompleted"), ("ShadowCompleted", "StepCompleted")]:
+        assert actions.index(earlier) < actions.index(later)
+    assert actions.index("StepCompleted") < actions.index("Promoted")
+
+
+def test_a_shadow_whose_predictions_differ_never_gets_live_traffic(control_plane, operator, monitoring, namespace):
+    body, stable, new = deploy(control_plane, namespace, monitoring, Behaviour(score_mean=0.6))
+    with object_versions(control_plane, namespace, "httproute", "fraud-scorer") as routes:
+        assert apply(control_plane, namespace, next_version(body)).returncode == 0
+        stopped = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "shadow stopped")
+        wait_for(lambda: route_traffic(routes[-1]) == (0, 0), what="mirror removed")
+    status = stopped["status"]
+    assert status["abort"]["reason"] == "AnalysisFailed" and status["stableRevision"] == stable
+    assert "prediction-psi" in status["abort"]["message"] and "result < 0.1" in status["abort"]["message"]
+    traffic = [route_traffic(route) for route in routes]
+    assert all(canary == 0 for canary, _ in traffic), traffic  # not one stored route gave it live traffic
+    assert any(mirror == 100 for _, mirror in traffic)
+    (run,) = status["analysisRuns"]
+    assert run["key"] == f"{new}-shadow" and run["phase"] == "Failed"
+    assert float(run["metrics"][0]["measurements"][-1]["value"]) > 0.25
+    aborted = [e for e in events(control_plane, namespace) if e["reason"] == "RolloutAborted"]
+    assert aborted and "never served live traffic" in aborted[-1]["note"]
