@@ -109,6 +109,26 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     ("unknown-automation", lambda s: s.update(automation="yolo"), 'spec.automation: Unsupported value: "yolo"'),
     ("zero-progress-deadline", lambda s: s.update(progressDeadlineSeconds=0), "spec.progressDeadlineSeconds"),
     ("history-over-100", lambda s: s.update(revisionHistoryLimit=101), "spec.revisionHistoryLimit: Invalid value: 101"),
+    (
+        "template-from-another-namespace",
+        steps({"setWeight": 10}, {"analysis": {"templates": [{"name": "other-team/error-rate"}]}}),
+        "must be a template's name, not a path: templates are found in the ModelDeployment's own namespace",
+    ),
+    (
+        "background-template-path",
+        lambda s: s.update(analysis={"templates": [{"name": "../../secrets/x"}]}),
+        "spec.analysis.templates[0].name: Invalid value",
+    ),
+    (
+        "gateway-namespace-not-a-namespace-name",
+        routing({"gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "Other_Team"}]}}),
+        'spec.trafficRouting.gatewayAPI.parentRefs[0].namespace: Invalid value: "Other_Team"',
+    ),
+    (
+        "istio-gateway-not-namespace-slash-name",
+        routing({"istio": {"hosts": ["a"], "gateways": ["a/b/c"]}}),
+        'spec.trafficRouting.istio.gateways[0]: Invalid value: "a/b/c"',
+    ),
 ]
 
 
@@ -202,3 +222,35 @@ def test_duplicate_metric_names_are_rejected(control_plane, serving):
     bad["spec"]["metrics"].append(copy.deepcopy(bad["spec"]["metrics"][0]))
     result = control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
     assert result.returncode != 0 and "metric names must be unique" in result.stderr
+
+
+def test_a_modeldeployment_in_a_namespace_that_does_not_exist_is_rejected(control_plane, serving):
+    _, body = serving
+    result = apply(control_plane, "no-such-namespace", body)
+    assert result.returncode != 0 and 'namespaces "no-such-namespace" not found' in result.stderr
+    everywhere = get_json(control_plane, "modeldeployments", "-A")["items"]
+    assert not [item for item in everywhere if item["metadata"]["namespace"] == "no-such-namespace"]
+
+
+def parent_namespaces(control_plane, namespace: str) -> list[str]:
+    route = get_json(control_plane, "httproute", "fraud-scorer", "-n", namespace)
+    return [ref.get("namespace", "") for ref in route["spec"]["parentRefs"]]
+
+
+def test_a_gateway_in_a_namespace_not_created_yet_is_referenced_not_rejected(control_plane, serving):
+    """Gateway API allows a parent in a namespace that GitOps creates later; the gateway reports it, not us."""
+    namespace, body = serving
+    before = snapshot(control_plane, namespace)
+    later = copy.deepcopy(body)
+    later["spec"]["trafficRouting"] = {"gatewayAPI": {"parentRefs": [{"name": "public", "namespace": "created-later"}]}}
+    try:
+        assert apply(control_plane, namespace, later).returncode == 0
+        wait_for(
+            lambda: parent_namespaces(control_plane, namespace) == ["created-later"],
+            what="the HTTPRoute names the parent as given",
+        )
+        wait_for(lambda: healthy(control_plane, namespace), what="still serving")
+        assert snapshot(control_plane, namespace)[2] == before[2]  # the same Deployments at the same sizes
+    finally:
+        assert apply(control_plane, namespace, body).returncode == 0
+        wait_for(lambda: snapshot(control_plane, namespace)[3] == before[3], what="route restored")
