@@ -244,7 +244,9 @@ def test_an_alertmanager_webhook_rolls_back_and_strangers_are_refused(control_pl
 
 def test_every_built_in_template_query_runs_on_real_data(control_plane, operator, monitoring, namespace):
     built_ins = list(yaml.safe_load_all(BUILT_INS.read_text()))
-    assert len(built_ins) == 6
+    assert len(built_ins) == 9
+    # Demo-speed windows; the input-drift baseline is 5s ago, as the stable revision is only seconds old.
+    fast_args = {"window": "10s", "baseline-offset": "5s", "feature": "amount"}
     fast = []
     for original in built_ins:
         copy_ = copy.deepcopy(original)
@@ -253,13 +255,13 @@ def test_every_built_in_template_query_runs_on_real_data(control_plane, operator
         metric = copy_["spec"]["metrics"][0]
         metric.update({"interval": "2s", "count": 2, "failureLimit": 0, "initialDelay": "10s"})
         for arg in copy_["spec"]["args"]:
-            if arg["name"] == "window":
-                arg["value"] = "10s"
+            if arg["name"] in fast_args:
+                arg["value"] = fast_args[arg["name"]]
         fast.append(copy_)
     kubectl_apply(control_plane, namespace, *fast)
     body = rollout(monitoring, fast)
-    healthy_canary = Behaviour(
-        error_ratio=0.002, latency_seconds=0.04, null_ratio=0.005, missing_features_ratio=0.01, drift_score=0.05
+    healthy_canary = Behaviour(  # as fast as the stable revision, with its score distribution
+        error_ratio=0.002, latency_seconds=0.02, null_ratio=0.005, missing_features_ratio=0.01, drift_score=0.05
     )
     _stable, canary = start(control_plane, namespace, monitoring, body, healthy_canary)
     done = wait_status(control_plane, namespace, lambda s: s["stableRevision"] == canary, "promoted", timeout=120)
@@ -274,6 +276,9 @@ def test_every_built_in_template_query_runs_on_real_data(control_plane, operator
             "null-predictions",
             "missing-features",
             "input-drift",
+            "latency-p99-vs-stable",
+            "prediction-distribution-shift",
+            "input-distribution-drift",
         )
     }, values
     assert all(value is not None for series in values.values() for value in series)
@@ -321,4 +326,4 @@ def test_a_condition_that_is_not_cel_at_all_is_rejected_at_apply_time(control_pl
 def test_built_in_templates_are_valid_cluster_templates(control_plane):
     result = control_plane.kubectl("apply", "--dry-run=server", "-f", str(BUILT_INS), check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("clustermodelanalysistemplate.modelrollout.io/model-") == 6
+    assert result.stdout.count("clustermodelanalysistemplate.modelrollout.io/model-") == 9
