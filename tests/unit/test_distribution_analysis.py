@@ -127,7 +127,11 @@ def test_arguments_are_escaped_in_both_queries():
 @pytest.mark.parametrize(
     ("canary", "min_samples", "reason"),
     [
-        (((0.5, 10.0), (1.0, 20.0), (INF, 40.0)), 100, "insufficient data: candidate has 40 observations"),
+        (
+            ((0.5, 10.0), (1.0, 20.0), (INF, 40.0)),
+            100,
+            "no data: candidate has 40 observations, fewer than minSamples 100",
+        ),
         (NoDataError("the query returned no series"), 100, "the candidate query returned no series"),
         (CANARY_SCORES, 5000, "baseline has 1000 observations and candidate has 1000 observations"),
     ],

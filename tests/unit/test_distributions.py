@@ -196,8 +196,8 @@ def test_distance_needs_the_same_buckets_on_both_sides():
 @pytest.mark.parametrize(
     ("baseline_total", "candidate_total", "reason"),
     [
-        (99.0, 500.0, "insufficient data: baseline has 99 observations, fewer than minSamples 100"),
-        (500.0, 0.0, "insufficient data: candidate has 0 observations, fewer than minSamples 100"),
+        (99.0, 500.0, "baseline has 99 observations, fewer than minSamples 100"),
+        (500.0, 0.0, "candidate has 0 observations, fewer than minSamples 100"),
         (10.0, 20.0, "baseline has 10 observations and candidate has 20 observations, fewer than minSamples 100"),
         (100.0, 100.0, ""),
     ],
@@ -207,7 +207,7 @@ def test_too_few_observations_is_no_value_with_the_reason(baseline_total, candid
     baseline = histogram((baseline_total, 0.0), (0.5, INF))
     candidate = histogram((candidate_total, 0.0), (0.5, INF))
     result = d.distance(d.KS, baseline, candidate, min_samples=100)
-    assert result.insufficient_data.endswith(reason)
+    assert result.insufficient_data == reason
     assert (result.value is None) == bool(reason)
     assert (result.baseline_samples, result.candidate_samples) == (baseline_total, candidate_total)
 

@@ -174,7 +174,7 @@ class Distance:
         ]
         if not short:
             return ""
-        return f"insufficient data: {' and '.join(short)}, fewer than minSamples {self.min_samples:g}"
+        return f"{' and '.join(short)}, fewer than minSamples {self.min_samples:g}"
 
 
 def distance(statistic: str, baseline: Histogram, candidate: Histogram, min_samples: float) -> Distance:
