@@ -12,13 +12,17 @@ def _run_operator(args: argparse.Namespace) -> int:
 
     import modelrollout.handlers  # noqa: F401 - registers the handlers
     from modelrollout import logs
+    from modelrollout.controller.peering import own_identity
 
     logs.configure(args.verbose, args.log_format == "json")
+    # Peering (standalone or active/standby) is configured by the startup handler from the environment;
+    # kopf gets the identity the handler will look for in the peering object.
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),
-        standalone=True,
+        identity=own_identity(),
         liveness_endpoint=args.liveness,
+        memo=kopf.Memo(served_namespaces=tuple(args.namespace or ())),
     )
     return 0
 

@@ -6,6 +6,9 @@ Rules:
 - kopf's `on.event` handlers keep no state on the objects: no finalizers, no annotations on the
   user's ModelDeployment, so Git and the cluster never disagree because of the operator.
 - Reconciles use the synchronous Kubernetes client, so they run in a thread pool off the event loop.
+- With peering on (`MODELROLLOUT_PEERING`, see `controller.peering`), workers reconcile only while this
+  replica is the active one; on becoming active it queues every ModelDeployment, since a standby
+  replica's kopf watches were frozen and its queue holds only what was parked.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,12 +25,20 @@ import kopf
 from modelrollout.controller import metrics
 from modelrollout.controller.alerts import AlarmChecker, WebhookAlerts
 from modelrollout.controller.analysis import AnalysisRunner
+from modelrollout.controller.peering import (
+    CLUSTER_PEERING,
+    NAMESPACED_PEERING,
+    Leadership,
+    PeeringConfig,
+    PeeringLocation,
+    PeeringMonitor,
+)
 from modelrollout.controller.reconciler import Reconciler, utcnow
 from modelrollout.controller.server import OperatorServer
 from modelrollout.controller.workqueue import WorkQueue
 from modelrollout.core import labels
 from modelrollout.core.spec import AlertMatcher, parse_spec
-from modelrollout.kube.client import KubeClient, load_configuration
+from modelrollout.kube.client import MODEL_DEPLOYMENT, KubeClient, load_configuration
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +68,11 @@ def operator_login(**_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.startup()
 async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # HA (active/standby peering) is designed separately; one replica runs standalone.
-    settings.peering.standalone = True
+    try:
+        peering = PeeringConfig.from_environment(os.environ, started_at=time.time())
+    except ValueError as error:
+        raise kopf.PermanentError(str(error)) from None
+    _configure_peering(settings, peering)
     # kopf's own Events are for its handler failures; ours are written by the reconciler.
     settings.posting.level = logging.WARNING
     # Reconnect watches regularly so a silently dropped connection heals without a restart.
@@ -70,15 +85,81 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms)
     memo.queue = WorkQueue()
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="reconcile")
+    memo.peering_monitor = None
+    if peering is None:
+        memo.leadership = Leadership(True, "active: peering is off (standalone)")
+    else:
+        memo.leadership = Leadership(False, "standby until the peering object is read")
+        locations = _peering_locations(peering.name, settings.peering.clusterwide, memo.get("served_namespaces"))
+        monitor = PeeringMonitor(
+            peering, lambda: _read_peerings(memo.kube, locations), memo.leadership, lambda: _resync_all(memo)
+        )
+        memo.peering_monitor = asyncio.create_task(monitor.run(), name="modelrollout-peering")
     memo.workers = [asyncio.create_task(_worker(memo), name=f"modelrollout-worker-{i}") for i in range(WORKERS)]
     memo.server = None
     address = os.environ.get("MODELROLLOUT_HTTP_ADDRESS", "0.0.0.0:8080")
     if address != "off":
         host, _, port = address.rpartition(":")
         memo.server = OperatorServer(
-            memo.webhook, lambda firing: _queue_matching(memo, firing), _webhook_token(), host or "0.0.0.0", int(port)
+            memo.webhook,
+            lambda firing: _queue_matching(memo, firing),
+            _webhook_token(),
+            host or "0.0.0.0",
+            int(port),
+            is_active=lambda: memo.leadership.active,
         )
         await memo.server.start()
+
+
+def _configure_peering(settings: kopf.OperatorSettings, peering: PeeringConfig | None) -> None:
+    """Standalone without a peering name; otherwise mandatory peering, so a replica that cannot see the
+    peering object stays frozen instead of running beside the active one."""
+    if peering is None:
+        settings.peering.standalone = True
+        return
+    settings.peering.standalone = False
+    settings.peering.mandatory = True
+    settings.peering.name = peering.name
+    settings.peering.priority = peering.priority
+    # Bounds the takeover: a killed replica's entry expires this long after its last keep-alive.
+    settings.peering.lifetime = peering.lifetime
+    # kopf logs every keep-alive at debug level otherwise; pauses and resumes are still logged.
+    settings.peering.stealth = True
+    log.info("peering %r as %r with priority %d", peering.name, peering.identity, peering.priority)
+
+
+def _peering_locations(name: str, clusterwide: bool, served_namespaces: Any) -> list[PeeringLocation]:
+    """Where kopf keeps its keep-alives: one ClusterKopfPeering, or a KopfPeering per served namespace."""
+    if clusterwide:
+        return [PeeringLocation(CLUSTER_PEERING, None, name)]
+    namespaces = list(served_namespaces or ())
+    if not namespaces or any(set(namespace) & set("*?[!,") for namespace in namespaces):
+        raise kopf.PermanentError("namespaced peering needs exact namespaces: run `modelrollout run --namespace NS`")
+    return [PeeringLocation(NAMESPACED_PEERING, namespace, name) for namespace in namespaces]
+
+
+def _read_peerings(kube: KubeClient, locations: list[PeeringLocation]) -> list[tuple[str, dict | None]]:
+    return [(str(where), kube.get(where.kind, where.namespace, where.name)) for where in locations]
+
+
+async def _resync_all(memo: kopf.Memo) -> None:
+    """Queue every ModelDeployment this replica serves, now that it is the active one."""
+    loop = asyncio.get_running_loop()
+    namespaces = memo.get("served_namespaces") or [None]
+    try:
+        bodies = [
+            body
+            for namespace in namespaces
+            for body in await loop.run_in_executor(memo.executor, memo.kube.list, MODEL_DEPLOYMENT, namespace)
+        ]
+    except Exception as error:  # noqa: BLE001 - kopf re-lists on resume and queues them anyway
+        log.warning("resync after becoming active failed; relying on kopf's re-list: %s", error)
+        return
+    for body in bodies:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        memo.matchers[key] = _alert_matchers(body)
+        memo.queue.add(key)
+    log.info("active: queued %d ModelDeployments", len(bodies))
 
 
 def _webhook_token() -> str:
@@ -101,9 +182,10 @@ def _queue_matching(memo: kopf.Memo, firing: list[dict[str, str]]) -> None:
 async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     if memo.server is not None:
         await memo.server.stop()
-    for task in memo.workers:
+    tasks = [*memo.workers, *([memo.peering_monitor] if memo.peering_monitor is not None else [])]
+    for task in tasks:
         task.cancel()
-    await asyncio.gather(*memo.workers, return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
     memo.queue.close()
     memo.executor.shutdown(wait=True, cancel_futures=True)
     memo.kube.close()
@@ -112,8 +194,9 @@ async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
 async def _worker(memo: kopf.Memo) -> None:
     loop = asyncio.get_running_loop()
     queue: WorkQueue = memo.queue
+    leadership: Leadership = memo.leadership
     while True:
-        key = await queue.get()
+        key = await leadership.next_key(queue)
         namespace, name = key
         try:
             with metrics.RECONCILE_SECONDS.time():

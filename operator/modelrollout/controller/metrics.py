@@ -59,6 +59,11 @@ RECONCILE_SECONDS = Histogram(
 RECONCILE_ERRORS = Counter(
     "modelrollout_reconcile_errors", "Reconciles that failed and will be retried", registry=REGISTRY
 )
+LEADER = Gauge(
+    "modelrollout_leader",
+    "1 on the replica that reconciles (active, or peering off), 0 on a standby replica",
+    registry=REGISTRY,
+)
 WEBHOOK_ALERTS = Counter(
     "modelrollout_webhook_alerts", "Alertmanager webhook alerts received, by status", ["status"], registry=REGISTRY
 )

@@ -6,6 +6,8 @@ Rules:
   bodies 400, and nothing is acted on.
 - Accepted alerts are stored, then every ModelDeployment whose rollbackOn matches is queued at once,
   so a rollback does not wait for the next poll.
+- A standby replica (see `controller.peering`) answers the webhook 503, so Alertmanager retries and
+  reaches the active one; /healthz stays 200 on it, since it is ready to take over.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ class OperatorServer:
         token: str = "",
         host: str = "0.0.0.0",
         port: int = 8080,
+        is_active: Callable[[], bool] = lambda: True,
     ) -> None:
         self._webhook = webhook
         self._on_alerts = on_alerts
         self._token = token
         self._host = host
         self._port = port
+        self._is_active = is_active
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -58,7 +62,7 @@ class OperatorServer:
         return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+        return web.Response(text="ok" if self._is_active() else "ok (standby)")
 
     async def _alertmanager(self, request: web.Request) -> web.Response:
         if not self._token:
@@ -66,6 +70,8 @@ class OperatorServer:
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {self._token}".encode()):
             return web.Response(status=401, text="unauthorized\n")
+        if not self._is_active():
+            return web.Response(status=503, text="standby replica: send the alert to the active one\n")
         try:
             payload = await request.json()
             firing = self._webhook.receive(payload)
