@@ -84,10 +84,13 @@ class Operator:
 
 
 @contextlib.contextmanager
-def running_operator(prometheus_url: str, kubeconfig: str | None = None) -> Iterator[Operator]:
+def running_operator(
+    prometheus_url: str, kubeconfig: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Operator]:
     """The operator, run in this process by kopf's own test runner, serving HTTP on loopback only.
 
-    `kubeconfig` runs it under another identity (e.g. the shipped ServiceAccount's token).
+    `kubeconfig` runs it under another identity (e.g. the shipped ServiceAccount's token); `env` adds
+    settings (e.g. MODELROLLOUT_PEERING with POD_ID, the identity kopf then uses in the peering object).
     """
     http = f"127.0.0.1:{cluster.free_port()}"
     token = secrets.token_hex(16)
@@ -96,6 +99,7 @@ def running_operator(prometheus_url: str, kubeconfig: str | None = None) -> Iter
         "MODELROLLOUT_WEBHOOK_TOKEN": token,
         "MODELROLLOUT_PROMETHEUS_URL": prometheus_url,
         "KUBECONFIG": kubeconfig or os.environ.get("KUBECONFIG", ""),
+        **(env or {}),
     }
     saved = {key: os.environ.get(key) for key in settings}
     os.environ.update(settings)

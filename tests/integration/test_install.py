@@ -1,5 +1,6 @@
-"""Install manifests: the kustomize base applies, its pod passes the restricted Pod Security level, and
-the operator runs a full analysed canary rollout under the shipped ServiceAccount's RBAC alone."""
+"""Install manifests: the kustomize base applies, its pods pass the restricted Pod Security level, and
+the operator, peering as the shipped Deployment configures it, runs a full analysed canary rollout under
+the shipped ServiceAccount's RBAC alone."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import yaml
 
 from modelrollout.core.spec import parse_spec
 from modelrollout.devcluster.cluster import _write_kubeconfig
+from modelrollout.devcluster.stack import operator_metric
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import REPO, get_json, running_operator, wait_for
 from tests.integration.helpers import apply, events, healthy, plugin, sample, wait_status
@@ -43,22 +45,44 @@ def test_namespaced_variant_has_no_cluster_wide_write(control_plane):
         assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
     (role,) = [d for d in documents if d["kind"] == "Role"]
     cluster_wide = next(d for d in kustomize(control_plane, "manifests/base") if d["kind"] == "ClusterRole")
-    cluster_scoped = {"customresourcedefinitions", "clustermodelanalysistemplates"}
+    cluster_scoped = {"customresourcedefinitions", "clustermodelanalysistemplates", "clusterkopfpeerings"}
     for rule in cluster_wide["rules"]:
         if not set(rule["resources"]) & cluster_scoped:
             assert rule in role["rules"], f"the namespaced Role lacks {rule}"
+    # Peering moves from the cluster-wide object to one in the namespace, with the same rights.
+    peering_rules = [rule for rule in cluster_wide["rules"] if rule["resources"] == ["clusterkopfpeerings"]]
+    assert peering_rules
+    for rule in peering_rules:
+        assert {**rule, "resources": ["kopfpeerings"]} in role["rules"]
+    peerings = [(d["kind"], d["metadata"].get("namespace")) for d in documents if d["kind"].endswith("KopfPeering")]
+    assert peerings == [("KopfPeering", "modelrollout-system")]
+
+
+def test_two_replicas_peer_and_survive_a_drain(control_plane):
+    documents = kustomize(control_plane, "manifests/base")
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {variable["name"]: variable for variable in container["env"]}
+    assert env["MODELROLLOUT_PEERING"]["value"] == "modelrollout"
+    assert env["POD_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # distinct identities
+    (peering,) = [d for d in documents if d["kind"] == "ClusterKopfPeering"]
+    assert peering["metadata"]["name"] == "modelrollout"
+    (budget,) = [d for d in documents if d["kind"] == "PodDisruptionBudget"]
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
 
 
 def test_shipped_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, namespace, tmp_path):
     manifests = control_plane.kubectl("kustomize", str(REPO / "manifests/base")).stdout
     control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=manifests)
 
-    def operator_pod_available():
+    def operator_pods_available():
         deployment = get_json(control_plane, "deployment", "modelrollout-operator", "-n", "modelrollout-system")
-        return (deployment or {}).get("status", {}).get("availableReplicas") == 1
+        return (deployment or {}).get("status", {}).get("availableReplicas") == 2
 
     # The namespace enforces the restricted Pod Security level: a non-compliant pod would never be created.
-    wait_for(operator_pod_available, what="the operator Deployment's pod (restricted Pod Security)")
+    wait_for(operator_pods_available, what="the operator Deployment's pods (restricted Pod Security)")
 
     token = control_plane.kubectl("create", "token", "modelrollout", "-n", "modelrollout-system").stdout.strip()
     restricted = tmp_path / "operator-kubeconfig"
@@ -89,7 +113,11 @@ def test_shipped_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, na
     for body in (first, second):
         monitoring.simulator.set(namespace, parse_spec(body["spec"]).revision, Behaviour())
 
-    with running_operator(monitoring.prometheus.url, kubeconfig=str(restricted)):
+    # Peering as the shipped Deployment does: the ServiceAccount must read and patch the peering object.
+    # (kwok's pods run no containers, so this operator is the only peer and becomes active.)
+    peering = {"MODELROLLOUT_PEERING": "modelrollout", "POD_ID": f"install-test-{namespace}"}
+    with running_operator(monitoring.prometheus.url, kubeconfig=str(restricted), env=peering) as operator:
+        wait_for(lambda: operator_metric(operator.http, "modelrollout_leader") == 1, what="the operator active")
         assert apply(control_plane, namespace, first).returncode == 0
         wait_for(lambda: healthy(control_plane, namespace), what="first Ready under the shipped RBAC")
         assert apply(control_plane, namespace, second).returncode == 0

@@ -12,8 +12,12 @@ import os
 import secrets
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.devcluster import cluster, state
 from modelrollout.devcluster import prometheus as prometheus_server
@@ -42,37 +46,57 @@ class Stack:
 def local_stack(rules: list[dict]) -> Iterator[Stack]:
     """Start everything (CRDs installed, Prometheus evaluating `rules`), yield it, stop it all."""
     running = cluster.start()
-    simulator = prometheus = operator = log = None
+    simulator = prometheus = None
     try:
         simulator = SimulatorProcess()
         prometheus = prometheus_server.start([simulator.address], [{"name": "models", "rules": rules}])
         state.install_crds(running)
         http = f"127.0.0.1:{cluster.free_port()}"
         token = secrets.token_hex(16)
-        env = dict(
-            os.environ,
-            KUBECONFIG=str(running.kubeconfig),
-            MODELROLLOUT_PROMETHEUS_URL=prometheus.url,
-            MODELROLLOUT_HTTP_ADDRESS=http,
-            MODELROLLOUT_WEBHOOK_TOKEN=token,
-        )
-        log = (running.workdir / "logs" / "operator.log").open("w")
-        operator = subprocess.Popen(
-            [sys.executable, "-m", "modelrollout.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        yield Stack(running, simulator, prometheus, http, token)
+        settings = {
+            "MODELROLLOUT_PROMETHEUS_URL": prometheus.url,
+            "MODELROLLOUT_HTTP_ADDRESS": http,
+            "MODELROLLOUT_WEBHOOK_TOKEN": token,
+        }
+        with operator_process(running.kubeconfig, running.workdir / "logs" / "operator.log", settings):
+            yield Stack(running, simulator, prometheus, http, token)
     finally:
-        if operator is not None:
-            operator.terminate()
-            try:
-                operator.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
-                operator.wait(timeout=30)
-        if log is not None:
-            log.close()
         if prometheus is not None:
             prometheus.stop()
         if simulator is not None:
             simulator.stop()
         running.stop()
+
+
+@contextlib.contextmanager
+def operator_process(
+    kubeconfig: Path, log_path: Path, settings: dict[str, str], args: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen]:
+    """`modelrollout run [args]` as its own process, with `settings` (MODELROLLOUT_* variables) in its
+    environment and its output in `log_path`; on exit it is terminated (killed after 30s) unless it ended."""
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig), **settings)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelrollout.cli", "run", *args], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def operator_metric(http: str, name: str) -> float | None:
+    """One unlabelled sample from an operator's /metrics (a counter's `_total` or a histogram's `_count`
+    included); None when the operator does not export it."""
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return sample.value
+    return None
