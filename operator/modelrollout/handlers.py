@@ -79,6 +79,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     memo.kube = KubeClient.from_environment()
+    metrics.expose_api_requests(memo.kube.request_counts)
     memo.webhook = WebhookAlerts()
     memo.matchers = {}
     alarms = AlarmChecker(memo.webhook, os.environ.get("MODELROLLOUT_PROMETHEUS_URL", ""))

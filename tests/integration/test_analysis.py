@@ -135,6 +135,10 @@ def test_a_canary_breaking_its_condition_is_rolled_back(control_plane, operator,
         f'modelrollout_rollout_aborts_total{{name="fraud-scorer",namespace="{namespace}",reason="AnalysisFailed"}}'
         in exported
     )
+    # The reconciler's own API requests are counted (the scale benchmark divides them by reconciles).
+    for verb in ("GET", "PATCH"):
+        sent = re.search(rf'modelrollout_kube_api_requests_total{{verb="{verb}"}} (\S+)', exported)
+        assert sent and float(sent.group(1)) > 0, verb
     wait_for(lambda: replicas_by_revision(control_plane, namespace)[canary] == 0, what="canary scaled down")
 
 

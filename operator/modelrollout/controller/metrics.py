@@ -8,8 +8,11 @@ rollout and would grow series without bound).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from modelrollout.core.rollout import PHASE_DEGRADED, PHASE_HEALTHY, PHASE_PAUSED, PHASE_PENDING, PHASE_PROGRESSING
 
@@ -67,6 +70,33 @@ LEADER = Gauge(
 WEBHOOK_ALERTS = Counter(
     "modelrollout_webhook_alerts", "Alertmanager webhook alerts received, by status", ["status"], registry=REGISTRY
 )
+
+
+class ApiRequests(Collector):
+    """`modelrollout_kube_api_requests_total{verb}`: the client's own tally, read at scrape time.
+
+    With `modelrollout_reconcile_duration_seconds_count` it gives the API requests one reconcile costs.
+    Registered once; an operator (re)started in the same process points it at its client.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Callable[[], dict[str, int]] = dict
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "modelrollout_kube_api_requests", "Requests the reconciler sent to the apiserver", labels=["verb"]
+        )
+        for verb, count in sorted(self.counts().items()):
+            family.add_metric([verb], count)
+        yield family
+
+
+API_REQUESTS = ApiRequests()
+REGISTRY.register(API_REQUESTS)
+
+
+def expose_api_requests(counts: Callable[[], dict[str, int]]) -> None:
+    API_REQUESTS.counts = counts
 
 
 def record_status(namespace: str, name: str, status: dict) -> None:

@@ -10,8 +10,10 @@ Rules:
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -94,6 +96,13 @@ class KubeClient:
     def __init__(self, api_client: k8s_client.ApiClient, timeout: float = 30.0) -> None:
         self._api = api_client
         self._timeout = timeout
+        self._counts_lock = threading.Lock()
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests sent so far, by HTTP method: the cost of reconciles, exported on /metrics."""
+        with self._counts_lock:
+            return dict(self._counts)
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> KubeClient:
@@ -110,6 +119,8 @@ class KubeClient:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
+        with self._counts_lock:
+            self._counts[method] += 1
         headers = {"Accept": "application/json", "Content-Type": content_type}
         _, url, headers, body, _ = self._api.param_serialize(
             method,
