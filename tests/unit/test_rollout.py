@@ -376,3 +376,20 @@ def test_invalid_status_keeps_the_serving_revision():
     assert status["phase"] == "Degraded" and conditions(status)["Stalled"] == "True"
     assert [e.type for e in events] == ["Warning"]
     assert invalid_status(1, status, "InvalidSpec", "containers[0].image: Required value", T0)[1] == ()
+
+
+def test_promote_never_moves_traffic_ahead_of_available_pods(stable_world):
+    world = stable_world
+    new = start_new_version(world, steps=[{"setWeight": 50}, {"pause": {}}])
+    world.unready.add(new)
+    waiting = world.run()
+    assert waiting.status["currentStepIndex"] == 0 and waiting.weights.canary == 0
+    world.ask("pause")
+    refused = world.ask("promote")
+    assert refused.status["lastRequest"]["accepted"] is False
+    assert "cannot be skipped" in refused.status["lastRequest"]["message"]
+    assert refused.weights.canary == 0 and refused.status["currentStepIndex"] == 0
+    assert refused.status["phase"] == "Paused"  # the person's pause survives a refused promote
+    world.unready.clear()
+    world.ask("resume")
+    assert world.run().weights.canary == 50

@@ -787,6 +787,7 @@ class _Rollout:
         if not self._canary_active():
             return False, "no rollout in progress"
         waiting_gate = (state.pauses.get(PAUSE_APPROVAL) or {}).get("gate", "")
+        pauses_before = dict(state.pauses)
         state.unpause(PAUSE_STEP, PAUSE_MANUAL, PAUSE_INCONCLUSIVE, PAUSE_APPROVAL)
         steps = self.strategy.steps
         if request.action == "promote-full":
@@ -820,7 +821,12 @@ class _Rollout:
             return True, f"revision {state.canary}: already promoting"
         skipped = steps[state.step].describe()
         if steps[state.step].kind == STEP_SET_WEIGHT:
-            state.weight = max(state.weight, steps[state.step].weight)
+            # Traffic never goes ahead of available pods, not even on a person's word: abort instead.
+            state.pauses = pauses_before
+            return False, (
+                f"revision {state.canary}: step {state.step + 1} ({skipped}) moves traffic as soon as its pods are "
+                "available; it cannot be skipped (abort to stop the rollout)"
+            )
         state.step += 1
         state.step_started = self.now
         return True, f"revision {state.canary}: step {state.step}/{len(steps)} ({skipped}) promoted"
