@@ -40,12 +40,13 @@ class Stack:
     prometheus: prometheus_server.Prometheus
     http: str  # the operator's /metrics and /alertmanager address
     webhook_token: str
+    operator: subprocess.Popen
 
 
 @contextlib.contextmanager
-def local_stack(rules: list[dict]) -> Iterator[Stack]:
-    """Start everything (CRDs installed, Prometheus evaluating `rules`), yield it, stop it all."""
-    running = cluster.start()
+def local_stack(rules: list[dict], nodes: int = cluster.DEFAULT_NODES) -> Iterator[Stack]:
+    """Start everything (CRDs installed, Prometheus evaluating `rules`, `nodes` kwok nodes), yield it, stop it all."""
+    running = cluster.start(nodes=nodes)
     simulator = prometheus = None
     try:
         simulator = SimulatorProcess()
@@ -58,8 +59,8 @@ def local_stack(rules: list[dict]) -> Iterator[Stack]:
             "MODELROLLOUT_HTTP_ADDRESS": http,
             "MODELROLLOUT_WEBHOOK_TOKEN": token,
         }
-        with operator_process(running.kubeconfig, running.workdir / "logs" / "operator.log", settings):
-            yield Stack(running, simulator, prometheus, http, token)
+        with operator_process(running.kubeconfig, running.workdir / "logs" / "operator.log", settings) as process:
+            yield Stack(running, simulator, prometheus, http, token, process)
     finally:
         if prometheus is not None:
             prometheus.stop()

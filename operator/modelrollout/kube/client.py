@@ -14,6 +14,7 @@ import collections
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -140,6 +141,29 @@ class KubeClient:
             except ValueError:
                 raise KubeError(response.status, "", data) from None
         return json.loads(data) if data else None
+
+    def watch(self, path: str, timeout_seconds: int = 3600) -> Iterator[dict]:
+        """Watch events (`{"type", "object"}`) of a collection, starting with its current objects as ADDED.
+
+        For tools (benchmarks); the operator itself is fed by kopf's watches.
+        """
+        with self._counts_lock:
+            self._counts["WATCH"] += 1
+        _, url, headers, _, _ = self._api.param_serialize(
+            "GET",
+            path,
+            query_params=[("watch", "true"), ("timeoutSeconds", str(timeout_seconds))],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api("GET", url, header_params=headers, _request_timeout=timeout_seconds + 30)
+        buffer = b""
+        for chunk in response.response.stream(64 * 1024):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict | None:
         try:

@@ -1,0 +1,265 @@
+"""Benchmark: the operator with N = 10, 100, 1000 ModelDeployments on the local control plane.
+
+Prints figures; asserts nothing. For each N a fresh local stack (control plane with enough kwok
+nodes, Prometheus, traffic simulator, the operator as its own process) runs:
+
+1. create N ModelDeployments (1 replica, Gateway API router) and wait until all are Healthy;
+2. idle: operator RSS and CPU seconds per minute over a quiet window;
+3. rollouts: a new model version on all N (steps setWeight 20, pause 10s, setWeight 60, pause);
+   time from each template change to its canary Deployment being created, from each pause being
+   due to its HTTPRoute showing 60%, CPU seconds per minute while they run, API requests per reconcile;
+4. alarm: one Alertmanager webhook with N firing alerts, one per ModelDeployment; time from the POST
+   to each HTTPRoute sending 100% of traffic to stable.
+
+    .venv/bin/python benchmarks/scale.py [--sizes 10 100 1000] [--idle-seconds 60]
+
+CPU and RSS are read from /proc for the operator process; API requests and reconciles from its /metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import statistics
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from modelrollout.core.spec import parse_spec
+from modelrollout.devcluster.stack import local_stack, operator_metric
+from modelrollout.kube.client import DEPLOYMENT, HTTPROUTE, MODEL_DEPLOYMENT, KubeClient
+
+REPO = Path(__file__).resolve().parents[1]
+NAMESPACE = "scale"
+PAUSE_SECONDS = 10
+PODS_PER_NODE = 250
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def poll(check: Callable[[], object], timeout: float, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"benchmark: {what} not reached in {timeout:.0f}s")
+
+
+def model(index: int, version: str) -> dict:
+    body = yaml.safe_load((REPO / "manifests/samples/fraud-scorer.yaml").read_text())
+    body["metadata"] = {"name": f"model-{index:04d}", "namespace": NAMESPACE}
+    steps = [{"setWeight": 20}, {"pause": {"duration": f"{PAUSE_SECONDS}s"}}, {"setWeight": 60}, {"pause": {}}]
+    body["spec"].update(
+        {
+            "replicas": 1,
+            "trafficRouting": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
+            "strategy": {"canary": {"steps": steps, "scaleDownDelaySeconds": 5, "abortScaleDownDelaySeconds": 5}},
+            "rollbackOn": {
+                "pollInterval": "30s",
+                "alerts": [{"alertname": "ScaleAlarm", "labels": {"md": f"{index}"}}],
+            },
+        }
+    )
+    body["spec"]["model"]["version"] = version
+    return body
+
+
+class Process:
+    """CPU seconds and resident memory of one process, from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+class Watch:
+    """Receive times of watch events, per object name, in a background thread."""
+
+    def __init__(self, kube: KubeClient, path: str, keep: Callable[[dict], str | None]) -> None:
+        self.seen: dict[str, float] = {}
+        self.received = 0
+        self._kube, self._path, self._keep = kube, path, keep
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):  # the stack stopping ends the watch mid-stream
+            self._follow()
+
+    def _follow(self) -> None:
+        for event in self._kube.watch(self._path):
+            self.received += 1
+            key = self._keep(event)
+            if key is not None and key not in self.seen:
+                self.seen[key] = time.time()
+
+
+def figures(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    return f"median {statistics.median(ordered):.2f}s, p95 {p95:.2f}s, max {ordered[-1]:.2f}s"
+
+
+def all_status(kube: KubeClient, predicate: Callable[[dict], bool], count: int) -> bool:
+    items = kube.list(MODEL_DEPLOYMENT, NAMESPACE)
+    return len(items) == count and all(
+        predicate(item.get("status") or {})
+        and (item.get("status") or {}).get("observedGeneration") == item["metadata"]["generation"]
+        for item in items
+    )
+
+
+def operator_counts(http: str) -> tuple[float, float]:
+    """(API requests sent, reconciles done) so far, from the operator's /metrics."""
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    requests = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("modelrollout_kube_api_requests_total{")
+    )
+    reconciles = operator_metric(http, "modelrollout_reconcile_duration_seconds_count") or 0.0
+    return requests, reconciles
+
+
+def run(size: int, idle_seconds: float) -> dict[str, str]:
+    nodes = max(3, math.ceil(2.5 * size / PODS_PER_NODE))
+    results: dict[str, str] = {"N": str(size), "kwok nodes": str(nodes)}
+    with local_stack([], nodes=nodes) as stack:
+        kube = KubeClient.from_environment(str(stack.cluster.kubeconfig))
+        operator = Process(stack.operator.pid)
+        stack.cluster.kubectl("create", "namespace", NAMESPACE)
+        print(f"N={size}: creating", flush=True)
+        started = time.monotonic()
+        for index in range(size):
+            kube.request("POST", MODEL_DEPLOYMENT.path(NAMESPACE), body=model(index, "v1"))
+        poll(lambda: all_status(kube, lambda s: s.get("phase") == "Healthy", size), 60 + size, what="all Healthy")
+        results["create N until all Healthy"] = f"{time.monotonic() - started:.1f}s"
+
+        time.sleep(5)  # let the last reconciles and their watch events drain before the idle window
+        cpu0, requests0, reconciles0 = operator.cpu_seconds(), *operator_counts(stack.http)
+        time.sleep(idle_seconds)  # the measurement window itself
+        cpu1, requests1, reconciles1 = operator.cpu_seconds(), *operator_counts(stack.http)
+        results["idle CPU"] = f"{(cpu1 - cpu0) * 60 / idle_seconds:.2f} CPU-s/min"
+        results["idle RSS"] = f"{operator.rss_mib():.0f} MiB"
+        results["idle reconciles"] = f"{(reconciles1 - reconciles0) * 60 / idle_seconds:.1f}/min"
+        results["idle API requests"] = f"{(requests1 - requests0) * 60 / idle_seconds:.1f}/min"
+
+        new_revision = parse_spec(model(0, "v2")["spec"]).revision
+        canary_created = Watch(
+            kube,
+            DEPLOYMENT.path(NAMESPACE),
+            lambda e: (
+                e["object"]["metadata"]["labels"].get("modelrollout.io/deployment")
+                if e["type"] == "ADDED"
+                and e["object"]["metadata"]["labels"].get("modelrollout.io/revision") == new_revision
+                else None
+            ),
+        )
+        weight_60 = Watch(
+            kube,
+            HTTPROUTE.path(NAMESPACE),
+            lambda e: (
+                e["object"]["metadata"]["name"]
+                if e["object"]["spec"]["rules"][0]["backendRefs"][1]["weight"] == 60
+                else None
+            ),
+        )
+        print(f"N={size}: rolling out", flush=True)
+        changed: dict[str, float] = {}
+        cpu2, requests2, reconciles2 = operator.cpu_seconds(), *operator_counts(stack.http)
+        rollout_started = time.monotonic()
+        for index in range(size):
+            name = f"model-{index:04d}"
+            kube.request(
+                "PATCH",
+                MODEL_DEPLOYMENT.path(NAMESPACE, name),
+                body={"spec": {"model": {"version": "v2"}}},
+                content_type="application/merge-patch+json",
+            )
+            changed[name] = time.time()
+        poll(
+            lambda: all_status(kube, lambda s: s.get("phase") == "Paused" and s.get("currentStepIndex") == 3, size),
+            120 + 2 * size,
+            what="all at the final pause",
+        )
+        elapsed = time.monotonic() - rollout_started
+        cpu3, requests3, reconciles3 = operator.cpu_seconds(), *operator_counts(stack.http)
+        results["rollouts: CPU"] = f"{(cpu3 - cpu2) * 60 / elapsed:.2f} CPU-s/min over {elapsed:.0f}s"
+        results["rollouts: RSS"] = f"{operator.rss_mib():.0f} MiB"
+        reconciles = reconciles3 - reconciles2
+        results["rollouts: reconciles"] = f"{reconciles:.0f} ({reconciles / size:.1f} per ModelDeployment)"
+        results["rollouts: API requests per reconcile"] = f"{(requests3 - requests2) / max(reconciles, 1):.1f}"
+        results["template change -> canary Deployment"] = figures(
+            [canary_created.seen[name] - at for name, at in changed.items() if name in canary_created.seen]
+        )
+        due_to_route = []
+        for item in kube.list(MODEL_DEPLOYMENT, NAMESPACE):
+            name = item["metadata"]["name"]
+            history = item["status"]["history"]
+            started_pause = [e for e in history if e["action"] == "StepCompleted" and "setWeight 20%" in e["message"]]
+            if started_pause and name in weight_60.seen:
+                due = datetime.fromisoformat(started_pause[-1]["time"].replace("Z", "+00:00")).timestamp()
+                due_to_route.append(weight_60.seen[name] - (due + PAUSE_SECONDS))
+        results["pause due -> HTTPRoute at 60%"] = figures(due_to_route)
+
+        stable_again = Watch(
+            kube,
+            HTTPROUTE.path(NAMESPACE),
+            lambda e: (
+                e["object"]["metadata"]["name"]
+                if e["object"]["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
+                else None
+            ),
+        )
+        poll(lambda: stable_again.received >= size, 60, interval=0.1, what="the watch's initial listing")
+        alerts = [
+            {"status": "firing", "labels": {"alertname": "ScaleAlarm", "md": str(index)}} for index in range(size)
+        ]
+        request = urllib.request.Request(
+            f"http://{stack.http}/alertmanager",
+            data=json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode(),
+            headers={"Authorization": f"Bearer {stack.webhook_token}", "Content-Type": "application/json"},
+        )
+        posted = time.time()
+        urllib.request.urlopen(request, timeout=30).read()
+        poll(lambda: len(stable_again.seen) >= size, 60 + size, interval=0.2, what="all routes back on stable")
+        results["alarm -> HTTPRoute 100% stable"] = figures([at - posted for at in stable_again.seen.values()])
+        kube.close()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
+    for size in args.sizes:
+        for key, value in run(size, args.idle_seconds).items():
+            print(f"  {key:<42} {value}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
