@@ -33,7 +33,7 @@ from modelrollout.devcluster.build import Binaries, ensure_binaries
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 DEFAULT_NODES = 3
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.96.0.0/16"  # room for the scale benchmark: three Services per ModelDeployment
 
 
 def free_port() -> int:
