@@ -1,10 +1,12 @@
 """`modelrollout demo`: a visible rollout story on a local control plane, a real Prometheus and the operator.
 
 1. fraud-scorer 2026-11-20 is deployed and serves.
-2. 2026-11-27, a good model, walks its canary steps (10% → 50% → 100%) with analysis at each weight,
-   and is promoted.
-3. 2026-12-04, a bad model (8% errors), starts its canary and is rolled back automatically when the
-   ModelErrorRateHigh alert fires in Prometheus.
+2. 2026-11-27, a good model, first runs in shadow (a mirrored copy of live traffic, its answers
+   compared with the stable model's by the population stability index of their prediction scores),
+   then walks its canary steps (10% → 50% → 100%) with analysis at each weight, and is promoted.
+3. 2026-12-01, a model whose prediction scores shifted, is stopped in shadow: it never serves live traffic.
+4. 2026-12-04, a hotfix released straight to canary with 8% errors, is rolled back automatically when
+   the ModelErrorRateHigh alert fires in Prometheus.
 
 There are no real model servers here: the traffic simulator (a stand-in, named as such) sends each
 revision the share of traffic the operator published in status and exports the metrics a model server
@@ -37,8 +39,11 @@ TOTAL_RPS = 200.0
 VERSIONS = {
     "2026-11-20": Behaviour(error_ratio=0.002, latency_seconds=0.04, null_ratio=0.004),
     "2026-11-27": Behaviour(error_ratio=0.001, latency_seconds=0.03, null_ratio=0.003),
+    "2026-12-01": Behaviour(error_ratio=0.001, latency_seconds=0.03, null_ratio=0.003, score_mean=0.5),
     "2026-12-04": Behaviour(error_ratio=0.08, latency_seconds=0.04, null_ratio=0.004),
 }
+SHADOWED = ("2026-11-27", "2026-12-01")  # the hotfix skips the shadow
+CHECKS = ("model-error-rate", "model-latency-p99", "model-prediction-distribution-shift")
 
 
 def demo_templates(prometheus_url: str) -> list[dict[str, Any]]:
@@ -46,7 +51,7 @@ def demo_templates(prometheus_url: str) -> list[dict[str, Any]]:
     built_ins = yaml.safe_load_all((REPO / "manifests/analysis-templates/model-templates.yaml").read_text())
     chosen = []
     for template in built_ins:
-        if template["metadata"]["name"] not in ("model-error-rate", "model-latency-p99"):
+        if template["metadata"]["name"] not in CHECKS:
             continue
         fast = copy.deepcopy(template)
         fast["kind"] = "ModelAnalysisTemplate"
@@ -62,6 +67,11 @@ def model_deployment(version: str) -> dict[str, Any]:
     body = yaml.safe_load((REPO / "manifests/samples/fraud-scorer.yaml").read_text())
     body["metadata"]["namespace"] = NAMESPACE
     analysis = {"analysis": {"templates": [{"name": "model-error-rate"}, {"name": "model-latency-p99"}]}}
+    shadow = {
+        "mirrorPercent": 100,
+        "duration": "6s",
+        "analysis": {"templates": [{"name": "model-prediction-distribution-shift"}]},
+    }
     body["spec"].update(
         {
             "replicas": 4,
@@ -92,6 +102,8 @@ def model_deployment(version: str) -> dict[str, Any]:
             },
         }
     )
+    if version in SHADOWED:
+        body["spec"]["strategy"]["shadow"] = shadow
     body["spec"]["model"].update({"version": version, "uri": f"s3://models/fraud/{version}"})
     body["spec"]["template"]["spec"]["containers"][0]["args"] = [f"--model-uri=s3://models/fraud/{version}"]
     return body
@@ -112,7 +124,9 @@ class TrafficDriver(threading.Thread):
             weights = status.get("weights") or {}
             shares = {status.get("stableRevision"): weights.get("stable", 100)}
             if status.get("canaryRevision"):
-                shares[status["canaryRevision"]] = weights.get("canary", 0)
+                # A mirror copies requests that go to stable: the new revision sees those too.
+                mirrored = weights.get("stable", 100) * weights.get("mirror", 0) / 100
+                shares[status["canaryRevision"]] = weights.get("canary", 0) + mirrored
             for revision, behaviour in self._behaviours.items():
                 if revision not in self.live:
                     continue
@@ -131,6 +145,11 @@ def _status(running: cluster.Cluster) -> dict[str, Any]:
     return json.loads(result.stdout).get("status", {}) if result.returncode == 0 else {}
 
 
+def _held_at(status: dict[str, Any], revision: str) -> bool:
+    """The rollout of `revision` ended Degraded (not an earlier revision's end still showing)."""
+    return status.get("phase") == "Degraded" and (status.get("abort") or {}).get("revision") == revision
+
+
 def _follow(running: cluster.Cluster, started: float, done, timeout: float = 300.0) -> dict[str, Any]:
     """Print every change of the rollout until `done(status)`."""
     shown = None
@@ -140,6 +159,8 @@ def _follow(running: cluster.Cluster, started: float, done, timeout: float = 300
         status = _status(running)
         weights = status.get("weights") or {}
         split = f"stable {weights.get('stable', 0):>3}% canary {weights.get('canary', 0):>3}%"
+        if weights.get("mirror"):
+            split += f" mirror {weights['mirror']}%"
         line = f"{status.get('phase', '…'):<11} {split}  {status.get('message', '')}"
         if line != shown:
             print(f"  [{time.monotonic() - started:6.1f}s] {line}", flush=True)
@@ -195,7 +216,10 @@ def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behavi
         _follow(running, started, lambda s: s.get("phase") == "Healthy")
         summary.append(f"2026-11-20 ({revisions['2026-11-20']}) deployed and Healthy")
 
-        print("\n2. 2026-11-27, a good model: canary 10% → 50% → 100% with error-rate and p99 checks")
+        print(
+            "\n2. 2026-11-27, a good model: shadow (prediction scores compared with stable), then canary"
+            " 10% → 50% → 100% with error-rate and p99 checks"
+        )
         mark = time.monotonic()
         deploy(running, simulator, driver, revisions["2026-11-27"], "2026-11-27")
         running.kubectl("apply", "-f", "-", input=json.dumps(model_deployment("2026-11-27")))
@@ -209,11 +233,24 @@ def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behavi
             f"after {len([h for h in good['history'] if h['action'] == 'StepCompleted'])} steps"
         )
 
-        print("\n3. 2026-12-04, a bad model (8% errors): the ModelErrorRateHigh alert should roll it back")
+        print("\n3. 2026-12-01, prediction scores shifted: the shadow comparison should stop it before live traffic")
+        mark = time.monotonic()
+        deploy(running, simulator, driver, revisions["2026-12-01"], "2026-12-01")
+        running.kubectl("apply", "-f", "-", input=json.dumps(model_deployment("2026-12-01")))
+        shifted = _follow(running, started, lambda s: _held_at(s, revisions["2026-12-01"]))
+        abort = shifted.get("abort") or {}
+        summary.append(
+            f"2026-12-01 ({revisions['2026-12-01']}) stopped in shadow after {time.monotonic() - mark:.0f}s, "
+            f"never served live traffic: {abort.get('reason')}: {abort.get('message')}"
+        )
+
+        print(
+            "\n4. 2026-12-04, a hotfix straight to canary (8% errors): the ModelErrorRateHigh alert should roll it back"
+        )
         mark = time.monotonic()
         deploy(running, simulator, driver, revisions["2026-12-04"], "2026-12-04")
         running.kubectl("apply", "-f", "-", input=json.dumps(model_deployment("2026-12-04")))
-        bad = _follow(running, started, lambda s: s.get("phase") == "Degraded")
+        bad = _follow(running, started, lambda s: _held_at(s, revisions["2026-12-04"]))
         abort = bad.get("abort") or {}
         summary.append(
             f"2026-12-04 ({revisions['2026-12-04']}) rolled back after {time.monotonic() - mark:.0f}s: "

@@ -24,11 +24,15 @@ from modelrollout.devcluster import prometheus as prometheus_server
 from modelrollout.simulator.process import SimulatorProcess
 
 
-def error_rate_alert(name: str, threshold: float, window: str, severity: str = "page") -> dict:
-    """An alerting rule on a revision's share of 5xx answers (the model metric conventions)."""
+def error_rate_alert(name: str, threshold: float, window: str, severity: str = "page", min_rps: float = 0.5) -> dict:
+    """An alerting rule on a revision's share of 5xx answers (the model metric conventions).
+
+    A revision with (almost) no traffic is left out: a ratio over a handful of requests is noise.
+    """
+    requests = f"sum by (namespace, revision) (rate(model_requests_total[{window}]))"
     expr = (
         f'sum by (namespace, revision) (rate(model_requests_total{{code=~"5.."}}[{window}]))'
-        f" / sum by (namespace, revision) (rate(model_requests_total[{window}])) > {threshold}"
+        f" / {requests} > {threshold} and {requests} > {min_rps}"
     )
     return {"alert": name, "expr": expr, "labels": {"severity": severity}}
 
