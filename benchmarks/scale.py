@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from modelrollout.core.spec import parse_spec
+from modelrollout.devcluster.cluster import wait_until
 from modelrollout.devcluster.stack import local_stack, operator_metric
 from modelrollout.kube.client import DEPLOYMENT, HTTPROUTE, MODEL_DEPLOYMENT, KubeClient
 
@@ -42,16 +43,6 @@ NAMESPACE = "scale"
 PAUSE_SECONDS = 10
 PODS_PER_NODE = 250
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def poll(check: Callable[[], object], timeout: float, interval: float = 0.5, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"benchmark: {what} not reached in {timeout:.0f}s")
 
 
 def model(index: int, version: str) -> dict:
@@ -120,6 +111,14 @@ def figures(values: list[float]) -> str:
     return f"median {statistics.median(ordered):.2f}s, p95 {p95:.2f}s, max {ordered[-1]:.2f}s"
 
 
+def is_healthy(status: dict) -> bool:
+    return status.get("phase") == "Healthy"
+
+
+def at_final_pause(status: dict) -> bool:
+    return status.get("phase") == "Paused" and status.get("currentStepIndex") == 3
+
+
 def all_status(kube: KubeClient, predicate: Callable[[dict], bool], count: int) -> bool:
     items = kube.list(MODEL_DEPLOYMENT, NAMESPACE)
     return len(items) == count and all(
@@ -153,7 +152,7 @@ def run(size: int, idle_seconds: float) -> dict[str, str]:
         started = time.monotonic()
         for index in range(size):
             kube.request("POST", MODEL_DEPLOYMENT.path(NAMESPACE), body=model(index, "v1"))
-        poll(lambda: all_status(kube, lambda s: s.get("phase") == "Healthy", size), 60 + size, what="all Healthy")
+        wait_until(lambda: all_status(kube, is_healthy, size), 60 + size, "all Healthy", interval=0.5)
         results["create N until all Healthy"] = f"{time.monotonic() - started:.1f}s"
 
         time.sleep(5)  # let the last reconciles and their watch events drain before the idle window
@@ -198,10 +197,11 @@ def run(size: int, idle_seconds: float) -> dict[str, str]:
                 content_type="application/merge-patch+json",
             )
             changed[name] = time.time()
-        poll(
-            lambda: all_status(kube, lambda s: s.get("phase") == "Paused" and s.get("currentStepIndex") == 3, size),
+        wait_until(
+            lambda: all_status(kube, at_final_pause, size),
             120 + 2 * size,
-            what="all at the final pause",
+            "all at the final pause",
+            interval=0.5,
         )
         elapsed = time.monotonic() - rollout_started
         cpu3, requests3, reconciles3 = operator.cpu_seconds(), *operator_counts(stack.http)
@@ -232,7 +232,7 @@ def run(size: int, idle_seconds: float) -> dict[str, str]:
                 else None
             ),
         )
-        poll(lambda: stable_again.received >= size, 60, interval=0.1, what="the watch's initial listing")
+        wait_until(lambda: stable_again.received >= size, 60, interval=0.1, what="the watch's initial listing")
         alerts = [
             {"status": "firing", "labels": {"alertname": "ScaleAlarm", "md": str(index)}} for index in range(size)
         ]
@@ -243,7 +243,7 @@ def run(size: int, idle_seconds: float) -> dict[str, str]:
         )
         posted = time.time()
         urllib.request.urlopen(request, timeout=30).read()
-        poll(lambda: len(stable_again.seen) >= size, 60 + size, interval=0.2, what="all routes back on stable")
+        wait_until(lambda: len(stable_again.seen) >= size, 60 + size, interval=0.2, what="all routes back on stable")
         results["alarm -> HTTPRoute 100% stable"] = figures([at - posted for at in stable_again.seen.values()])
         kube.close()
     return results
