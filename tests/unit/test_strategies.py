@@ -304,3 +304,14 @@ def test_promote_full_passes_every_gate_and_stage(stable_world):
     world.run()
     done = world.ask("promote-full")
     assert done.status["stableRevision"] == new
+
+
+def test_removing_the_shadow_mid_shadow_goes_on_to_the_canary(stable_world):
+    world = stable_world
+    new = start_new_version(world, strategy=shadow_then_canary())
+    assert world.run().weights.mirror == 50
+    world.spec = make_spec(version="2", strategy={"canary": CANARY})  # same revision: strategy is not in it
+    assert world.spec.revision == new
+    decision = world.run()
+    assert decision.status["stage"] == "Canary" and decision.weights.mirror == 0
+    assert any("no longer asks for it" in e["message"] for e in decision.status["history"])

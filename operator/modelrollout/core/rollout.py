@@ -474,8 +474,8 @@ class _Rollout:
 
     def _advance_shadow(self, canary: ObservedDeployment | None) -> None:
         state, shadow = self.state, self.shadow
-        if shadow is None:  # the router changed to one that cannot mirror mid-shadow
-            self._finish_shadow("shadow skipped: the router cannot mirror")
+        if shadow is None:  # shadow removed from the spec, or a router that cannot mirror, mid-shadow
+            self._finish_shadow("shadow ended: the spec no longer asks for it, or its router cannot mirror")
             return
         label = f"shadow ({shadow.mirror_percent}% mirrored)"
         needed = canary_replicas_for(shadow.mirror_percent, self.replicas)
