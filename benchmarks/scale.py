@@ -11,7 +11,7 @@ nodes, Prometheus, traffic simulator, the operator as its own process) runs:
 4. alarm: one Alertmanager webhook with N firing alerts, one per ModelDeployment; time from the POST
    to each HTTPRoute sending 100% of traffic to stable.
 
-    .venv/bin/python benchmarks/scale.py [--sizes 10 100 1000] [--idle-seconds 60]
+    .venv/bin/python benchmarks/scale.py [--sizes 10 100 1000] [--idle-seconds 60] [--workers 4]
 
 CPU and RSS are read from /proc for the operator process; API requests and reconciles from its /metrics.
 """
@@ -141,10 +141,10 @@ def operator_counts(http: str) -> tuple[float, float]:
     return requests, reconciles
 
 
-def run(size: int, idle_seconds: float) -> dict[str, str]:
+def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
     nodes = max(3, math.ceil(2.5 * size / PODS_PER_NODE))
-    results: dict[str, str] = {"N": str(size), "kwok nodes": str(nodes)}
-    with local_stack([], nodes=nodes) as stack:
+    results: dict[str, str] = {"N": str(size), "kwok nodes": str(nodes), "operator workers": str(workers)}
+    with local_stack([], nodes=nodes, operator_settings={"MODELROLLOUT_WORKERS": str(workers)}) as stack:
         kube = KubeClient.from_environment(str(stack.cluster.kubeconfig))
         operator = Process(stack.operator.pid)
         stack.cluster.kubectl("create", "namespace", NAMESPACE)
@@ -253,10 +253,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=4, help="MODELROLLOUT_WORKERS for the operator")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
     for size in args.sizes:
-        for key, value in run(size, args.idle_seconds).items():
+        for key, value in run(size, args.idle_seconds, args.workers).items():
             print(f"  {key:<42} {value}", flush=True)
     return 0
 

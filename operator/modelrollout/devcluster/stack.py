@@ -48,8 +48,13 @@ class Stack:
 
 
 @contextlib.contextmanager
-def local_stack(rules: list[dict], nodes: int = cluster.DEFAULT_NODES) -> Iterator[Stack]:
-    """Start everything (CRDs installed, Prometheus evaluating `rules`, `nodes` kwok nodes), yield it, stop it all."""
+def local_stack(
+    rules: list[dict], nodes: int = cluster.DEFAULT_NODES, operator_settings: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """Start everything (CRDs installed, Prometheus evaluating `rules`, `nodes` kwok nodes), yield it, stop it all.
+
+    `operator_settings` adds MODELROLLOUT_* variables to the operator's environment.
+    """
     running = cluster.start(nodes=nodes)
     simulator = prometheus = None
     try:
@@ -62,6 +67,7 @@ def local_stack(rules: list[dict], nodes: int = cluster.DEFAULT_NODES) -> Iterat
             "MODELROLLOUT_PROMETHEUS_URL": prometheus.url,
             "MODELROLLOUT_HTTP_ADDRESS": http,
             "MODELROLLOUT_WEBHOOK_TOKEN": token,
+            **(operator_settings or {}),
         }
         with operator_process(running.kubeconfig, running.workdir / "logs" / "operator.log", settings) as process:
             yield Stack(running, simulator, prometheus, http, token, process)
