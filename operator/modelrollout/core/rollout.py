@@ -427,39 +427,32 @@ class _Rollout:
 
     # --- gates -------------------------------------------------------------------------------
 
-    def _needs_person(self, gate: str) -> bool:
-        """Whether `gate` waits for a person, by automation level and by what the spec leaves to a person."""
+    def _why_a_person(self, gate: str) -> str:
+        """Why `gate` waits for a person (the spec leaves it to one, or the automation level); empty: it need not."""
         if gate == GATE_SHADOW and self.shadow is not None and self.shadow.duration is None:
-            return True
+            return "the shadow has no duration"
         if gate == GATE_PROMOTION and self.blue_green is None and self.spec.canary is None:
-            return True  # shadow alone: a person decides whether the model ever serves
+            return "shadow alone"  # a person decides whether the model ever serves
         if gate == GATE_PROMOTION and self.blue_green is not None and self.blue_green.auto_promotion_seconds is None:
-            return True
-        if gate == GATE_POST_PROMOTION:
-            return False
-        if self.spec.automation == AUTOMATION_MANUAL:
-            return True
-        if self.spec.automation == AUTOMATION_FULL:
-            return False
-        return gate in (GATE_SHADOW, GATE_PROMOTION)  # supervised
+            return "no autoPromotionSeconds"
+        level = self.spec.automation
+        if gate == GATE_POST_PROMOTION or level == AUTOMATION_FULL:
+            return ""
+        if level == AUTOMATION_MANUAL or gate in (GATE_SHADOW, GATE_PROMOTION):  # supervised: these two only
+            return f"automation {level}"
+        return ""
 
     def _approved(self, gate: str) -> bool:
         return any(approval.get("gate") == gate for approval in self.state.approvals)
 
     def _gate_open(self, gate: str) -> bool:
-        return self._approved(gate) or not self._needs_person(gate)
+        return self._approved(gate) or not self._why_a_person(gate)
 
     def _gate(self, gate: str, what: str) -> bool:
         """True when `gate` may be passed; else wait for a person, saying for what and why."""
         if self._gate_open(gate):
             return True
-        why = f"automation {self.spec.automation}"
-        if gate == GATE_SHADOW and self.shadow is not None and self.shadow.duration is None:
-            why = "the shadow has no duration"
-        elif gate == GATE_PROMOTION and self.blue_green is None and self.spec.canary is None:
-            why = "shadow alone"
-        elif gate == GATE_PROMOTION and self.blue_green is not None and self.blue_green.auto_promotion_seconds is None:
-            why = "no autoPromotionSeconds"
+        why = self._why_a_person(gate)
         self.state.pause(PAUSE_APPROVAL, self.now, f"{what} ({why})", gate)
         self.paused_message = (
             f"{what}: waiting for a person to approve ({why}); "
