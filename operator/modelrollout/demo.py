@@ -182,9 +182,10 @@ def _follow(running: cluster.Cluster, started: float, done, timeout: float = 300
 
 
 def deploy(running, simulator: SimulatorProcess, driver: TrafficDriver, revision: str, version: str) -> None:
-    """The new revision's pods start exporting (with no traffic yet) as the spec is applied."""
+    """Apply `version`; its pods start exporting (with no traffic yet) as the spec is applied."""
     simulator.set(NAMESPACE, revision, dataclasses.replace(VERSIONS[version], requests_per_second=0.001))
     driver.live.add(revision)
+    running.kubectl("apply", "-f", "-", input=json.dumps(model_deployment(version)))
 
 
 def run(keep: bool = False) -> int:
@@ -212,7 +213,6 @@ def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behavi
 
         print("1. fraud-scorer 2026-11-20 goes live")
         deploy(running, simulator, driver, revisions["2026-11-20"], "2026-11-20")
-        running.kubectl("apply", "-f", "-", input=json.dumps(model_deployment("2026-11-20")))
         _follow(running, started, lambda s: s.get("phase") == "Healthy")
         summary.append(f"2026-11-20 ({revisions['2026-11-20']}) deployed and Healthy")
 
@@ -222,7 +222,6 @@ def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behavi
         )
         mark = time.monotonic()
         deploy(running, simulator, driver, revisions["2026-11-27"], "2026-11-27")
-        running.kubectl("apply", "-f", "-", input=json.dumps(model_deployment("2026-11-27")))
         good = _follow(
             running,
             started,
@@ -236,7 +235,6 @@ def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behavi
         print("\n3. 2026-12-01, prediction scores shifted: the shadow comparison should stop it before live traffic")
         mark = time.monotonic()
         deploy(running, simulator, driver, revisions["2026-12-01"], "2026-12-01")
-        running.kubectl("apply", "-f", "-", input=json.dumps(model_deployment("2026-12-01")))
         shifted = _follow(running, started, lambda s: _held_at(s, revisions["2026-12-01"]))
         abort = shifted.get("abort") or {}
         summary.append(
@@ -249,7 +247,6 @@ def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behavi
         )
         mark = time.monotonic()
         deploy(running, simulator, driver, revisions["2026-12-04"], "2026-12-04")
-        running.kubectl("apply", "-f", "-", input=json.dumps(model_deployment("2026-12-04")))
         bad = _follow(running, started, lambda s: _held_at(s, revisions["2026-12-04"]))
         abort = bad.get("abort") or {}
         summary.append(
