@@ -18,7 +18,17 @@ import yaml
 from modelrollout.core.spec import parse_spec
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import REPO, wait_for
-from tests.integration.helpers import apply, condition, events, healthy, md, replicas_by_revision, sample, wait_status
+from tests.integration.helpers import (
+    apply,
+    condition,
+    events,
+    healthy,
+    md,
+    replicas_by_revision,
+    sample,
+    wait_status,
+    with_version,
+)
 
 BUILT_INS = REPO / "manifests" / "analysis-templates" / "model-templates.yaml"
 ERROR_QUERY = (
@@ -75,8 +85,7 @@ def revision_of(body: dict) -> str:
 def start(control_plane, namespace, monitoring, body, new_behaviour: Behaviour | None) -> tuple[str, str]:
     """Deploy `body`, then its next model version; the simulator serves both with the given behaviours."""
     stable = revision_of(body)
-    newer = copy.deepcopy(body)
-    newer["spec"]["model"]["version"] = "2026-11-27"
+    newer = with_version(body, "2026-11-27")
     canary = revision_of(newer)
     monitoring.simulator.set(namespace, stable, Behaviour())
     if new_behaviour is not None:

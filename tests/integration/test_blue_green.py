@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import get_json, wait_for
-from tests.integration.helpers import apply, healthy, plugin, replicas_by_revision, sample, wait_status
+from tests.integration.helpers import apply, healthy, plugin, replicas_by_revision, sample, wait_status, with_version
 from tests.integration.test_analysis import kubectl_apply, revision_of, template
 
 REVISION = "modelrollout.io/revision"
@@ -26,9 +26,7 @@ def blue_green(**fields) -> dict:
 
 
 def next_version(body: dict) -> dict:
-    newer = json.loads(json.dumps(body))
-    newer["spec"]["model"]["version"] = "2026-11-27"
-    return newer
+    return with_version(body, "2026-11-27")
 
 
 class WatchReader:
