@@ -371,11 +371,11 @@ def test_history_limit_keeps_the_newest_old_revisions():
 def test_invalid_status_keeps_the_serving_revision():
     world = World(make_spec())
     previous = world.run().status
-    status, events = invalid_status(1, previous, "InvalidSpec", "containers[0].image: Required value", T0)
+    status, events = invalid_status(1, previous, "containers[0].image: Required value", T0)
     assert status["stableRevision"] == previous["stableRevision"]
     assert status["phase"] == "Degraded" and conditions(status)["Stalled"] == "True"
     assert [e.type for e in events] == ["Warning"]
-    assert invalid_status(1, status, "InvalidSpec", "containers[0].image: Required value", T0)[1] == ()
+    assert invalid_status(1, status, "containers[0].image: Required value", T0)[1] == ()
 
 
 def test_promote_never_moves_traffic_ahead_of_available_pods(stable_world):

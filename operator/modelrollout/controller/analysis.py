@@ -127,7 +127,6 @@ class AnalysisRunner:
 
     def _resolve(self, body: dict[str, Any], decision: Decision, run: AnalysisRun) -> list[tuple[MetricSpec, Any]]:
         namespace = body["metadata"]["namespace"]
-        background = run.key.endswith("-background")
         resolved = []
         for ref in run.analysis.templates:
             kind = CLUSTER_TEMPLATE if ref.cluster_scope else TEMPLATE
@@ -144,11 +143,11 @@ class AnalysisRunner:
                     raise ResolutionError(f"{kind.kind} {ref.name}: argument {declared['name']} has no value")
             for metric in spec.get("metrics") or []:
                 where = f"{kind.kind} {ref.name}, metric {metric['name']}"
-                resolved.append(self._metric(namespace, metric, args, where, background))
+                resolved.append(self._metric(namespace, metric, args, where, run.default_count))
         return resolved
 
     def _metric(
-        self, namespace: str, metric: dict[str, Any], args: Mapping[str, str], where: str, background: bool
+        self, namespace: str, metric: dict[str, Any], args: Mapping[str, str], where: str, default_count: int
     ) -> tuple[MetricSpec, PrometheusConfig]:
         conditions = {}
         for condition in ("successCondition", "failureCondition"):
@@ -168,7 +167,7 @@ class AnalysisRunner:
                 name=metric["name"],
                 interval=parse_duration(metric.get("interval", "1m")),
                 initial_delay=parse_duration(metric["initialDelay"]) if metric.get("initialDelay") else 0.0,
-                count=int(metric["count"]) if "count" in metric else (0 if background else 1),
+                count=int(metric["count"]) if "count" in metric else default_count,
                 failure_limit=int(metric.get("failureLimit", 0)),
                 inconclusive_limit=int(metric.get("inconclusiveLimit", 0)),
                 consecutive_error_limit=int(metric.get("consecutiveErrorLimit", 4)),

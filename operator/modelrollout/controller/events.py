@@ -31,10 +31,10 @@ def render_event(regarding: dict[str, Any], event: Event, now: datetime, instanc
         "eventTime": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "reportingController": REPORTING_CONTROLLER,
         "reportingInstance": instance,
-        "action": event.reason,
-        "reason": event.reason,
+        "action": event.reason.value,
+        "reason": event.reason.value,
         "note": event.message[:MAX_NOTE],
-        "type": event.type,
+        "type": event.type.value,
         "regarding": {
             "apiVersion": regarding["apiVersion"],
             "kind": regarding["kind"],

@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from modelrollout.core.rollout import PHASE_DEGRADED, PHASE_HEALTHY, PHASE_PAUSED, PHASE_PENDING, PHASE_PROGRESSING
+from modelrollout.core.enums import Phase
 
-PHASES = (PHASE_PENDING, PHASE_PROGRESSING, PHASE_PAUSED, PHASE_HEALTHY, PHASE_DEGRADED)
+PHASES = tuple(Phase)
 
 REGISTRY = CollectorRegistry()
 PHASE = Gauge(

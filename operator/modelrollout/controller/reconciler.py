@@ -24,18 +24,11 @@ from modelrollout.controller import metrics
 from modelrollout.controller.alerts import AlarmChecker
 from modelrollout.controller.events import EventRecorder
 from modelrollout.core import labels
-from modelrollout.core.analysis import AnalysisInput, judge
+from modelrollout.core.analysis import AnalysisInput
+from modelrollout.core.enums import Router, ServiceRole, Track
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
-from modelrollout.core.rollout import (
-    TRACK_CANARY,
-    TRACK_OLD,
-    TRACK_PREVIEW,
-    TRACK_STABLE,
-    Decision,
-    decide,
-    invalid_status,
-)
-from modelrollout.core.spec import ROUTER_NONE, ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
+from modelrollout.core.rollout import Decision, decide, invalid_status
+from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
 from modelrollout.kube.client import DEPLOYMENT, KINDS, MODEL_DEPLOYMENT, POD, SERVICE, KubeClient, KubeError
 from modelrollout.render import workloads
 from modelrollout.render.routers import RouteTarget, router_for
@@ -124,12 +117,12 @@ class Reconciler:
         decision = (
             decide(Observation(meta, spec, previous, observed, now, request, inputs, alerts)) if inputs else first
         )
-        self._record_metrics(meta, inputs, decision)
+        self._record_metrics(meta, decision)
         try:
-            self._act(meta, spec, decision, owned, previous)
+            self._act(meta, spec, decision, owned)
             status, events = decision.status, decision.events
         except RejectedChild as error:
-            status, events = invalid_status(meta.generation, previous, "InvalidSpec", str(error), now)
+            status, events = invalid_status(meta.generation, previous, str(error), now)
         if request is not None:
             status = {**status, "request": None}
         if any(previous.get(key) != value for key, value in status.items()):
@@ -144,20 +137,12 @@ class Reconciler:
         return decision.requeue_after
 
     @staticmethod
-    def _record_metrics(meta: ObjectMeta, inputs: Mapping[str, AnalysisInput], decision: Decision) -> None:
+    def _record_metrics(meta: ObjectMeta, decision: Decision) -> None:
         metrics.record_status(meta.namespace, meta.name, decision.status)
-        for given in inputs.values():
-            for metric in given.metrics:
-                measurement = given.measurements.get(metric.name)
-                if measurement is None:
-                    continue
-                phase, _ = judge(metric, measurement)
-                value = measurement.value if isinstance(measurement.value, float) else None
-                metrics.record_measurement(meta.namespace, meta.name, metric.name, phase, value)
-        for event in decision.events:
-            if event.reason == "RolloutAborted":
-                reason = (decision.status.get("abort") or {}).get("reason", "Unknown")
-                metrics.ABORTS.labels(meta.namespace, meta.name, reason).inc()
+        for measured in decision.measurements:
+            metrics.record_measurement(meta.namespace, meta.name, measured.metric, measured.phase, measured.value)
+        if decision.aborted is not None:
+            metrics.ABORTS.labels(meta.namespace, meta.name, decision.aborted.value).inc()
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -167,12 +152,11 @@ class Reconciler:
         spec: ModelDeploymentSpec,
         decision: Decision,
         owned: dict[str, dict[str, Any]],
-        previous: dict[str, Any],
     ) -> None:
         tracks = decision.tracks
         scale_downs = []
         for desired in decision.deployments:
-            track = tracks.get(desired.revision, TRACK_OLD)
+            track = tracks.get(desired.revision, Track.OLD)
             existing = owned.get(desired.revision)
             current_replicas = (existing or {}).get("spec", {}).get("replicas", 0)
             if desired.replicas < current_replicas:
@@ -185,15 +169,15 @@ class Reconciler:
                 )
             else:
                 self._patch_deployment(meta, existing, desired.replicas, track)
-        self._apply_services(meta, spec, decision, previous)
-        self._apply_routes(meta, spec, decision, previous)
+        self._apply_services(meta, spec, decision)
+        self._apply_routes(meta, spec, decision)
         self._label_pods(meta, tracks)
         for desired, track in scale_downs:
             self._patch_deployment(meta, owned[desired.revision], desired.replicas, track)
         for revision in decision.delete_revisions:
             self._kube.delete(DEPLOYMENT, meta.namespace, owned[revision]["metadata"]["name"])
 
-    def _label_pods(self, meta: ObjectMeta, tracks: dict[str, str]) -> None:
+    def _label_pods(self, meta: ObjectMeta, tracks: Mapping[str, Track]) -> None:
         """Put the track (stable, canary) on the pods themselves, so queries and dashboards can select it.
 
         It is not in the pod template: promoting a canary would then restart its pods. Pods created
@@ -229,64 +213,39 @@ class Reconciler:
             content_type="application/merge-patch+json",
         )
 
-    def _apply_services(
-        self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision, previous: dict[str, Any]
-    ) -> None:
-        """The active Service, and per-track Services for routers and blue/green previews.
+    def _apply_services(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
+        """The Services the decision wants, each selecting its revision (or every revision), then the stale ones.
 
-        Blue/green switches (and switches back) by changing the active Service's selector: one write.
-        With a router, `<name>-stable` follows the active revision too, so routes need not change.
+        Blue/green, and a promotion or abort without a router, move traffic by one selector write here.
         """
-        routed = spec.router != ROUTER_NONE
-        selects_one = routed or spec.blue_green is not None
-        active = decision.active_revision or decision.stable_revision
-        # Without a router or blue/green, the main Service spans every revision: replica counts set the split.
-        self._guard(lambda: self._kube.apply(workloads.service(meta, spec, active if selects_one else None)))
-        stable_name = workloads.stable_service_name(meta.name)
-        canary_name = workloads.canary_service_name(meta.name)
-        if routed:
-            canary_revision = decision.canary_revision or active
-            self._guard(lambda: self._kube.apply(workloads.service(meta, spec, active, stable_name, TRACK_STABLE)))
-            self._guard(
-                lambda: self._kube.apply(workloads.service(meta, spec, canary_revision, canary_name, TRACK_CANARY))
-            )
-        elif previous.get("trafficRouter") not in (None, ROUTER_NONE):  # only a router's Services can be left
-            self._kube.delete(SERVICE, meta.namespace, stable_name)
-            self._kube.delete(SERVICE, meta.namespace, canary_name)
-        preview_name = workloads.preview_service_name(meta.name)
-        if decision.preview_revision:
-            self._guard(
-                lambda: self._kube.apply(
-                    workloads.service(meta, spec, decision.preview_revision, preview_name, TRACK_PREVIEW)
-                )
-            )
-        elif previous.get("previewRevision"):
-            self._kube.delete(SERVICE, meta.namespace, preview_name)
+        for role, revision in decision.services.items():
+            self._guard(lambda r=role, v=revision: self._kube.apply(workloads.service(meta, spec, v, r)))
+        for role in decision.stale_services:
+            self._kube.delete(SERVICE, meta.namespace, workloads.service_name(meta.name, role))
 
-    def _apply_routes(
-        self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision, previous: dict[str, Any]
-    ) -> None:
-        router = router_for(spec.router)
+    def _apply_routes(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
         target = RouteTarget(
             name=meta.name,
             namespace=meta.namespace,
             port=spec.service.port,
-            stable_service=workloads.stable_service_name(meta.name),
-            canary_service=workloads.canary_service_name(meta.name),
-            config=dict(spec.traffic_routing.get(spec.router) or {}),
+            stable_service=workloads.service_name(meta.name, ServiceRole.STABLE),
+            canary_service=workloads.service_name(meta.name, ServiceRole.CANARY),
+            config=dict(spec.traffic_routing.get(decision.router) or {}),
             labels=workloads.common_labels(meta),
             owner=workloads.owner_reference(meta),
         )
-        for body in router.render(target, decision.route_weights):
+        for body in router_for(decision.router).render(target, decision.route_weights):
             self._guard(lambda b=body: self._kube.apply(b), routing=True)
-        earlier = previous.get("trafficRouter")
-        if earlier and earlier != spec.router:
-            for api_version, kind, name in router_for(earlier).object_names(meta.name):
-                try:
-                    self._kube.delete(KINDS[(api_version, kind)], meta.namespace, name)
-                except KubeError as error:
-                    if error.status != 404:  # the API itself may be gone with the router
-                        raise
+        if decision.stale_router is not None:
+            self._delete_router_objects(meta, decision.stale_router)
+
+    def _delete_router_objects(self, meta: ObjectMeta, router: Router) -> None:
+        for api_version, kind, name in router_for(router).object_names(meta.name):
+            try:
+                self._kube.delete(KINDS[(api_version, kind)], meta.namespace, name)
+            except KubeError as error:
+                if error.status != 404:  # the API itself may be gone with the router
+                    raise
 
     @staticmethod
     def _guard(write: Callable[[], Any], routing: bool = False) -> Any:

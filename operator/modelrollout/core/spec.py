@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelrollout.core.durations import parse_duration
+from modelrollout.core.enums import Automation, Router
 from modelrollout.core.revision import revision_of
 
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
@@ -48,25 +49,38 @@ class AnalysisRef:
     args: tuple[tuple[str, str], ...] = ()
 
 
-STEP_SET_WEIGHT = "setWeight"
-STEP_PAUSE = "pause"
-STEP_ANALYSIS = "analysis"
+@dataclass(frozen=True)
+class SetWeight:
+    """Send `weight` percent of live traffic to the canary, once its pods for that share are available."""
+
+    weight: int
+
+    def describe(self) -> str:
+        return f"setWeight {self.weight}%"
 
 
 @dataclass(frozen=True)
-class Step:
-    kind: str  # setWeight | pause | analysis
-    weight: int = 0
-    duration: float | None = None  # pause seconds; None waits for a person
+class Pause:
+    """Wait `duration` seconds, or for a person when None."""
+
+    duration: float | None = None
+
+    def describe(self) -> str:
+        return "pause until promoted" if self.duration is None else f"pause {self.duration:g}s"
+
+
+@dataclass(frozen=True)
+class AnalysisStep:
+    """Run analysis templates; go on only when they succeed (no templates: nothing to wait for)."""
+
     analysis: AnalysisRef | None = None
 
     def describe(self) -> str:
-        if self.kind == STEP_SET_WEIGHT:
-            return f"setWeight {self.weight}%"
-        if self.kind == STEP_PAUSE:
-            return "pause until promoted" if self.duration is None else f"pause {self.duration:g}s"
         names = ", ".join(t.name for t in self.analysis.templates) if self.analysis else ""
         return f"analysis ({names})"
+
+
+Step = SetWeight | Pause | AnalysisStep
 
 
 @dataclass(frozen=True)
@@ -97,11 +111,6 @@ class BlueGreenStrategy:
     post_promotion: AnalysisRef | None = None
 
 
-AUTOMATION_MANUAL = "manual"
-AUTOMATION_SUPERVISED = "supervised"
-AUTOMATION_FULL = "full"
-
-
 @dataclass(frozen=True)
 class BackgroundAnalysis:
     """`spec.analysis`: checks that run for the whole rollout from `starting_step` on."""
@@ -127,10 +136,6 @@ class AlertMatcher:
         return f"{self.alertname}{{{matchers}}}" if matchers else self.alertname
 
 
-ROUTER_NONE = "none"
-ROUTERS = ("gatewayAPI", "istio", "nginx")
-
-
 @dataclass(frozen=True)
 class ModelDeploymentSpec:
     replicas: int
@@ -139,7 +144,7 @@ class ModelDeploymentSpec:
     service: ServicePort
     strategy: dict[str, Any]
     traffic_routing: dict[str, Any]
-    automation: str
+    automation: Automation
     progress_deadline_seconds: int
     revision_history_limit: int
     canary: CanaryStrategy | None = None
@@ -151,9 +156,9 @@ class ModelDeploymentSpec:
     alerts_poll_seconds: float = 15.0
 
     @property
-    def router(self) -> str:
+    def router(self) -> Router:
         """The configured traffic router, or `none` (weights approximated by replica counts)."""
-        return next((name for name in ROUTERS if name in self.traffic_routing), ROUTER_NONE)
+        return next((router for router in Router if router in self.traffic_routing), Router.NONE)
 
     @property
     def revision(self) -> str:
@@ -188,12 +193,12 @@ def parse_analysis(body: dict[str, Any] | None) -> AnalysisRef | None:
 
 def parse_step(body: dict[str, Any]) -> Step:
     if "setWeight" in body:
-        return Step(STEP_SET_WEIGHT, weight=int(body["setWeight"]))
+        return SetWeight(int(body["setWeight"]))
     if "pause" in body:
         duration = (body.get("pause") or {}).get("duration")
-        return Step(STEP_PAUSE, duration=parse_duration(duration) if duration else None)
+        return Pause(parse_duration(duration) if duration else None)
     if "analysis" in body:
-        return Step(STEP_ANALYSIS, analysis=parse_analysis(body["analysis"]))
+        return AnalysisStep(parse_analysis(body["analysis"]))
     raise ValueError(f"a step needs one of setWeight, pause or analysis: {body}")
 
 
@@ -253,7 +258,7 @@ def parse_spec(spec: dict[str, Any]) -> ModelDeploymentSpec:
         ),
         strategy=spec.get("strategy") or {},
         traffic_routing=spec.get("trafficRouting") or {},
-        automation=str(spec.get("automation", "full")),
+        automation=Automation(spec.get("automation", Automation.FULL)),
         progress_deadline_seconds=int(spec.get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS)),
         revision_history_limit=int(spec.get("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)),
         canary=parse_canary(strategy.get("canary")),

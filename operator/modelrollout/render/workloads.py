@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from modelrollout.core import labels
+from modelrollout.core.enums import ServiceRole, Track
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta
 
 API_VERSION = "modelrollout.io/v1alpha1"
@@ -90,22 +91,29 @@ def model_labels(spec: ModelDeploymentSpec) -> dict[str, str]:
     return {labels.MODEL_NAME_LABEL: spec.model.name, labels.MODEL_VERSION_LABEL: spec.model.version}
 
 
-def stable_service_name(name: str) -> str:
-    return f"{name}-stable"
+_SERVICE_SUFFIXES = {
+    ServiceRole.ACTIVE: "",
+    ServiceRole.STABLE: "-stable",
+    ServiceRole.CANARY: "-canary",
+    ServiceRole.PREVIEW: "-preview",
+}
+_SERVICE_TRACKS = {
+    ServiceRole.STABLE: Track.STABLE,
+    ServiceRole.CANARY: Track.CANARY,
+    ServiceRole.PREVIEW: Track.PREVIEW,
+}
 
 
-def canary_service_name(name: str) -> str:
-    return f"{name}-canary"
-
-
-def preview_service_name(name: str) -> str:
-    return f"{name}-preview"
+def service_name(name: str, role: ServiceRole) -> str:
+    return name + _SERVICE_SUFFIXES[role]
 
 
 def service(
-    meta: ObjectMeta, spec: ModelDeploymentSpec, revision: str | None, name: str | None = None, track: str = ""
+    meta: ObjectMeta, spec: ModelDeploymentSpec, revision: str | None, role: ServiceRole = ServiceRole.ACTIVE
 ) -> dict[str, Any]:
-    """A Service over the pods of `revision`, or of every revision when `revision` is None (no router)."""
+    """The Service of `role` over the pods of `revision`, or of every revision when `revision` is None."""
+    name = service_name(meta.name, role)
+    track = _SERVICE_TRACKS.get(role)
     selector = {labels.DEPLOYMENT_LABEL: meta.name}
     if revision is not None:
         selector[labels.REVISION_LABEL] = revision
@@ -116,7 +124,7 @@ def service(
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": name or meta.name,
+            "name": name,
             "namespace": meta.namespace,
             "labels": service_labels,
             "ownerReferences": [owner_reference(meta)],

@@ -1,0 +1,96 @@
+"""The canary stage: walk the steps, each gated, then promote once the canary has every pod.
+
+Rules:
+- A setWeight step that raises the weight completes only once the canary's pods for that weight are
+  available (without a router, also once the stable gave up the rest); its weight becomes intent
+  then, never earlier. A step that lowers the weight completes at once: less traffic is always safe.
+- A `pause: {}` waits for a person at every automation level; a timed pause counts from the step's start.
+- Background checks run from `startingStep` on; a failure aborts, inconclusive waits for a person.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from modelrollout.core import analysis as runs
+from modelrollout.core.durations import format_seconds
+from modelrollout.core.enums import GateKind, PauseReason, RunKind
+from modelrollout.core.rollout.draft import Draft, canary_replicas_for
+from modelrollout.core.rollout.lifecycle import complete_step, judge, promote, run_analysis
+from modelrollout.core.rollout.state import Gate
+from modelrollout.core.spec import AnalysisRef, AnalysisStep, Pause, SetWeight
+
+
+def advance(d: Draft) -> None:
+    if not _background_analysis(d):
+        return
+    while d.canary_active():
+        state, steps = d.state, d.steps
+        if state.step >= len(steps):
+            if d.gate(Gate(GateKind.PROMOTION), "all steps done, promotion to 100%"):
+                _promote_when_ready(d)
+            return
+        step = steps[state.step]
+        label = f"step {state.step + 1}/{len(steps)} ({step.describe()})"
+        waits_anyway = isinstance(step, Pause) and step.duration is None
+        if not waits_anyway and not d.gate(d.step_gate(), label):
+            return
+        match step:
+            case SetWeight(weight=weight):
+                needed = canary_replicas_for(weight, d.replicas)
+                if weight > state.canary_weight and not d.canary_ready(needed):
+                    d.wait(
+                        f"{label}: waiting for {needed} canary pods to be available ({d.available(state.canary)} now)"
+                    )
+                    return
+                complete_step(d, f"{label} done: canary weight {weight}%", canary_weight=weight)
+            case Pause(duration=None):
+                d.pause(PauseReason.STEP)
+                d.hold(
+                    PauseReason.STEP, f"{label}: waiting for a person (kubectl modelrollout promote {d.obs.meta.name})"
+                )
+                return
+            case Pause(duration=duration):
+                started = state.step_started or d.now
+                remaining = (started + timedelta(seconds=duration) - d.now).total_seconds()
+                if remaining > 0:
+                    d.requeue.append(remaining)
+                    d.wait(f"{label}: {format_seconds(remaining)} left at canary weight {state.canary_weight}%")
+                    return
+                complete_step(d, f"{label} done")
+            case AnalysisStep(analysis=analysis):
+                if not _analysis_step(d, analysis, label):
+                    return
+
+
+def _background_analysis(d: Draft) -> bool:
+    """Checks that run for the whole rollout; True while they do not stop it."""
+    background = d.obs.spec.background
+    if background is None or d.state.step < background.starting_step:
+        return True
+    phase, message = run_analysis(d, RunKind.BACKGROUND, background.analysis)
+    if phase in (runs.RUNNING, runs.SUCCESSFUL):
+        return True
+    return judge(d, phase, message, "background analysis")
+
+
+def _analysis_step(d: Draft, analysis: AnalysisRef | None, label: str) -> bool:
+    """True when the step is done and the rollout may go on."""
+    if analysis is None:
+        complete_step(d, f"{label} has no templates")
+        return True
+    phase, message = run_analysis(d, RunKind.STEP, analysis)
+    if judge(d, phase, message, label):
+        complete_step(d, f"{label} succeeded: {message}")
+        return True
+    return False
+
+
+def _promote_when_ready(d: Draft) -> None:
+    if d.replicas > 0 and not d.canary_ready(d.replicas):
+        d.wait(
+            f"all steps done: scaling the canary to {d.replicas} pods before promotion "
+            f"({d.available(d.state.canary)} now)"
+        )
+        return
+    promote(d)

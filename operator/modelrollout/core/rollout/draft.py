@@ -1,0 +1,190 @@
+"""One decision in progress: the observation it reads, the state it is making, and what it found.
+
+Rules:
+- The draft reads only its `Observation`; time is `obs.now`.
+- `state` is a frozen `RolloutState`, replaced (never mutated) as the decision goes; a stage change
+  goes through `transition`, which consults the transition table.
+- What the rollout waits for is typed (`Wait`: a phase, a reason, words); status derives phase and
+  conditions from it, never from message text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from modelrollout.core.enums import (
+    AbortReason,
+    EventReason,
+    EventType,
+    GateKind,
+    HistoryAction,
+    PauseReason,
+    Phase,
+    ProgressReason,
+    RequestAction,
+    Stage,
+)
+from modelrollout.core.observed import Observation, ObservedDeployment
+from modelrollout.core.rollout import gates
+from modelrollout.core.rollout.decision import AnalysisRun, Event, MeasuredMetric
+from modelrollout.core.rollout.state import Gate, HistoryEntry, PauseRecord, RolloutState
+from modelrollout.core.rollout.transitions import Outcome, next_stage
+from modelrollout.core.routers import traits_of
+from modelrollout.core.spec import BlueGreenStrategy, ShadowStrategy, Step
+
+AUTOMATIC_ACTOR = "modelrollout"
+
+
+@dataclass(frozen=True)
+class Wait:
+    phase: Phase  # PROGRESSING or PAUSED
+    reason: PauseReason | ProgressReason
+    message: str
+
+
+@dataclass
+class Draft:
+    obs: Observation
+    state: RolloutState
+    events: list[Event] = field(default_factory=list)
+    requeue: list[float] = field(default_factory=list)
+    analysis_runs: list[AnalysisRun] = field(default_factory=list)
+    measured: list[MeasuredMetric] = field(default_factory=list)
+    progress: Wait | None = None
+    paused: Wait | None = None
+    aborted: AbortReason | None = None
+
+    # --- what the spec and the observation say ----------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return self.obs.now
+
+    @property
+    def current(self) -> str:
+        """The revision the spec asks for."""
+        return self.obs.spec.revision
+
+    @property
+    def replicas(self) -> int:
+        return self.obs.spec.replicas
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return self.obs.spec.canary.steps if self.obs.spec.canary else ()
+
+    @property
+    def blue_green(self) -> BlueGreenStrategy | None:
+        return self.obs.spec.blue_green
+
+    @property
+    def shadow(self) -> ShadowStrategy | None:
+        """The shadow strategy, if the router can mirror; a shadow it cannot honour is skipped."""
+        return self.obs.spec.shadow if traits_of(self.obs.spec.router).mirrors else None
+
+    @property
+    def splits_by_weight(self) -> bool:
+        return traits_of(self.obs.spec.router).splits_by_weight
+
+    def deployment(self, revision: str) -> ObservedDeployment | None:
+        return next((d for d in self.obs.deployments if d.revision == revision), None)
+
+    def available(self, revision: str) -> int:
+        observed = self.deployment(revision)
+        return observed.available_replicas if observed else 0
+
+    # --- where the rollout stands ------------------------------------------------------------
+
+    def held(self) -> bool:
+        """The spec's revision was aborted and stays held back until the spec changes or a retry."""
+        abort = self.state.abort
+        return abort is not None and abort.revision == self.current and self.current != self.state.stable
+
+    def canary_active(self) -> bool:
+        return bool(self.state.canary) and self.state.canary == self.current and not self.held()
+
+    def switched(self) -> bool:
+        """Blue/green after the switch: the new revision is active, the old one kept for a switch back."""
+        return self.state.stage is Stage.POST_PROMOTION and bool(self.state.canary)
+
+    def canary_ready(self, needed: int) -> bool:
+        """The new revision has `needed` pods available (and, without a router, the stable gave up the rest)."""
+        if needed == 0:
+            return True
+        canary = self.deployment(self.state.canary)
+        if canary is None or not canary.settled_at(needed):
+            return False
+        if self.splits_by_weight or self.blue_green is not None:
+            return True
+        stable = self.deployment(self.state.stable)
+        return stable is not None and stable.settled_at(stable_share(self.replicas, needed))
+
+    # --- changes -----------------------------------------------------------------------------
+
+    def update(self, **changes: object) -> None:
+        self.state = self.state.replace(**changes)
+
+    def transition(self, outcome: Outcome, **changes: object) -> None:
+        self.update(stage=next_stage(self.state.stage, outcome), **changes)
+
+    def record(self, action: HistoryAction | RequestAction, revision: str, message: str, actor: str = "") -> None:
+        entry = HistoryEntry(self.now, action, revision, actor or AUTOMATIC_ACTOR, message)
+        self.update(history=(*self.state.history, entry))
+
+    def emit(self, reason: EventReason, message: str, kind: EventType = EventType.NORMAL) -> None:
+        self.events.append(Event(kind, reason, message))
+
+    def pause(self, reason: PauseReason, message: str = "", gate: Gate | None = None) -> None:
+        existing = self.state.pause_of(reason)
+        if existing is not None and (gate is None or existing.gate == gate):
+            return
+        others = tuple(pause for pause in self.state.pauses if pause.reason is not reason)
+        self.update(pauses=(*others, PauseRecord(reason, self.now, message, gate)))
+
+    def unpause(self, *reasons: PauseReason) -> None:
+        self.update(pauses=tuple(pause for pause in self.state.pauses if pause.reason not in reasons))
+
+    def wait(self, message: str) -> None:
+        """The rollout makes progress by itself; this is what it waits for."""
+        self.progress = Wait(Phase.PROGRESSING, ProgressReason.IN_PROGRESS, message)
+
+    def hold(self, reason: PauseReason, message: str) -> None:
+        """The rollout waits for a person."""
+        self.paused = Wait(Phase.PAUSED, reason, message)
+
+    # --- gates -------------------------------------------------------------------------------
+
+    def why_a_person(self, gate: Gate) -> str:
+        return gates.why_a_person(gate, self.obs.spec, shadow_runs=self.shadow is not None)
+
+    def gate_open(self, gate: Gate) -> bool:
+        return self.state.approved(gate) or not self.why_a_person(gate)
+
+    def gate(self, gate: Gate, what: str) -> bool:
+        """True when `gate` may be passed; else wait for a person, saying for what and why."""
+        if self.gate_open(gate):
+            return True
+        why = self.why_a_person(gate)
+        self.pause(PauseReason.APPROVAL, f"{what} ({why})", gate)
+        self.hold(
+            PauseReason.APPROVAL,
+            f"{what}: waiting for a person to approve ({why}); "
+            f"kubectl modelrollout promote {self.obs.meta.name} to go on, abort to stop",
+        )
+        return False
+
+    def step_gate(self) -> Gate:
+        return Gate(GateKind.STEP, self.state.step)
+
+
+def canary_replicas_for(weight: int, replicas: int) -> int:
+    """Pods the canary needs for `weight` percent: ceil(replicas * weight / 100), at least 1 when weight > 0."""
+    if weight <= 0 or replicas <= 0:
+        return 0
+    return min(replicas, max(1, -(-replicas * weight // 100)))
+
+
+def stable_share(replicas: int, canary_pods: int) -> int:
+    """Without a router, the stable keeps the pods the canary does not serve, and never fewer than one."""
+    return max(1, replicas - canary_pods) if replicas > 0 else 0

@@ -1,0 +1,166 @@
+"""The plan: what the cluster should look like after a decision — replicas, Services, routes, tracks.
+
+Rules:
+- Computed from intent (the state) and, for safety only, from what is available: traffic never
+  goes to a new revision with no available pod. A route or mirror to a canary whose pods are all
+  gone falls back to stable, and a blue/green switch falls back to the old revision, until pods
+  return; the intent is unchanged and nothing is written back.
+- The stable revision serves at full size until a new one has taken over all traffic; without a
+  router it gives up only the pods the canary serves, and never its last pod before the promotion.
+- Without a router, the active Service spans every revision only while a canary takes part in the
+  replica split; at any other time it selects one revision, so an abort or a promotion moves all
+  traffic in the same decision. A revision leaving the split keeps serving until the stable is back
+  at size; once traffic has left it, it keeps its pods for its scale-down delay.
+- The spec's revision always has a Deployment (zero replicas when held) so its template is kept;
+  older revisions beyond `revisionHistoryLimit` are deleted.
+"""
+
+from __future__ import annotations
+
+from modelrollout.core.enums import GateKind, ServiceRole, Stage, Track
+from modelrollout.core.rollout.bluegreen import preview_replicas
+from modelrollout.core.rollout.decision import DesiredDeployment, Weights
+from modelrollout.core.rollout.draft import Draft, canary_replicas_for, stable_share
+from modelrollout.core.rollout.state import Gate
+from modelrollout.core.routers import traits_of
+from modelrollout.core.spec import SetWeight
+
+_STAGE_TRACKS = {Stage.SHADOW: Track.SHADOW, Stage.PREVIEW: Track.PREVIEW, Stage.PROMOTING: Track.PREVIEW}
+
+
+def canary_target(d: Draft) -> int:
+    """Pods the new revision needs in its stage; never more than the traffic a gate has let through."""
+    state, steps = d.state, d.steps
+    match state.stage:
+        case Stage.SHADOW:
+            return canary_replicas_for(d.shadow.mirror_percent, d.replicas) if d.shadow else 0
+        case Stage.PREVIEW:
+            return preview_replicas(d)
+        case Stage.PROMOTING | Stage.POST_PROMOTION:
+            return d.replicas
+    serving = canary_replicas_for(state.canary_weight, d.replicas)
+    if state.step >= len(steps):
+        return d.replicas if d.gate_open(Gate(GateKind.PROMOTION)) else serving
+    step = steps[state.step]
+    if isinstance(step, SetWeight) and d.gate_open(d.step_gate()):
+        return max(serving, canary_replicas_for(step.weight, d.replicas))
+    return serving
+
+
+def spans_every_revision(d: Draft) -> bool:
+    """Without a router, a canary in its steps shares the active Service with the stable revision."""
+    return not d.splits_by_weight and d.blue_green is None and d.canary_active() and d.state.stage is Stage.CANARY
+
+
+def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
+    state = d.state
+    replicas: dict[str, int] = {}
+    canary_pods = 0
+    if d.canary_active():
+        canary_pods = canary_target(d)
+        replicas[state.canary] = canary_pods
+    stable_target = d.replicas
+    if spans_every_revision(d):
+        stable_target = stable_share(d.replicas, min(canary_pods, d.available(state.canary)))
+    replicas[state.stable] = stable_target
+    if state.rollback_to:
+        replicas[state.rollback_to] = d.replicas
+    stable = d.deployment(state.stable)
+    stable_settled = stable is not None and stable.settled_at(stable_target)
+    spans = spans_every_revision(d)
+    kept = []
+    for item in state.scale_downs:
+        observed = d.deployment(item.revision)
+        if item.revision in replicas or observed is None:
+            continue
+        due = stable_settled if spans else d.now >= item.after
+        replicas[item.revision] = 0 if due else observed.spec_replicas
+        if not due or observed.spec_replicas != 0:
+            kept.append(item)
+        if not due and not spans:
+            d.requeue.append((item.after - d.now).total_seconds())
+    d.update(scale_downs=tuple(kept))
+    keep = {*replicas, d.current}
+    history = sorted(
+        (dep for dep in d.obs.deployments if dep.revision not in keep), key=lambda dep: dep.created, reverse=True
+    )
+    limit = d.obs.spec.revision_history_limit
+    for old in history[:limit]:
+        replicas[old.revision] = 0
+    deleted = [old.revision for old in history[limit:]]
+    replicas.setdefault(d.current, 0)
+    return [DesiredDeployment(revision, count) for revision, count in replicas.items()], deleted
+
+
+def active_revision(d: Draft) -> str:
+    """What the active Service selects: the new revision after a blue/green switch while it has pods."""
+    if d.canary_active() and d.switched() and d.available(d.state.canary) > 0:
+        return d.state.canary
+    return d.state.stable
+
+
+def preview_revision(d: Draft) -> str:
+    if d.blue_green is None:
+        return ""
+    return d.state.canary if d.canary_active() else active_revision(d)
+
+
+def route_weights(d: Draft) -> Weights:
+    """What the routing objects say: the intent, where the new revision has pods to serve it."""
+    state = d.state
+    if not d.canary_active() or d.available(state.canary) == 0:
+        return Weights()
+    mirror = state.mirror_percent if state.stage is Stage.SHADOW else 0
+    if d.blue_green is not None or not d.splits_by_weight:
+        return Weights(mirror=mirror)  # blue/green switches Services; without a router there is no route
+    canary = state.canary_weight if state.stage is Stage.CANARY else 0
+    return Weights(stable=100 - canary, canary=canary, mirror=mirror)
+
+
+def reported_weights(d: Draft, route: Weights) -> Weights:
+    """The share of live traffic each revision gets (without a router: the ratio of available pods)."""
+    if d.blue_green is not None:
+        switched = active_revision(d) != d.state.stable
+        return Weights(stable=0, canary=100) if switched else Weights(mirror=route.mirror)
+    if d.splits_by_weight:
+        return route
+    if not spans_every_revision(d):
+        return Weights()
+    canary, stable = d.available(d.state.canary), d.available(d.state.stable)
+    if canary + stable == 0:
+        return Weights()
+    share = round(100 * canary / (canary + stable))
+    return Weights(stable=100 - share, canary=share)
+
+
+def services(d: Draft) -> dict[ServiceRole, str | None]:
+    """Each Service the ModelDeployment should have, and the revision it selects (None: every revision)."""
+    active = active_revision(d)
+    wanted: dict[ServiceRole, str | None] = {ServiceRole.ACTIVE: None if spans_every_revision(d) else active}
+    if d.splits_by_weight:
+        wanted[ServiceRole.STABLE] = active
+        wanted[ServiceRole.CANARY] = d.state.canary if d.canary_active() else active
+    preview = preview_revision(d)
+    if preview:
+        wanted[ServiceRole.PREVIEW] = preview
+    return wanted
+
+
+def stale_services(d: Draft, wanted: dict[ServiceRole, str | None]) -> tuple[ServiceRole, ...]:
+    """Services written before (by the router or preview recorded in status) that are no longer wanted."""
+    earlier = []
+    written = d.state.router_written
+    if written is not None and traits_of(written).splits_by_weight:
+        earlier += [ServiceRole.STABLE, ServiceRole.CANARY]
+    if d.obs.status.get("previewRevision"):
+        earlier.append(ServiceRole.PREVIEW)
+    return tuple(role for role in earlier if role not in wanted)
+
+
+def tracks(d: Draft) -> dict[str, Track]:
+    state = d.state
+    if not d.canary_active():
+        return {state.stable: Track.STABLE}
+    if d.switched():
+        return {state.canary: Track.STABLE, state.stable: Track.OLD}
+    return {state.stable: Track.STABLE, state.canary: _STAGE_TRACKS.get(state.stage, Track.CANARY)}

@@ -1,0 +1,83 @@
+"""The shadow stage: the new revision gets a mirrored copy of live traffic; its answers are discarded.
+
+Rules:
+- Mirroring starts only once the shadow's pods are available; `duration` counts from then.
+- The stage ends when its duration has passed, its analysis has finished (a run whose metrics have
+  no count runs for the whole stage) and the shadow gate is open; then the mirror is removed in the
+  same decision that starts the canary or the blue/green preview.
+- A shadow removed from the spec, or one its router cannot mirror, ends at once and says so.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from modelrollout.core import analysis as runs
+from modelrollout.core.durations import format_seconds
+from modelrollout.core.enums import EventReason, GateKind, HistoryAction, PauseReason, RunKind
+from modelrollout.core.rollout.draft import Draft, canary_replicas_for
+from modelrollout.core.rollout.lifecycle import judge, run_analysis, run_key
+from modelrollout.core.rollout.state import Gate
+from modelrollout.core.rollout.transitions import Outcome
+
+SHADOW_GATE = Gate(GateKind.SHADOW)
+
+
+def advance(d: Draft) -> None:
+    shadow = d.shadow
+    if shadow is None:
+        _finish(d, "shadow ended: the spec no longer asks for it, or its router cannot mirror")
+        return
+    label = f"shadow ({shadow.mirror_percent}% mirrored)"
+    needed = canary_replicas_for(shadow.mirror_percent, d.replicas)
+    if not d.canary_ready(needed):
+        d.wait(f"{label}: waiting for {needed} shadow pods to be available ({d.available(d.state.canary)} now)")
+        return
+    if d.state.step_started is None:
+        d.update(mirror_percent=shadow.mirror_percent, step_started=d.now)
+        message = f"mirroring {shadow.mirror_percent}% of live traffic to revision {d.state.canary}; answers discarded"
+        d.record(HistoryAction.SHADOW_STARTED, d.state.canary, message)
+        d.emit(EventReason.SHADOW_STARTED, message)
+    elif d.state.mirror_percent != shadow.mirror_percent:
+        d.update(mirror_percent=shadow.mirror_percent)  # the spec changed it; its pods are ready for it
+    if d.state.approved(SHADOW_GATE):
+        _finish(d, "shadow ended by a person")
+        return
+    outcome, analysed = "", True
+    if shadow.analysis is not None:
+        phase, outcome = run_analysis(d, RunKind.SHADOW, shadow.analysis)
+        if phase not in (runs.RUNNING, runs.SUCCESSFUL):
+            judge(d, phase, outcome, f"{label} analysis")
+            return
+        analysed = phase == runs.SUCCESSFUL or _open_ended(d)
+    started = d.state.step_started or d.now
+    if shadow.duration is not None:
+        remaining = (started + timedelta(seconds=shadow.duration) - d.now).total_seconds()
+        if remaining > 0:
+            d.requeue.append(remaining)
+            d.wait(f"{label}: {format_seconds(remaining)} left" + (f"; {outcome}" if outcome else ""))
+            return
+    if not analysed:
+        d.wait(f"{label}: waiting for the analysis to finish: {outcome}")
+        return
+    if not d.gate(SHADOW_GATE, f"{label} done" + (f" ({outcome})" if outcome else "")):
+        return
+    _finish(d, f"shadow done{': ' + outcome if outcome else ''}")
+
+
+def _open_ended(d: Draft) -> bool:
+    """A run whose metrics have no count runs for as long as its stage; it never finishes by itself."""
+    given = d.obs.analysis.get(run_key(d, RunKind.SHADOW))
+    return given is not None and bool(given.metrics) and all(metric.count == 0 for metric in given.metrics)
+
+
+def _finish(d: Draft, message: str) -> None:
+    if d.blue_green is not None:
+        d.transition(Outcome.SHADOW_DONE_BLUE_GREEN, mirror_percent=0, step_started=None)
+    else:
+        skip_all = d.state.approved(Gate(GateKind.FULL))
+        d.transition(Outcome.SHADOW_DONE, mirror_percent=0, step=len(d.steps) if skip_all else 0, step_started=d.now)
+    d.unpause(PauseReason.APPROVAL, PauseReason.INCONCLUSIVE)
+    text = f"revision {d.state.canary}: {message}; mirror removed, next stage {d.state.stage}"
+    d.record(HistoryAction.SHADOW_COMPLETED, d.state.canary, text)
+    d.emit(EventReason.SHADOW_COMPLETED, text)
