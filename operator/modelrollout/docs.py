@@ -1,7 +1,11 @@
-"""The ModelDeployment reference in README.md, generated from the CRD so the two never disagree.
+"""README sections generated from their sources, so the two never disagree.
 
-python -m modelrollout.docs          # print the reference table
-python -m modelrollout.docs --write  # replace it in README.md between the markers
+- `reference`: the ModelDeployment fields, from the CRD;
+- `stages`: the stage table and state diagram, from the core's transition table;
+- `gates`: where each automation level waits for a person, from the core's gate table.
+
+python -m modelrollout.docs          # print every section
+python -m modelrollout.docs --write  # replace each in README.md between its markers
 """
 
 from __future__ import annotations
@@ -9,13 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from modelrollout.core.rollout import gates, transitions
+
 REPO = Path(__file__).resolve().parents[2]
 START, END = "<!-- reference:start -->", "<!-- reference:end -->"
+
+
+def markers(section: str) -> tuple[str, str]:
+    return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -50,22 +61,44 @@ def reference(crd_path: Path = REPO / "crds" / "modeldeployment.yaml") -> str:
     return "\n".join(lines)
 
 
-def replace_in(readme: str, table: str) -> str:
-    before, _, rest = readme.partition(START)
-    _, _, after = rest.partition(END)
-    return f"{before}{START}\n{table}\n{END}{after}"
+def stages() -> str:
+    return f"{transitions.markdown_table()}\n\n```mermaid\n{transitions.mermaid()}\n```"
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
+    "reference": reference,
+    "stages": stages,
+    "gates": gates.markdown_table,
+}
+
+
+def shown_in(readme: str, section: str) -> str:
+    start, end = markers(section)
+    if start not in readme or end not in readme:
+        raise ValueError(f"README.md has no {start} ... {end} markers")
+    return readme.split(start, 1)[1].split(end, 1)[0].strip()
+
+
+def replace_in(readme: str, section: str, text: str) -> str:
+    start, end = markers(section)
+    before, _, rest = readme.partition(start)
+    _, _, after = rest.partition(end)
+    return f"{before}{start}\n{text}\n{end}{after}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="ModelDeployment reference from the CRD")
+    parser = argparse.ArgumentParser(description="README sections generated from the CRD and the core's tables")
     parser.add_argument("--write", action="store_true", help="update README.md in place")
     args = parser.parse_args(argv)
-    table = reference()
+    readme_path = REPO / "README.md"
+    readme = readme_path.read_text()
+    for section, generate in SECTIONS.items():
+        if args.write:
+            readme = replace_in(readme, section, generate())
+        else:
+            print(f"{section}:\n{generate()}\n")
     if args.write:
-        readme = REPO / "README.md"
-        readme.write_text(replace_in(readme.read_text(), table))
-    else:
-        print(table)
+        readme_path.write_text(readme)
     return 0
 
 

@@ -1,12 +1,15 @@
-"""README's ModelDeployment reference is the one generated from the CRD."""
+"""README's generated sections (the CRD reference, the stage table and diagram, the gate table) are current."""
 
-from modelrollout.docs import END, REPO, START, reference
+import pytest
+
+from modelrollout.core.rollout.transitions import ENDINGS, TRANSITIONS
+from modelrollout.docs import REPO, SECTIONS, reference, shown_in
 
 
-def test_readme_reference_matches_the_crd():
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_readme_section_matches_its_source(section):
     readme = (REPO / "README.md").read_text()
-    shown = readme.split(START, 1)[1].split(END, 1)[0].strip()
-    assert shown == reference(), "run: python -m modelrollout.docs --write"
+    assert shown_in(readme, section) == SECTIONS[section](), "run: python -m modelrollout.docs --write"
 
 
 def test_reference_covers_every_strategy_field():
@@ -19,3 +22,13 @@ def test_reference_covers_every_strategy_field():
         "spec.automation",
     ):
         assert f"`{field}`" in table
+
+
+def test_the_stage_diagram_draws_every_transition_of_the_table():
+    diagram = SECTIONS["stages"]()
+    for (stage, outcome), target in TRANSITIONS.items():
+        if outcome in ENDINGS:
+            assert f"Running --> Idle: {outcome.value}" in diagram
+            assert f"        {stage.value}\n" in diagram, f"{stage} is not drawn inside Running"
+        else:
+            assert f"{stage.value or 'Idle'} --> {target.value or 'Idle'}: {outcome.value}" in diagram

@@ -41,13 +41,13 @@ class IllegalTransition(Exception):
         self.stage, self.outcome = stage, outcome
 
 
-_ENDINGS = {
+ENDINGS = {
     Outcome.ABORTED: Stage.IDLE,
     Outcome.SUPERSEDED: Stage.IDLE,
     Outcome.REVERTED: Stage.IDLE,
     Outcome.STABLE_LOST: Stage.IDLE,
 }
-_RUNNING = (Stage.SHADOW, Stage.CANARY, Stage.PREVIEW, Stage.PROMOTING, Stage.POST_PROMOTION)
+RUNNING = (Stage.SHADOW, Stage.CANARY, Stage.PREVIEW, Stage.PROMOTING, Stage.POST_PROMOTION)
 
 TRANSITIONS: Mapping[tuple[Stage, Outcome], Stage] = MappingProxyType(
     {
@@ -61,7 +61,7 @@ TRANSITIONS: Mapping[tuple[Stage, Outcome], Stage] = MappingProxyType(
         (Stage.PROMOTING, Outcome.SCALED_UP): Stage.POST_PROMOTION,
         (Stage.CANARY, Outcome.PROMOTED): Stage.IDLE,
         (Stage.POST_PROMOTION, Outcome.PROMOTED): Stage.IDLE,
-        **{(stage, outcome): end for stage in _RUNNING for outcome, end in _ENDINGS.items()},
+        **{(stage, outcome): end for stage in RUNNING for outcome, end in ENDINGS.items()},
     }
 )
 
@@ -81,13 +81,13 @@ def mermaid() -> str:
     """The state diagram of `TRANSITIONS`, ending outcomes drawn once from 'any running stage'."""
     lines = ["stateDiagram-v2", "    [*] --> Idle"]
     for (stage, outcome), target in TRANSITIONS.items():
-        if outcome in _ENDINGS:
+        if outcome in ENDINGS:
             continue
         lines.append(f"    {_name(stage)} --> {_name(target)}: {outcome.value}")
     lines.append("    state Running {")
-    lines.extend(f"        {_name(stage)}" for stage in _RUNNING)
+    lines.extend(f"        {_name(stage)}" for stage in RUNNING)
     lines.append("    }")
-    lines.extend(f"    Running --> Idle: {outcome.value}" for outcome in _ENDINGS)
+    lines.extend(f"    Running --> Idle: {outcome.value}" for outcome in ENDINGS)
     return "\n".join(lines)
 
 
@@ -95,8 +95,8 @@ def markdown_table() -> str:
     """One row per transition, in table order."""
     rows = ["| from | on | to |", "|---|---|---|"]
     for (stage, outcome), target in TRANSITIONS.items():
-        if outcome in _ENDINGS and stage is not _RUNNING[0]:
+        if outcome in ENDINGS and stage is not RUNNING[0]:
             continue
-        source = "any running stage" if outcome in _ENDINGS else f"`{_name(stage)}`"
+        source = "any running stage" if outcome in ENDINGS else f"`{_name(stage)}`"
         rows.append(f"| {source} | {outcome.value} | `{_name(target)}` |")
     return "\n".join(rows)
