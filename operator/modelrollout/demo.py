@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from modelrollout.core.enums import Phase
 from modelrollout.core.spec import parse_spec
 from modelrollout.devcluster import cluster
 from modelrollout.devcluster.stack import Stack, error_rate_alert, local_stack
@@ -147,7 +148,7 @@ def _status(running: cluster.Cluster) -> dict[str, Any]:
 
 def _held_at(status: dict[str, Any], revision: str) -> bool:
     """The rollout of `revision` ended Degraded (not an earlier revision's end still showing)."""
-    return status.get("phase") == "Degraded" and (status.get("abort") or {}).get("revision") == revision
+    return status.get("phase") == Phase.DEGRADED and (status.get("abort") or {}).get("revision") == revision
 
 
 def _follow(running: cluster.Cluster, started: float, done, timeout: float = 300.0) -> dict[str, Any]:
@@ -213,7 +214,7 @@ def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behavi
 
         print("1. fraud-scorer 2026-11-20 goes live")
         deploy(running, simulator, driver, revisions["2026-11-20"], "2026-11-20")
-        _follow(running, started, lambda s: s.get("phase") == "Healthy")
+        _follow(running, started, lambda s: s.get("phase") == Phase.HEALTHY)
         summary.append(f"2026-11-20 ({revisions['2026-11-20']}) deployed and Healthy")
 
         print(
@@ -225,7 +226,7 @@ def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behavi
         good = _follow(
             running,
             started,
-            lambda s: s.get("stableRevision") == revisions["2026-11-27"] and s.get("phase") == "Healthy",
+            lambda s: s.get("stableRevision") == revisions["2026-11-27"] and s.get("phase") == Phase.HEALTHY,
         )
         summary.append(
             f"2026-11-27 ({revisions['2026-11-27']}) promoted in {time.monotonic() - mark:.0f}s "

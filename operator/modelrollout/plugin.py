@@ -26,10 +26,18 @@ from typing import Any
 from kubernetes import config as k8s_config
 
 from modelrollout.core import labels
+from modelrollout.core.enums import Phase, RequestAction, Stage
 from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, KubeClient, KubeError
 
-ACTIONS = ("promote", "abort", "retry", "pause", "resume", "undo")
-FINAL_PHASES = ("Healthy", "Degraded")
+COMMANDS = {
+    RequestAction.PROMOTE: "finish the current step (or all steps with --full)",
+    RequestAction.ABORT: "send all traffic back to stable and scale the canary down",
+    RequestAction.RETRY: "roll the aborted revision out again from the first step",
+    RequestAction.PAUSE: "hold the rollout at its current step",
+    RequestAction.RESUME: "continue a rollout paused by a person",
+    RequestAction.UNDO: "go back to the previous revision at once, without steps",
+}
+FINAL_PHASES = (Phase.HEALTHY, Phase.DEGRADED)
 
 
 def _default_namespace(kubeconfig: str | None) -> str:
@@ -70,7 +78,7 @@ def format_status(body: dict[str, Any]) -> str:
     ]
     if status.get("stage"):
         lines.append(f"Stage:       {status['stage']} (automation {spec.get('automation', 'full')})")
-    if status.get("canaryRevision") and steps and status.get("stage", "Canary") == "Canary":
+    if status.get("canaryRevision") and steps and status.get("stage", Stage.CANARY) == Stage.CANARY:
         lines.append(f"Step:        {int(status.get('currentStepIndex', 0)) + 1}/{len(steps)}")
     if status.get("activeRevision") and status.get("activeRevision") != status.get("stableRevision"):
         lines.append(f"Active:      {status['activeRevision']} (switched; stable kept ready for a switch back)")
@@ -189,7 +197,7 @@ def watch_status(kube: KubeClient, namespace: str, name: str, timeout: float) ->
         status = body.get("status") or {}
         current = status.get("observedGeneration") == body["metadata"].get("generation")
         if current and status.get("phase") in FINAL_PHASES:
-            return 0 if status["phase"] == "Healthy" else 1
+            return 0 if status["phase"] == Phase.HEALTHY else 1
         if time.monotonic() >= deadline:
             print(f"still {status.get('phase')} after {timeout:.0f}s", file=sys.stderr)
             return 2
@@ -220,20 +228,13 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--all-namespaces", "-A", action="store_true")
     history = commands.add_parser("history", help="revisions and recorded actions")
     history.add_argument("name")
-    for action, text in (
-        ("promote", "finish the current step (or all steps with --full)"),
-        ("abort", "send all traffic back to stable and scale the canary down"),
-        ("retry", "roll the aborted revision out again from the first step"),
-        ("pause", "hold the rollout at its current step"),
-        ("resume", "continue a rollout paused by a person"),
-        ("undo", "go back to the previous revision at once, without steps"),
-    ):
+    for action, text in COMMANDS.items():
         command = commands.add_parser(action, help=text)
         command.add_argument("name")
         command.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the operator")
-        if action == "promote":
+        if action is RequestAction.PROMOTE:
             command.add_argument("--full", action="store_true", help="skip every remaining step")
-        if action == "undo":
+        if action is RequestAction.UNDO:
             command.add_argument("--to-revision", default="", help="revision to go back to (see history)")
     return root
 
@@ -248,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     namespace = getattr(args, "namespace", None) or _default_namespace(kubeconfig)
     try:
-        if args.command in ACTIONS:
-            action = "promote-full" if args.command == "promote" and args.full else args.command
+        if args.command in COMMANDS:
+            full = args.command == RequestAction.PROMOTE and args.full
+            action = RequestAction.PROMOTE_FULL if full else RequestAction(args.command)
             accepted, message = request_action(
                 kube, namespace, args.name, action, whoami(kube), getattr(args, "to_revision", ""), args.timeout
             )
