@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_rollout import World, make_spec
+from tests.unit.world import World, make_spec
 
 HEALTH = Path(__file__).resolve().parents[2] / "manifests" / "gitops" / "argocd-health.lua"
 
