@@ -173,7 +173,7 @@ class AnalysisRunner:
                 consecutive_error_limit=int(metric.get("consecutiveErrorLimit", 4)),
                 success_condition=conditions.get("successCondition", ""),
                 failure_condition=conditions.get("failureCondition", ""),
-                no_data_policy=metric.get("noDataPolicy", "Inconclusive"),
+                no_data_policy=runs.NoDataPolicy(metric.get("noDataPolicy", runs.NO_DATA_INCONCLUSIVE)),
                 query=substitute(prometheus["query"], args, where) if "query" in prometheus else "",
                 distribution=self._distribution(prometheus.get("distribution"), args, where),
             )

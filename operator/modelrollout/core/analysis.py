@@ -29,19 +29,29 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from modelrollout.core.conditions import format_time, parse_time
+from modelrollout.core.enums import AnalysisPhase
 from modelrollout.core.expressions import ConditionError, evaluate_condition
 
-RUNNING = "Running"
-SUCCESSFUL = "Successful"
-FAILED = "Failed"
-INCONCLUSIVE = "Inconclusive"
-ERROR = "Error"
+RUNNING = AnalysisPhase.RUNNING
+SUCCESSFUL = AnalysisPhase.SUCCESSFUL
+FAILED = AnalysisPhase.FAILED
+INCONCLUSIVE = AnalysisPhase.INCONCLUSIVE
+ERROR = AnalysisPhase.ERROR
 
-NO_DATA_INCONCLUSIVE = "Inconclusive"
-NO_DATA_FAILURE = "Failure"
+
+class NoDataPolicy(StrEnum):
+    """`noDataPolicy`: what a measurement with no data counts as (never a pass)."""
+
+    INCONCLUSIVE = "Inconclusive"
+    FAILURE = "Failure"
+
+
+NO_DATA_INCONCLUSIVE = NoDataPolicy.INCONCLUSIVE
+NO_DATA_FAILURE = NoDataPolicy.FAILURE
 MEASUREMENTS_KEPT = 5
 
 
@@ -68,7 +78,7 @@ class MetricSpec:
     consecutive_error_limit: int = 4
     success_condition: str = ""
     failure_condition: str = ""
-    no_data_policy: str = NO_DATA_INCONCLUSIVE
+    no_data_policy: NoDataPolicy = NoDataPolicy.INCONCLUSIVE
     query: str = ""
     distribution: DistributionSpec | None = None  # set instead of `query`
 

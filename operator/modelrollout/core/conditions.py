@@ -11,14 +11,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-PROGRESSING = "Progressing"
-PAUSED = "Paused"
-DEGRADED = "Degraded"
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    PROGRESSING = "Progressing"
+    PAUSED = "Paused"
+    DEGRADED = "Degraded"
+
+
+READY, RECONCILING, STALLED, PROGRESSING, PAUSED, DEGRADED = ConditionType
 
 ORDER = (READY, RECONCILING, STALLED, PROGRESSING, PAUSED, DEGRADED)
 
