@@ -27,7 +27,7 @@ from modelrollout.core import labels
 from modelrollout.core.analysis import AnalysisInput
 from modelrollout.core.enums import Router, ServiceRole, Track
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
-from modelrollout.core.rollout import Decision, decide, invalid_status
+from modelrollout.core.rollout import Decision, decide, invalid_status, rollout_running
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
 from modelrollout.kube.client import DEPLOYMENT, KINDS, MODEL_DEPLOYMENT, POD, SERVICE, KubeClient, KubeError
 from modelrollout.render import workloads
@@ -109,8 +109,7 @@ class Reconciler:
         observed = tuple(observation for _, observation in observations.values())
         request = Request.from_status(previous.get("request"))
         now = self._clock()
-        in_progress = bool(previous.get("canaryRevision")) or spec.revision != previous.get("stableRevision", "")
-        alerts = self._alarms.firing(spec, now, poll=in_progress) if self._alarms else ()
+        alerts = self._alarms.firing(spec, now, poll=rollout_running(spec, previous)) if self._alarms else ()
         # The first decision names the analysis runs it waits on; measured, they go into the second.
         first = decide(Observation(meta, spec, previous, observed, now, request, {}, alerts))
         inputs = self._analysis(body, first, now) if first.analysis_runs else {}

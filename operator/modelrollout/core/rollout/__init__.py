@@ -15,7 +15,7 @@ from modelrollout.core.rollout.decision import (
     Weights,
 )
 from modelrollout.core.rollout.draft import canary_replicas_for
-from modelrollout.core.rollout.engine import decide
+from modelrollout.core.rollout.engine import decide, rollout_running
 from modelrollout.core.rollout.status import conditions_for, invalid_status
 
 __all__ = [
@@ -29,4 +29,5 @@ __all__ = [
     "conditions_for",
     "decide",
     "invalid_status",
+    "rollout_running",
 ]

@@ -12,7 +12,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from modelrollout.core.enums import (
     AbortReason,
@@ -29,6 +30,7 @@ from modelrollout.core.rollout.draft import Draft
 from modelrollout.core.rollout.state import load_state
 from modelrollout.core.rollout.status import status
 from modelrollout.core.rollout.transitions import Outcome
+from modelrollout.core.spec import ModelDeploymentSpec
 
 STAGE_MOVES: dict[Stage, Callable[[Draft], None]] = {
     Stage.SHADOW: shadow.advance,
@@ -37,6 +39,11 @@ STAGE_MOVES: dict[Stage, Callable[[Draft], None]] = {
     Stage.PROMOTING: bluegreen.advance_promoting,
     Stage.POST_PROMOTION: bluegreen.advance_post_promotion,
 }
+
+
+def rollout_running(spec: ModelDeploymentSpec, status: Mapping[str, Any]) -> bool:
+    """Whether alarms matter now: a rollout runs, or the spec asks for a revision that is not stable yet."""
+    return bool(status.get("canaryRevision")) or spec.revision != status.get("stableRevision", "")
 
 
 def decide(observation: Observation) -> Decision:
