@@ -53,8 +53,12 @@ def test_sample_becomes_ready_with_pods_service_and_kubectl_wait(control_plane, 
         assert pod["metadata"]["labels"]["modelrollout.io/model-version"] == "2026-11-20"
 
     service = get_json(control_plane, "service", "fraud-scorer", "-n", namespace)
-    # No router: the Service spans every revision, so replica counts split the traffic.
-    assert service["spec"]["selector"] == {"modelrollout.io/deployment": "fraud-scorer"}
+    # No router and no rollout: the Service selects the stable revision (it spans revisions only while a
+    # canary is in its steps, so an abort or a promotion moves all traffic in one selector write).
+    assert service["spec"]["selector"] == {
+        "modelrollout.io/deployment": "fraud-scorer",
+        "modelrollout.io/revision": revision,
+    }
     assert service["spec"]["ports"][0]["port"] == 80
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
