@@ -1,18 +1,29 @@
-"""Helpers shared by the integration tests: apply and read ModelDeployments, run the plugin."""
+"""Helpers shared by the integration tests: apply and read ModelDeployments and analysis templates, run the
+plugin, watch the versions of an object. Test modules import from here (and conftest), never from each other."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 
 import yaml
 
+from modelrollout.core.spec import parse_spec
+from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import REPO, get_json, wait_for
 
 SAMPLE = REPO / "manifests" / "samples" / "fraud-scorer.yaml"
+NEXT_VERSION = "2026-11-27"  # the sample's next model version
+ERROR_QUERY = (
+    'sum(rate(model_requests_total{namespace="{{args.namespace}}",revision="{{args.revision}}",code=~"5.."}[5s]))'
+    ' / sum(rate(model_requests_total{namespace="{{args.namespace}}",revision="{{args.revision}}"}[5s]))'
+)
 
 
 def sample(**spec_overrides) -> dict:
@@ -27,8 +38,19 @@ def with_version(body: dict, version: str) -> dict:
     return changed
 
 
+def revision_of(body: dict) -> str:
+    """The revision the operator names a ModelDeployment body's pods by."""
+    return parse_spec(body["spec"]).revision
+
+
 def apply(control_plane, namespace: str, body: dict):
     return control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(body), check=False)
+
+
+def kubectl_apply(control_plane, namespace: str | None, *docs: dict) -> None:
+    """Apply `docs` (e.g. analysis templates), failing the test if kubectl does."""
+    args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+    control_plane.kubectl(*args, input="\n---\n".join(json.dumps(d) for d in docs))
 
 
 def md(control_plane, namespace: str, name: str = "fraud-scorer") -> dict | None:
@@ -110,3 +132,107 @@ def start_canary(control_plane, namespace: str, body: dict, version: str = "v2")
     assert apply(control_plane, namespace, with_version(body, version)).returncode == 0
     paused = wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", f"{version} at its first pause")
     return stable, paused["status"]["canaryRevision"]
+
+
+def template(name: str, query: str = ERROR_QUERY, condition: str = "result < 0.05", **metric) -> dict:
+    """A ModelAnalysisTemplate with one Prometheus metric `name` (by default the new revision's error rate)."""
+    # initialDelay lets the 5s rate window fill with the new revision's samples (scraped every second).
+    settings = {"interval": "1s", "count": 2, "initialDelay": "4s", **metric}
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelAnalysisTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "args": [{"name": "prometheus"}],
+            "metrics": [
+                {
+                    "name": name,
+                    "successCondition": condition,
+                    **settings,
+                    "provider": {"prometheus": {"address": "{{args.prometheus}}", "query": query, "timeout": "2s"}},
+                }
+            ],
+        },
+    }
+
+
+def rollout(monitoring, templates: list[dict], extra_spec: dict | None = None, cluster_scope: bool = False) -> dict:
+    """A routed canary: 20%, then an analysis by `templates` against the test Prometheus, then 100%."""
+    steps = [
+        {"setWeight": 20},
+        {
+            "analysis": {
+                "templates": [{"name": t["metadata"]["name"], "clusterScope": cluster_scope} for t in templates],
+                "args": [{"name": "prometheus", "value": monitoring.prometheus.url}],
+            }
+        },
+        {"setWeight": 100},
+    ]
+    body = sample(
+        replicas=2,
+        strategy={"canary": {"steps": steps, "scaleDownDelaySeconds": 1, "abortScaleDownDelaySeconds": 1}},
+        trafficRouting={"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
+    )
+    body["spec"].update(copy.deepcopy(extra_spec or {}))
+    return body
+
+
+def start(control_plane, namespace, monitoring, body, new_behaviour: Behaviour | None) -> tuple[str, str]:
+    """Deploy `body`, then its next model version; the simulator serves both with the given behaviours.
+
+    Returns (stable revision, canary revision).
+    """
+    stable = revision_of(body)
+    newer = with_version(body, NEXT_VERSION)
+    canary = revision_of(newer)
+    monitoring.simulator.set(namespace, stable, Behaviour())
+    if new_behaviour is not None:
+        # Exported from the start, so Prometheus' rate windows are full when the analysis runs.
+        monitoring.simulator.set(namespace, canary, new_behaviour)
+    assert apply(control_plane, namespace, body).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
+    assert apply(control_plane, namespace, newer).returncode == 0
+    return stable, canary
+
+
+class WatchReader:
+    """Reads `kubectl get -w -o json` output as it comes, decoding each stored version."""
+
+    def __init__(self, stream) -> None:
+        self.versions: list[dict] = []
+        self._stream = stream
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        decoder, buffer = json.JSONDecoder(), ""
+        for line in self._stream:
+            buffer += line
+            stripped = buffer.strip()
+            if not stripped:
+                continue
+            try:
+                body, _ = decoder.raw_decode(stripped)
+            except json.JSONDecodeError:
+                continue  # an object printed over several lines is not complete yet
+            self.versions.append(body)
+            buffer = ""
+
+    def join(self) -> None:
+        self._thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def object_versions(control_plane, namespace: str, kind: str, name: str) -> Iterator[list[dict]]:
+    """Every version of an object the apiserver stores while the block runs, from a live watch."""
+    command = [str(control_plane.binaries.kubectl), f"--kubeconfig={control_plane.kubeconfig}"]
+    command += ["get", kind, name, "-n", namespace, "--watch", "-o", "json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    watch = WatchReader(process.stdout)
+    try:
+        wait_for(lambda: watch.versions, timeout=30, what=f"the {kind} watch's first object")
+        yield watch.versions
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        watch.join()

@@ -15,91 +15,23 @@ import urllib.request
 import pytest
 import yaml
 
-from modelrollout.core.spec import parse_spec
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import REPO, wait_for
 from tests.integration.helpers import (
-    apply,
     condition,
     events,
-    healthy,
+    kubectl_apply,
     md,
     replicas_by_revision,
+    revision_of,
+    rollout,
     sample,
+    start,
+    template,
     wait_status,
-    with_version,
 )
 
 BUILT_INS = REPO / "manifests" / "analysis-templates" / "model-templates.yaml"
-ERROR_QUERY = (
-    'sum(rate(model_requests_total{namespace="{{args.namespace}}",revision="{{args.revision}}",code=~"5.."}[5s]))'
-    ' / sum(rate(model_requests_total{namespace="{{args.namespace}}",revision="{{args.revision}}"}[5s]))'
-)
-
-
-def template(name: str, query: str = ERROR_QUERY, condition: str = "result < 0.05", **metric) -> dict:
-    # initialDelay lets the 5s rate window fill with the new revision's samples (scraped every second).
-    settings = {"interval": "1s", "count": 2, "initialDelay": "4s", **metric}
-    return {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelAnalysisTemplate",
-        "metadata": {"name": name},
-        "spec": {
-            "args": [{"name": "prometheus"}],
-            "metrics": [
-                {
-                    "name": name,
-                    "successCondition": condition,
-                    **settings,
-                    "provider": {"prometheus": {"address": "{{args.prometheus}}", "query": query, "timeout": "2s"}},
-                }
-            ],
-        },
-    }
-
-
-def rollout(monitoring, templates: list[dict], extra_spec: dict | None = None, cluster_scope: bool = False) -> dict:
-    steps = [
-        {"setWeight": 20},
-        {
-            "analysis": {
-                "templates": [{"name": t["metadata"]["name"], "clusterScope": cluster_scope} for t in templates],
-                "args": [{"name": "prometheus", "value": monitoring.prometheus.url}],
-            }
-        },
-        {"setWeight": 100},
-    ]
-    body = sample(
-        replicas=2,
-        strategy={"canary": {"steps": steps, "scaleDownDelaySeconds": 1, "abortScaleDownDelaySeconds": 1}},
-        trafficRouting={"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
-    )
-    body["spec"].update(copy.deepcopy(extra_spec or {}))
-    return body
-
-
-def revision_of(body: dict) -> str:
-    return parse_spec(body["spec"]).revision
-
-
-def start(control_plane, namespace, monitoring, body, new_behaviour: Behaviour | None) -> tuple[str, str]:
-    """Deploy `body`, then its next model version; the simulator serves both with the given behaviours."""
-    stable = revision_of(body)
-    newer = with_version(body, "2026-11-27")
-    canary = revision_of(newer)
-    monitoring.simulator.set(namespace, stable, Behaviour())
-    if new_behaviour is not None:
-        # Exported from the start, so Prometheus' rate windows are full when the analysis runs.
-        monitoring.simulator.set(namespace, canary, new_behaviour)
-    assert apply(control_plane, namespace, body).returncode == 0
-    wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
-    assert apply(control_plane, namespace, newer).returncode == 0
-    return stable, canary
-
-
-def kubectl_apply(control_plane, namespace: str | None, *docs: dict) -> None:
-    args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
-    control_plane.kubectl(*args, input="\n---\n".join(json.dumps(d) for d in docs))
 
 
 def test_a_healthy_canary_is_promoted_through_its_analysis(control_plane, operator, monitoring, namespace):

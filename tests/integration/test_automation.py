@@ -7,9 +7,17 @@ the final promotion, full nowhere. Approvals go through the kubectl plugin, as a
 from __future__ import annotations
 
 from tests.integration.conftest import get_json, wait_for
-from tests.integration.helpers import apply, healthy, plugin, replicas_by_revision, sample, wait_status
-from tests.integration.test_analysis import revision_of
-from tests.integration.test_blue_green import next_version
+from tests.integration.helpers import (
+    NEXT_VERSION,
+    apply,
+    healthy,
+    plugin,
+    replicas_by_revision,
+    revision_of,
+    sample,
+    wait_status,
+    with_version,
+)
 
 ROUTE = {"gatewayAPI": {"parentRefs": [{"name": "public"}]}}
 
@@ -43,8 +51,8 @@ def approve(control_plane, namespace: str) -> None:
 def roll_out(control_plane, namespace: str, body: dict) -> str:
     assert apply(control_plane, namespace, body).returncode == 0
     wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
-    assert apply(control_plane, namespace, next_version(body)).returncode == 0
-    return revision_of(next_version(body))
+    assert apply(control_plane, namespace, with_version(body, NEXT_VERSION)).returncode == 0
+    return revision_of(with_version(body, NEXT_VERSION))
 
 
 def test_manual_waits_for_a_person_before_every_step_and_the_promotion(control_plane, operator, namespace):

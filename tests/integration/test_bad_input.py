@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.integration.conftest import get_json, wait_for
-from tests.integration.helpers import apply, healthy, md, sample
-from tests.integration.test_analysis import template
+from tests.integration.helpers import apply, healthy, md, sample, template
 
 Mutation = Callable[[dict], None]
 

@@ -6,16 +6,22 @@ can assert how many writes switched it, not just where it ended.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import subprocess
-import threading
-from collections.abc import Iterator
-
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import get_json, wait_for
-from tests.integration.helpers import apply, healthy, plugin, replicas_by_revision, sample, wait_status, with_version
-from tests.integration.test_analysis import kubectl_apply, revision_of, template
+from tests.integration.helpers import (
+    NEXT_VERSION,
+    apply,
+    healthy,
+    kubectl_apply,
+    object_versions,
+    plugin,
+    replicas_by_revision,
+    revision_of,
+    sample,
+    template,
+    wait_status,
+    with_version,
+)
 
 REVISION = "modelrollout.io/revision"
 
@@ -23,53 +29,6 @@ REVISION = "modelrollout.io/revision"
 def blue_green(**fields) -> dict:
     settings = {"previewReplicas": 1, "scaleDownDelaySeconds": 2, "abortScaleDownDelaySeconds": 1, **fields}
     return sample(replicas=3, strategy={"blueGreen": settings})
-
-
-def next_version(body: dict) -> dict:
-    return with_version(body, "2026-11-27")
-
-
-class WatchReader:
-    """Reads `kubectl get -w -o json` output as it comes, decoding each stored version."""
-
-    def __init__(self, stream) -> None:
-        self.versions: list[dict] = []
-        self._stream = stream
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        decoder, buffer = json.JSONDecoder(), ""
-        for line in self._stream:
-            buffer += line
-            stripped = buffer.strip()
-            if not stripped:
-                continue
-            try:
-                body, _ = decoder.raw_decode(stripped)
-            except json.JSONDecodeError:
-                continue  # an object printed over several lines is not complete yet
-            self.versions.append(body)
-            buffer = ""
-
-    def join(self) -> None:
-        self._thread.join(timeout=30)
-
-
-@contextlib.contextmanager
-def object_versions(control_plane, namespace: str, kind: str, name: str) -> Iterator[list[dict]]:
-    """Every version of an object the apiserver stores while the block runs, from a live watch."""
-    command = [str(control_plane.binaries.kubectl), f"--kubeconfig={control_plane.kubeconfig}"]
-    command += ["get", kind, name, "-n", namespace, "--watch", "-o", "json"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    watch = WatchReader(process.stdout)
-    try:
-        wait_for(lambda: watch.versions, timeout=30, what=f"the {kind} watch's first object")
-        yield watch.versions
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        watch.join()
 
 
 def service_versions(control_plane, namespace: str, name: str):
@@ -97,12 +56,12 @@ def selector_of(control_plane, namespace: str, name: str) -> str:
 
 def test_a_person_promotes_and_the_active_service_switches_in_one_write(control_plane, operator, namespace):
     body = blue_green()
-    stable, new = revision_of(body), revision_of(next_version(body))
+    stable, new = revision_of(body), revision_of(with_version(body, NEXT_VERSION))
     assert apply(control_plane, namespace, body).returncode == 0
     wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
     assert selector_of(control_plane, namespace, "fraud-scorer") == stable
     with service_versions(control_plane, namespace, "fraud-scorer") as versions:
-        assert apply(control_plane, namespace, next_version(body)).returncode == 0
+        assert apply(control_plane, namespace, with_version(body, NEXT_VERSION)).returncode == 0
         waiting = wait_status(
             control_plane,
             namespace,
@@ -137,13 +96,13 @@ def test_a_failing_post_promotion_analysis_switches_back_at_once(control_plane, 
         "args": [{"name": "prometheus", "value": monitoring.prometheus.url}],
     }
     body = blue_green(autoPromotionSeconds=0, postPromotionAnalysis=checks)
-    stable, new = revision_of(body), revision_of(next_version(body))
+    stable, new = revision_of(body), revision_of(with_version(body, NEXT_VERSION))
     monitoring.simulator.set(namespace, stable, Behaviour())
     monitoring.simulator.set(namespace, new, Behaviour(error_ratio=0.4))
     assert apply(control_plane, namespace, body).returncode == 0
     wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
     with service_versions(control_plane, namespace, "fraud-scorer") as versions:
-        assert apply(control_plane, namespace, next_version(body)).returncode == 0
+        assert apply(control_plane, namespace, with_version(body, NEXT_VERSION)).returncode == 0
         failed = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "switched back")["status"]
         assert selector_of(control_plane, namespace, "fraud-scorer") == stable
         assert replicas_by_revision(control_plane, namespace)[stable] == 3  # it never left full size

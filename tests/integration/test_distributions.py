@@ -27,8 +27,7 @@ from modelrollout.kube.client import KubeClient
 from modelrollout.simulator.exporter import FEATURE_BUCKETS, SCORE_BUCKETS, Behaviour, normal_shares, score_shares
 from tests.conftest import FIGURES
 from tests.integration.conftest import REPO, wait_for
-from tests.integration.helpers import events, wait_status
-from tests.integration.test_analysis import kubectl_apply, rollout, start
+from tests.integration.helpers import events, kubectl_apply, rollout, start, wait_status
 
 BUILT_INS = REPO / "manifests" / "analysis-templates" / "model-templates.yaml"
 SHIFTED = Behaviour(score_mean=0.4)  # scores one standard deviation higher than the default 0.3

@@ -3,27 +3,27 @@ fail mid-rollout, when edits conflict, or when the ModelDeployment is deleted mi
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
-from modelrollout.core.spec import parse_spec
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import get_json, running_operator, wait_for
 from tests.integration.helpers import (
     apply,
     healthy,
+    kubectl_apply,
     md,
     owned_deployments,
     plugin,
     replicas_by_revision,
+    revision_of,
     sample,
     start_canary,
+    template,
     wait_status,
     with_version,
 )
-from tests.integration.test_analysis import template
 
 PAUSES = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}, {"setWeight": 100}]
 
@@ -45,7 +45,7 @@ def route_weights(control_plane, namespace: str) -> list[int]:
 def test_prometheus_outage_mid_analysis_neither_promotes_nor_rolls_back(control_plane, operator, monitoring, namespace):
     # inconclusiveLimit tolerates the no-data gap a restarted Prometheus leaves in its rate windows.
     checks = template("error-rate", count=6, consecutiveErrorLimit=60, inconclusiveLimit=10)
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(checks))
+    kubectl_apply(control_plane, namespace, checks)
     steps = [
         {"setWeight": 20},
         {
@@ -58,7 +58,7 @@ def test_prometheus_outage_mid_analysis_neither_promotes_nor_rolls_back(control_
     ]
     first = routed(steps=steps)
     for body in (first, with_version(first, "v2")):
-        monitoring.simulator.set(namespace, parse_spec(body["spec"]).revision, Behaviour())
+        monitoring.simulator.set(namespace, revision_of(body), Behaviour())
     assert apply(control_plane, namespace, first).returncode == 0
     stable = wait_for(lambda: healthy(control_plane, namespace), what="first Ready")["status"]["stableRevision"]
     assert apply(control_plane, namespace, with_version(first, "v2")).returncode == 0
@@ -133,10 +133,7 @@ def test_conflicting_edits_during_steps_lose_nothing_and_repeat_nothing(control_
         done = wait_status(
             control_plane,
             namespace,
-            lambda s: (
-                s["phase"] == "Healthy"
-                and s["stableRevision"] == parse_spec(with_version(first, "v2")["spec"]).revision
-            ),
+            lambda s: s["phase"] == "Healthy" and s["stableRevision"] == revision_of(with_version(first, "v2")),
             "promoted despite conflicts",
             timeout=120,
         )
@@ -179,7 +176,7 @@ def test_operator_killed_at_any_phase_finishes_the_rollout_cleanly(control_plane
     first = routed(replicas=3, steps=steps)
     first["spec"]["strategy"]["canary"]["scaleDownDelaySeconds"] = 3
     second = with_version(first, "v2")
-    new = parse_spec(second["spec"]).revision
+    new = revision_of(second)
     with running_operator(monitoring.prometheus.url):
         assert apply(control_plane, namespace, first).returncode == 0
         old = wait_for(lambda: healthy(control_plane, namespace), what="first Ready")["status"]["stableRevision"]

@@ -4,18 +4,25 @@ the shipped ServiceAccount's RBAC alone."""
 
 from __future__ import annotations
 
-import copy
-import json
-
 import yaml
 
-from modelrollout.core.spec import parse_spec
 from modelrollout.devcluster.cluster import _write_kubeconfig
 from modelrollout.devcluster.stack import operator_metric
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import REPO, get_json, running_operator, wait_for
-from tests.integration.helpers import apply, events, healthy, plugin, sample, wait_status
-from tests.integration.test_analysis import template
+from tests.integration.helpers import (
+    NEXT_VERSION,
+    apply,
+    events,
+    healthy,
+    kubectl_apply,
+    plugin,
+    revision_of,
+    sample,
+    template,
+    wait_status,
+    with_version,
+)
 
 
 def kustomize(control_plane, path: str) -> list[dict]:
@@ -90,8 +97,7 @@ def test_shipped_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, na
     denied = control_plane.kubectl(f"--kubeconfig={restricted}", "get", "secrets", "-n", namespace, check=False)
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()  # secrets: get by name only
 
-    checks = template("error-rate")
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(checks))
+    kubectl_apply(control_plane, namespace, template("error-rate"))
     steps = [
         {"setWeight": 30},
         {
@@ -108,10 +114,9 @@ def test_shipped_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, na
         strategy={"canary": {"steps": steps, "scaleDownDelaySeconds": 1}},
         trafficRouting={"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
     )
-    second = copy.deepcopy(first)
-    second["spec"]["model"]["version"] = "2026-11-27"
+    second = with_version(first, NEXT_VERSION)
     for body in (first, second):
-        monitoring.simulator.set(namespace, parse_spec(body["spec"]).revision, Behaviour())
+        monitoring.simulator.set(namespace, revision_of(body), Behaviour())
 
     # Peering as the shipped Deployment does: the ServiceAccount must read and patch the peering object.
     # (kwok's pods run no containers, so this operator is the only peer and becomes active.)
@@ -126,7 +131,7 @@ def test_shipped_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, na
         done = wait_status(
             control_plane,
             namespace,
-            lambda s: s["phase"] == "Healthy" and s["stableRevision"] == parse_spec(second["spec"]).revision,
+            lambda s: s["phase"] == "Healthy" and s["stableRevision"] == revision_of(second),
             "promoted under the shipped RBAC",
         )
     assert done["status"]["analysisRuns"][0]["phase"] == "Successful"

@@ -22,9 +22,19 @@ from modelrollout.devcluster.stack import operator_process
 from modelrollout.simulator.exporter import Behaviour
 from tests.conftest import FIGURES
 from tests.integration.conftest import get_json, wait_for
-from tests.integration.helpers import apply, healthy, md, owned_deployments, plugin, sample
-from tests.integration.test_analysis import kubectl_apply, revision_of, template
-from tests.integration.test_blue_green import next_version
+from tests.integration.helpers import (
+    NEXT_VERSION,
+    apply,
+    healthy,
+    kubectl_apply,
+    md,
+    owned_deployments,
+    plugin,
+    revision_of,
+    sample,
+    template,
+    with_version,
+)
 
 REPLICAS = 2
 ONCE = ("RolloutStarted", "ShadowStarted", "ShadowCompleted", "PreviewReady", "Switched", "Promoted")
@@ -118,7 +128,7 @@ def test_the_operator_killed_at_every_phase_resumes_and_finishes(control_plane, 
     make, required = SCENARIOS[scenario]
     kubectl_apply(control_plane, namespace, template("error-rate"))
     body = make(monitoring)
-    stable, new = revision_of(body), revision_of(next_version(body))
+    stable, new = revision_of(body), revision_of(with_version(body, NEXT_VERSION))
     for revision in (stable, new):
         monitoring.simulator.set(namespace, revision, Behaviour())
     settings = {"MODELROLLOUT_HTTP_ADDRESS": "off", "MODELROLLOUT_PROMETHEUS_URL": monitoring.prometheus.url}
@@ -132,7 +142,7 @@ def test_the_operator_killed_at_every_phase_resumes_and_finishes(control_plane, 
     with operator_process(control_plane.kubeconfig, log, settings):
         assert apply(control_plane, namespace, body).returncode == 0
         wait_for(lambda: healthy(control_plane, namespace), what="first Ready")
-    assert apply(control_plane, namespace, next_version(body)).returncode == 0
+    assert apply(control_plane, namespace, with_version(body, NEXT_VERSION)).returncode == 0
     for _ in range(40):
         with operator_process(control_plane.kubeconfig, log, settings) as process:
 

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import get_json, wait_for
-from tests.integration.helpers import apply, events, healthy, sample, wait_status
-from tests.integration.test_analysis import kubectl_apply, revision_of
-from tests.integration.test_blue_green import next_version, object_versions
+from tests.integration.helpers import (
+    NEXT_VERSION,
+    apply,
+    events,
+    healthy,
+    kubectl_apply,
+    object_versions,
+    revision_of,
+    sample,
+    wait_status,
+    with_version,
+)
 
 SCORES = (
     'sum by (le) (increase(model_prediction_score_bucket{{namespace="{{{{args.namespace}}}}",'
@@ -80,7 +89,7 @@ def shadow_pods(control_plane, namespace: str, revision: str) -> bool:
 def deploy(control_plane, namespace: str, monitoring, new_behaviour: Behaviour) -> tuple[dict, str, str]:
     kubectl_apply(control_plane, namespace, prediction_shift_template())
     body = shadowed(monitoring)
-    stable, new = revision_of(body), revision_of(next_version(body))
+    stable, new = revision_of(body), revision_of(with_version(body, NEXT_VERSION))
     monitoring.simulator.set(namespace, stable, Behaviour())
     monitoring.simulator.set(namespace, new, new_behaviour)
     assert apply(control_plane, namespace, body).returncode == 0
@@ -91,7 +100,7 @@ def deploy(control_plane, namespace: str, monitoring, new_behaviour: Behaviour) 
 def test_a_shadow_like_the_stable_model_goes_on_to_the_canary(control_plane, operator, monitoring, namespace):
     body, _stable, new = deploy(control_plane, namespace, monitoring, Behaviour())
     with object_versions(control_plane, namespace, "httproute", "fraud-scorer") as routes:
-        assert apply(control_plane, namespace, next_version(body)).returncode == 0
+        assert apply(control_plane, namespace, with_version(body, NEXT_VERSION)).returncode == 0
         wait_for(lambda: shadow_pods(control_plane, namespace, new), what="shadow pods labelled track=shadow")
         done = wait_status(
             control_plane,
@@ -117,7 +126,7 @@ def test_a_shadow_like_the_stable_model_goes_on_to_the_canary(control_plane, ope
 def test_a_shadow_whose_predictions_differ_never_gets_live_traffic(control_plane, operator, monitoring, namespace):
     body, stable, new = deploy(control_plane, namespace, monitoring, Behaviour(score_mean=0.6))
     with object_versions(control_plane, namespace, "httproute", "fraud-scorer") as routes:
-        assert apply(control_plane, namespace, next_version(body)).returncode == 0
+        assert apply(control_plane, namespace, with_version(body, NEXT_VERSION)).returncode == 0
         stopped = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "shadow stopped")
         wait_for(lambda: route_traffic(routes[-1]) == (0, 0), what="mirror removed")
     status = stopped["status"]
