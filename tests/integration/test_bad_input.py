@@ -1,5 +1,6 @@
-"""Bad and hostile input, as updates to a ModelDeployment that serves: each is rejected at apply time with a
-message naming the field, and nothing changes (same generation, same spec, same children)."""
+"""Bad and hostile input: each is rejected at apply time with a message naming the field, both as a new
+ModelDeployment (nothing is created) and as an update to one that serves (nothing changes: same generation,
+same spec, same children). This table is the one home of the invalid-ModelDeployment cases."""
 
 from __future__ import annotations
 
@@ -22,6 +23,11 @@ def steps(*items: dict) -> Mutation:
 
 def routing(value: dict) -> Mutation:
     return lambda spec: spec.update(trafficRouting=value)
+
+
+def shadow_without_any_router(spec: dict) -> None:
+    spec.pop("trafficRouting", None)
+    spec["strategy"] = {"shadow": {"duration": "10m"}}
 
 
 MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
@@ -83,6 +89,11 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     (
         "shadow-without-mirroring-router",
         lambda s: s.update(trafficRouting={"nginx": {"host": "a"}}, strategy={**s["strategy"], "shadow": {}}),
+        "strategy.shadow needs trafficRouting.gatewayAPI or trafficRouting.istio",
+    ),
+    (
+        "shadow-without-any-router",
+        shadow_without_any_router,
         "strategy.shadow needs trafficRouting.gatewayAPI or trafficRouting.istio",
     ),
     (
@@ -155,6 +166,28 @@ def snapshot(control_plane, namespace: str) -> tuple:
     )
 
 
+@pytest.fixture(scope="module")
+def empty(control_plane) -> Iterator[str]:
+    """A namespace with no ModelDeployment, shared by the table; each case must leave it empty."""
+    namespace = f"bad-new-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", namespace)
+    yield namespace
+    control_plane.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+@pytest.mark.parametrize(("case", "mutate", "message"), MODEL_DEPLOYMENTS, ids=[c[0] for c in MODEL_DEPLOYMENTS])
+def test_bad_modeldeployment_is_rejected_at_creation_and_nothing_is_created(
+    control_plane, empty, case, mutate, message
+):
+    bad = sample(trafficRouting={"gatewayAPI": {"parentRefs": [{"name": "public"}]}})
+    mutate(bad["spec"])
+    result = apply(control_plane, empty, bad)
+    assert result.returncode != 0, f"{case}: created, not rejected: {result.stdout}"
+    assert message in result.stderr, result.stderr
+    created = get_json(control_plane, "modeldeployments", "-n", empty)["items"]
+    assert created == [], f"{case}: ModelDeployments created in {empty}: {[c['metadata']['name'] for c in created]}"
+
+
 @pytest.mark.parametrize(("case", "mutate", "message"), MODEL_DEPLOYMENTS, ids=[c[0] for c in MODEL_DEPLOYMENTS])
 def test_bad_modeldeployment_update_is_rejected_and_changes_nothing(control_plane, serving, case, mutate, message):
     namespace, body = serving
@@ -162,9 +195,9 @@ def test_bad_modeldeployment_update_is_rejected_and_changes_nothing(control_plan
     bad = copy.deepcopy(body)
     mutate(bad["spec"])
     result = apply(control_plane, namespace, bad)
-    assert result.returncode != 0
+    assert result.returncode != 0, f"{case}: accepted as an update, not rejected: {result.stdout}"
     assert message in result.stderr, result.stderr
-    assert snapshot(control_plane, namespace) == before
+    assert snapshot(control_plane, namespace) == before, f"{case}: the rejected update changed the serving one"
 
 
 def test_a_one_megabyte_annotation_is_rejected(control_plane, serving):

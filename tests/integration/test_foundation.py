@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.integration.conftest import REPO, get_json, wait_for
 from tests.integration.helpers import SAMPLE, apply, condition, healthy, md, owned_deployments, sample
 
@@ -161,73 +159,6 @@ def test_a_template_the_apiserver_rejects_is_reported_not_retried_silently(contr
     )["items"]
     warnings = [event for event in events if event["type"] == "Warning" and event["reason"] == "InvalidSpec"]
     assert warnings and "containerPort" in warnings[0]["note"]
-
-
-INVALID = [
-    (
-        "both-strategies",
-        {"strategy": {"canary": {"steps": [{"setWeight": 5}]}, "blueGreen": {}}},
-        "set exactly one of canary or blueGreen",
-    ),
-    ("no-strategy", {"strategy": {}}, "set one of canary or blueGreen"),
-    (
-        "weight-over-100",
-        {"strategy": {"canary": {"steps": [{"setWeight": 150}]}}},
-        "spec.strategy.canary.steps[0].setWeight: Invalid value: 150",
-    ),
-    (
-        "weights-decrease",
-        {"strategy": {"canary": {"steps": [{"setWeight": 50}, {"setWeight": 25}]}}},
-        "setWeight values must not decrease",
-    ),
-    (
-        "two-kinds-in-one-step",
-        {"strategy": {"canary": {"steps": [{"setWeight": 5, "pause": {}}]}}},
-        "each step sets exactly one of setWeight, pause or analysis",
-    ),
-    (
-        "duration-words",
-        {"strategy": {"canary": {"steps": [{"pause": {"duration": "10 minutes"}}]}}},
-        "spec.strategy.canary.steps[0].pause.duration",
-    ),
-    (
-        "zero-duration",
-        {"strategy": {"canary": {"steps": [{"pause": {"duration": "0s"}}]}}},
-        "must be a positive duration",
-    ),
-    ("negative-replicas", {"replicas": -1}, "spec.replicas: Invalid value: -1"),
-    (
-        "two-routers",
-        {"trafficRouting": {"istio": {"hosts": ["a"]}, "nginx": {"host": "a"}}},
-        "set at most one of gatewayAPI, istio and nginx",
-    ),
-    (
-        "shadow-without-mirroring-router",
-        {"strategy": {"shadow": {"duration": "10m"}}},
-        "strategy.shadow needs trafficRouting.gatewayAPI or trafficRouting.istio",
-    ),
-    ("unknown-automation", {"automation": "yolo"}, 'spec.automation: Unsupported value: "yolo"'),
-    (
-        "reserved-label",
-        {
-            "template": {
-                "metadata": {"labels": {"modelrollout.io/track": "x"}},
-                "spec": {"containers": [{"name": "s", "image": "i"}]},
-            }
-        },
-        "labels with the prefix modelrollout.io/ are set by the operator",
-    ),
-    ("no-containers", {"template": {"spec": {"containers": []}}}, "spec.template.spec.containers"),
-    ("model-without-version", {"model": {"name": "fraud-scorer"}}, "spec.model.version: Required value"),
-]
-
-
-@pytest.mark.parametrize(("case", "overrides", "message"), INVALID, ids=[case[0] for case in INVALID])
-def test_invalid_manifests_are_rejected_at_apply_time(control_plane, namespace, case, overrides, message):
-    result = apply(control_plane, namespace, sample(**overrides))
-    assert result.returncode != 0
-    assert message in result.stderr, result.stderr
-    assert md(control_plane, namespace) is None
 
 
 def test_sample_manifests_are_valid(control_plane, namespace):
