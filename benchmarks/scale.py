@@ -33,16 +33,19 @@ from pathlib import Path
 
 import yaml
 
+from modelrollout.controller.routing import ROUTER_KINDS
+from modelrollout.core.enums import Router
 from modelrollout.core.spec import parse_spec
 from modelrollout.devcluster.cluster import wait_until
 from modelrollout.devcluster.stack import local_stack, operator_metric
-from modelrollout.kube.client import DEPLOYMENT, HTTPROUTE, MODEL_DEPLOYMENT, KubeClient
+from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, KubeClient
 
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "scale"
 PAUSE_SECONDS = 10
 PODS_PER_NODE = 250
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+(HTTPROUTE,) = ROUTER_KINDS[Router.GATEWAY_API]
 
 
 def model(index: int, version: str) -> dict:

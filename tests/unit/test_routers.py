@@ -1,9 +1,14 @@
 """Golden tests of the routers' rendered objects: exactly what the operator writes."""
 
+import re
+from collections import Counter
+
 import pytest
 
+from modelrollout.core.enums import Router
 from modelrollout.core.rollout import Weights
-from modelrollout.render.routers import RouteTarget, registry, router_for
+from modelrollout.core.routers import TRAITS
+from modelrollout.render.routers import ADAPTERS, RouteTarget, registry, router_for
 
 OWNER = {
     "apiVersion": "modelrollout.io/v1alpha1",
@@ -129,21 +134,62 @@ def test_nginx_stable_and_canary_ingresses():
     assert canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "fraud-canary"
 
 
-@pytest.mark.parametrize("name", sorted(registry()))
+CONFIGS = {
+    Router.GATEWAY_API: {"parentRefs": [{"name": "gw"}]},
+    Router.ISTIO: {"hosts": ["h"]},
+    Router.NGINX: {"host": "h"},
+    Router.NONE: {},
+}
+
+
+def test_every_router_has_exactly_one_adapter_and_one_traits_entry():
+    assert Counter(adapter.name for adapter in ADAPTERS) == Counter(Router)
+    assert set(TRAITS) == set(Router) and set(registry()) == set(Router)
+
+
+@pytest.mark.parametrize("name", list(Router))
 def test_object_names_match_what_render_writes(name):
-    configs = {
-        "gatewayAPI": {"parentRefs": [{"name": "gw"}]},
-        "istio": {"hosts": ["h"]},
-        "nginx": {"host": "h"},
-        "none": {},
-    }
     router = router_for(name)
     rendered = [
-        (o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in router.render(target(configs[name]), Weights())
+        (o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in router.render(target(CONFIGS[name]), Weights())
     ]
-    assert rendered == router.object_names("fraud")
+    assert rendered == [(kind.api_version, kind.kind, name) for kind, name in router.object_names("fraud")]
+    assert {kind for kind, _ in router.object_names("fraud")} == set(router.kinds)
+
+
+@pytest.mark.parametrize("name", list(Router))
+def test_the_kube_client_addresses_every_routing_object_by_the_declared_kind(name):
+    from modelrollout.controller.routing import ROUTER_KINDS
+    from modelrollout.kube.client import kind_of
+
+    router = router_for(name)
+    for body, (declared, _) in zip(
+        router.render(target(CONFIGS[name]), Weights()), router.object_names("fraud"), strict=True
+    ):
+        kind = kind_of(body)
+        assert kind in ROUTER_KINDS[name]
+        assert (kind.group, kind.version, kind.plural, kind.kind) == (
+            declared.group,
+            declared.version,
+            declared.plural,
+            declared.kind,
+        )
+
+
+def test_router_for_takes_the_enum_member_or_its_spelling():
+    assert router_for(Router.ISTIO) is router_for("istio")
 
 
 def test_unknown_router_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown traffic router 'linkerd'; known: gatewayAPI, istio, nginx, none"):
         router_for("linkerd")
+
+
+def test_a_kind_registered_twice_must_be_the_same():
+    from modelrollout.controller.routing import ROUTER_KINDS
+    from modelrollout.kube.client import Kind, register_kinds
+
+    (httproute,) = ROUTER_KINDS[Router.GATEWAY_API]
+    register_kinds(httproute)  # the same declaration again is harmless
+    with pytest.raises(ValueError, match=re.escape("gateway.networking.k8s.io/v1/HTTPRoute is already known")):
+        register_kinds(Kind(httproute.group, httproute.version, "routes", httproute.kind))

@@ -23,13 +23,14 @@ from typing import Any
 from modelrollout.controller import metrics
 from modelrollout.controller.alerts import AlarmChecker
 from modelrollout.controller.events import EventRecorder
+from modelrollout.controller.routing import kube_kind
 from modelrollout.core import labels
 from modelrollout.core.analysis import AnalysisInput
 from modelrollout.core.enums import Router, ServiceRole, Track
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
 from modelrollout.core.rollout import Decision, decide, invalid_status, rollout_running
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
-from modelrollout.kube.client import DEPLOYMENT, KINDS, MODEL_DEPLOYMENT, POD, SERVICE, KubeClient, KubeError
+from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, POD, SERVICE, KubeClient, KubeError
 from modelrollout.render import workloads
 from modelrollout.render.routers import RouteTarget, router_for
 
@@ -239,9 +240,9 @@ class Reconciler:
             self._delete_router_objects(meta, decision.stale_router)
 
     def _delete_router_objects(self, meta: ObjectMeta, router: Router) -> None:
-        for api_version, kind, name in router_for(router).object_names(meta.name):
+        for kind, name in router_for(router).object_names(meta.name):
             try:
-                self._kube.delete(KINDS[(api_version, kind)], meta.namespace, name)
+                self._kube.delete(kube_kind(kind), meta.namespace, name)
             except KubeError as error:
                 if error.status != 404:  # the API itself may be gone with the router
                     raise

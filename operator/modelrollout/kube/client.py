@@ -2,6 +2,8 @@
 
 Rules:
 - Plain dicts in and out, for any resource (built-in or custom), addressed by `Kind` below.
+- This module names no traffic router: the routers' kinds are declared by the render adapters, and
+  the controller builds them and adds them with `register_kinds` (`controller/routing.py`).
 - Children are written with server-side apply under one field manager, so the operator owns
   exactly the fields it sets and a second writer's fields survive.
 - Status is written with a merge patch on the status subresource: the spec is never written.
@@ -56,9 +58,6 @@ DEPLOYMENT = Kind("apps", "v1", "deployments", "Deployment")
 SERVICE = Kind("", "v1", "services", "Service")
 POD = Kind("", "v1", "pods", "Pod")
 EVENT = Kind("events.k8s.io", "v1", "events", "Event")
-HTTPROUTE = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
-VIRTUALSERVICE = Kind("networking.istio.io", "v1", "virtualservices", "VirtualService")
-INGRESS = Kind("networking.k8s.io", "v1", "ingresses", "Ingress")
 
 
 class KubeError(Exception):
@@ -211,18 +210,17 @@ class KubeClient:
         return self.request("POST", kind.path(namespace), body=body)
 
 
-KINDS = {
-    (kind.api_version, kind.kind): kind
-    for kind in (
-        MODEL_DEPLOYMENT,
-        DEPLOYMENT,
-        SERVICE,
-        EVENT,
-        HTTPROUTE,
-        VIRTUALSERVICE,
-        INGRESS,
-    )
+KINDS: dict[tuple[str, str], Kind] = {
+    (kind.api_version, kind.kind): kind for kind in (MODEL_DEPLOYMENT, DEPLOYMENT, SERVICE, EVENT)
 }
+
+
+def register_kinds(*kinds: Kind) -> None:
+    """Make `kind_of` (and so `apply`) know kinds a higher layer declares, such as the routers' objects."""
+    for kind in kinds:
+        known = KINDS.setdefault((kind.api_version, kind.kind), kind)
+        if known != kind:
+            raise ValueError(f"{kind.api_version}/{kind.kind} is already known as {known}")
 
 
 def kind_of(body: dict) -> Kind:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelrollout.core.enums import Router
 from modelrollout.core.rollout import Weights
-from modelrollout.render.routers import RouteTarget
+from modelrollout.render.routers.base import ObjectKind, RouteTarget
 
-API_VERSION = "gateway.networking.k8s.io/v1"
+HTTPROUTE = ObjectKind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 
 
 def _backend(service: str, port: int, weight: int) -> dict[str, Any]:
@@ -15,10 +16,11 @@ def _backend(service: str, port: int, weight: int) -> dict[str, Any]:
 
 
 class GatewayAPIRouter:
-    name = "gatewayAPI"
+    name = Router.GATEWAY_API
+    kinds: tuple[ObjectKind, ...] = (HTTPROUTE,)
 
-    def object_names(self, name: str) -> list[tuple[str, str, str]]:
-        return [(API_VERSION, "HTTPRoute", name)]
+    def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
+        return [(HTTPROUTE, name)]
 
     def render(self, target: RouteTarget, weights: Weights) -> list[dict[str, Any]]:
         config = target.config
@@ -47,6 +49,4 @@ class GatewayAPIRouter:
         spec: dict[str, Any] = {"parentRefs": [dict(ref) for ref in config.get("parentRefs", [])], "rules": [rule]}
         if config.get("hostnames"):
             spec["hostnames"] = list(config["hostnames"])
-        return [
-            {"apiVersion": API_VERSION, "kind": "HTTPRoute", "metadata": target.metadata(target.name), "spec": spec}
-        ]
+        return [{**HTTPROUTE.header(), "metadata": target.metadata(target.name), "spec": spec}]

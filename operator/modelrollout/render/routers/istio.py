@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelrollout.core.enums import Router
 from modelrollout.core.rollout import Weights
-from modelrollout.render.routers import RouteTarget
+from modelrollout.render.routers.base import ObjectKind, RouteTarget
 
-API_VERSION = "networking.istio.io/v1"
+VIRTUALSERVICE = ObjectKind("networking.istio.io", "v1", "virtualservices", "VirtualService")
 
 
 def service_host(service: str, namespace: str) -> str:
@@ -15,10 +16,11 @@ def service_host(service: str, namespace: str) -> str:
 
 
 class IstioRouter:
-    name = "istio"
+    name = Router.ISTIO
+    kinds: tuple[ObjectKind, ...] = (VIRTUALSERVICE,)
 
-    def object_names(self, name: str) -> list[tuple[str, str, str]]:
-        return [(API_VERSION, "VirtualService", name)]
+    def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
+        return [(VIRTUALSERVICE, name)]
 
     def render(self, target: RouteTarget, weights: Weights) -> list[dict[str, Any]]:
         config = target.config
@@ -39,11 +41,4 @@ class IstioRouter:
         spec: dict[str, Any] = {"hosts": list(config.get("hosts", [])), "http": [route]}
         if config.get("gateways"):
             spec["gateways"] = list(config["gateways"])
-        return [
-            {
-                "apiVersion": API_VERSION,
-                "kind": "VirtualService",
-                "metadata": target.metadata(target.name),
-                "spec": spec,
-            }
-        ]
+        return [{**VIRTUALSERVICE.header(), "metadata": target.metadata(target.name), "spec": spec}]

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelrollout.core.enums import Router
 from modelrollout.core.rollout import Weights
-from modelrollout.render.routers import RouteTarget
+from modelrollout.render.routers.base import ObjectKind, RouteTarget
 
-API_VERSION = "networking.k8s.io/v1"
+INGRESS = ObjectKind("networking.k8s.io", "v1", "ingresses", "Ingress")
 CANARY = "nginx.ingress.kubernetes.io/canary"
 CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 
 
 class NginxRouter:
-    name = "nginx"
+    name = Router.NGINX
+    kinds: tuple[ObjectKind, ...] = (INGRESS,)
 
-    def object_names(self, name: str) -> list[tuple[str, str, str]]:
-        return [(API_VERSION, "Ingress", name), (API_VERSION, "Ingress", f"{name}-canary")]
+    def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
+        return [(INGRESS, name), (INGRESS, f"{name}-canary")]
 
     def render(self, target: RouteTarget, weights: Weights) -> list[dict[str, Any]]:
         return [
@@ -53,9 +55,4 @@ class NginxRouter:
         }
         if config.get("tlsSecretName"):
             spec["tls"] = [{"hosts": [host], "secretName": config["tlsSecretName"]}]
-        return {
-            "apiVersion": API_VERSION,
-            "kind": "Ingress",
-            "metadata": target.metadata(name, annotations),
-            "spec": spec,
-        }
+        return {**INGRESS.header(), "metadata": target.metadata(name, annotations), "spec": spec}
