@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import asdict
 
-from modelrollout.devcluster.cluster import free_port, wait_until
 from modelrollout.simulator.exporter import Behaviour, TrafficSimulator
+
+READY_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class SimulatorProcess:
+    """The simulator as a child process; the local stack (devcluster) runs it, so it imports nothing from there."""
+
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self._popen = subprocess.Popen(
@@ -28,7 +39,11 @@ class SimulatorProcess:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        wait_until(self._ready, 30, "the traffic simulator")
+        deadline = time.monotonic() + READY_SECONDS
+        while not self._ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {READY_SECONDS}s waiting for the traffic simulator")
+            time.sleep(0.2)
 
     @property
     def address(self) -> str:
@@ -37,8 +52,11 @@ class SimulatorProcess:
     def _ready(self) -> bool:
         if self._popen.poll() is not None:
             raise RuntimeError(f"the traffic simulator exited with {self._popen.returncode}")
-        with urllib.request.urlopen(f"http://{self.address}/metrics", timeout=2) as response:
-            return response.status == 200
+        try:
+            with urllib.request.urlopen(f"http://{self.address}/metrics", timeout=2) as response:
+                return response.status == 200
+        except OSError:  # not listening yet
+            return False
 
     def set(self, namespace: str, revision: str, behaviour: Behaviour) -> None:
         request = urllib.request.Request(
