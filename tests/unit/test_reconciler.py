@@ -1,0 +1,495 @@
+"""The `Reconciler` (the I/O shell around `decide`) against an in-memory apiserver (`fake_kube.FakeKube`).
+
+Each test drives one ModelDeployment through reconciles with an explicit clock and checks what the
+shell wrote, in which order, and what it wrote into status and metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from modelrollout.controller import metrics
+from modelrollout.controller import reconciler as reconciler_module
+from modelrollout.controller.reconciler import Reconciler, no_analysis
+from modelrollout.core import labels
+from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
+from modelrollout.core.rollout import Decision
+from modelrollout.core.spec import parse_spec
+from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, SERVICE
+from tests.unit.fake_kube import FakeKube
+
+NS = "models"
+NAME = "fraud-scorer"
+T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+STEPS = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 100}]
+GATEWAY = {"gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
+CHILD_KINDS = ("Deployment", "Service", "HTTPRoute")
+
+
+def model_deployment(
+    name: str = NAME,
+    version: str = "1",
+    router: bool = True,
+    steps: list[dict[str, Any]] | None = None,
+    **canary: Any,
+) -> dict[str, Any]:
+    """A ModelDeployment like manifests/samples/fraud-scorer.yaml, 4 pods, canary steps 25% / pause / 100%."""
+    spec: dict[str, Any] = {
+        "replicas": 4,
+        "model": {"name": "fraud-scorer", "version": version, "uri": f"s3://models/fraud/{version}"},
+        "template": {"spec": {"containers": [{"name": "server", "image": "registry.example.com/scorer:1.4.0"}]}},
+        "service": {"port": 80, "targetPort": "http"},
+        "strategy": {"canary": {"steps": STEPS if steps is None else steps, **canary}},
+        "progressDeadlineSeconds": 600,
+    }
+    if router:
+        spec["trafficRouting"] = GATEWAY
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "generation": 1, "resourceVersion": "1"},
+        "spec": spec,
+    }
+
+
+def revision_of(body: dict[str, Any], version: str) -> str:
+    spec = dict(body["spec"], model=dict(body["spec"]["model"], version=version, uri=f"s3://models/fraud/{version}"))
+    return parse_spec(spec).revision
+
+
+class FiringAlarm:
+    """Stands in for `AlarmChecker`: fires the alerts a test sets."""
+
+    def __init__(self) -> None:
+        self.alerts: tuple[str, ...] = ()
+
+    def firing(self, spec: Any, now: datetime, poll: bool) -> tuple[str, ...]:
+        return self.alerts
+
+
+class Cluster:
+    """One ModelDeployment in a fake apiserver, its reconciler, and a clock the test moves."""
+
+    def __init__(self, body: dict[str, Any], analysis=no_analysis, alarms: FiringAlarm | None = None) -> None:
+        self.body = body
+        self.name = body["metadata"]["name"]
+        self.kube = FakeKube()
+        self.kube.add(body)
+        self.now = T0
+        self.reconciler = Reconciler(self.kube, clock=lambda: self.now, analysis=analysis, alarms=alarms)
+        self.v1 = revision_of(body, "1")
+        self.v2 = revision_of(body, "2")
+
+    def reconcile(self) -> list[tuple[str, str, str]]:
+        """One reconcile; returns its calls."""
+        self.kube.forget_calls()
+        self.reconciler.reconcile(NS, self.name)
+        return list(self.kube.calls)
+
+    def child_writes(self) -> list[tuple[str, str, str]]:
+        return [call for call in self.kube.calls if call[0] not in ("get", "list") and call[1] in CHILD_KINDS]
+
+    def status(self) -> dict[str, Any]:
+        return self.kube.object(MODEL_DEPLOYMENT, NS, self.name)["status"]
+
+    def deployment(self, revision: str) -> dict[str, Any] | None:
+        return self.kube.object(DEPLOYMENT, NS, f"{self.name}-{revision}")
+
+    def replicas(self, revision: str) -> int:
+        return self.deployment(revision)["spec"]["replicas"]
+
+    def service(self, suffix: str = "") -> dict[str, Any] | None:
+        return self.kube.object(SERVICE, NS, self.name + suffix)
+
+    def route(self) -> dict[str, Any] | None:
+        return self.kube.object("HTTPRoute", NS, self.name)
+
+    def route_weights(self) -> list[int]:
+        return [ref["weight"] for ref in self.route()["spec"]["rules"][0]["backendRefs"]]
+
+    def edit_spec(self, change) -> None:
+        self.kube.edit(MODEL_DEPLOYMENT, NS, self.name, lambda body: change(body["spec"]))
+
+    def roll_out(self, version: str) -> None:
+        self.edit_spec(lambda spec: spec["model"].update(version=version, uri=f"s3://models/fraud/{version}"))
+
+    def ask(self, action: str, request_id: str, actor: str = "alice") -> None:
+        """A person's manual request, as `kubectl modelrollout <action>` writes it into status."""
+        request = {"action": action, "id": request_id, "actor": actor, "requestedAt": "2026-11-22T12:00:00Z"}
+        self.kube.edit(
+            MODEL_DEPLOYMENT, NS, self.name, lambda body: body.setdefault("status", {}).update(request=request)
+        )
+
+    def healthy(self) -> None:
+        """v1 created and settled: Healthy."""
+        self.reconcile()
+        self.kube.settle(NS)
+        self.now += timedelta(seconds=5)
+        self.reconcile()
+        assert self.status()["phase"] == "Healthy"
+
+    def canary_paused(self) -> None:
+        """From Healthy v1: v2 rolled out to its first step (25%), now waiting at the indefinite pause.
+
+        With a router: the canary pod, then the weight. Without: the canary pod, the stable's scale-down
+        to 3, then the step counts as done once both have settled.
+        """
+        self.roll_out("2")
+        rounds = 2 if "trafficRouting" in self.body["spec"] else 3
+        for _ in range(rounds):
+            self.now += timedelta(seconds=5)
+            self.reconcile()
+            self.kube.settle(NS)
+        status = self.status()
+        assert (status["phase"], status["canaryRevision"], status["currentStepIndex"]) == ("Paused", self.v2, 1)
+
+
+def condition(status: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+def history_actions(status: Mapping[str, Any]) -> list[str]:
+    return [entry["action"] for entry in status.get("history", [])]
+
+
+# --- 1. write order -------------------------------------------------------------------------------
+
+
+def test_canary_scale_up_is_written_before_the_services_and_the_route():
+    cluster = Cluster(model_deployment())
+    cluster.healthy()
+    cluster.roll_out("2")
+
+    cluster.reconcile()
+
+    assert cluster.replicas(cluster.v2) == 1
+    assert cluster.child_writes() == [
+        ("apply", "Deployment", f"{NAME}-{cluster.v2}"),
+        ("apply", "Service", NAME),
+        ("apply", "Service", f"{NAME}-stable"),
+        ("apply", "Service", f"{NAME}-canary"),
+        ("apply", "HTTPRoute", NAME),
+    ]
+
+
+def test_route_weight_moves_to_the_canary_only_after_its_deployment_is_written():
+    cluster = Cluster(model_deployment())
+    cluster.healthy()
+    cluster.roll_out("2")
+    cluster.reconcile()
+    assert cluster.route_weights() == [100, 0]  # no canary pod available yet: no traffic for it
+    cluster.kube.settle(NS)
+    cluster.now += timedelta(seconds=5)
+
+    calls = cluster.reconcile()
+
+    assert cluster.route_weights() == [75, 25]
+    assert calls.index(("apply", "Deployment", f"{NAME}-{cluster.v2}")) < calls.index(("apply", "HTTPRoute", NAME))
+
+
+@pytest.mark.parametrize("trigger", ["request", "alert"])
+def test_abort_writes_the_route_back_to_stable_before_scaling_the_canary_down(trigger):
+    alarm = FiringAlarm()
+    cluster = Cluster(model_deployment(abortScaleDownDelaySeconds=0), alarms=alarm)
+    cluster.healthy()
+    cluster.canary_paused()
+    assert (cluster.route_weights(), cluster.replicas(cluster.v2)) == ([75, 25], 1)
+    if trigger == "request":
+        cluster.ask("abort", "abort-1")
+    else:
+        alarm.alerts = ("HighErrorRate",)
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()
+
+    assert cluster.status()["phase"] == "Degraded"
+    assert (cluster.route_weights(), cluster.replicas(cluster.v2)) == ([100, 0], 0)
+    assert cluster.child_writes() == [
+        ("apply", "Service", NAME),
+        ("apply", "Service", f"{NAME}-stable"),
+        ("apply", "Service", f"{NAME}-canary"),
+        ("apply", "HTTPRoute", NAME),
+        ("patch", "Deployment", f"{NAME}-{cluster.v2}"),
+    ]
+
+
+def test_without_router_abort_scales_stable_up_then_moves_the_service_then_scales_the_canary_down():
+    cluster = Cluster(model_deployment(router=False, abortScaleDownDelaySeconds=0))
+    cluster.healthy()
+    cluster.canary_paused()
+    assert (cluster.replicas(cluster.v1), cluster.replicas(cluster.v2)) == (3, 1)
+    cluster.ask("abort", "abort-1")
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()
+
+    assert (cluster.replicas(cluster.v1), cluster.replicas(cluster.v2)) == (4, 0)
+    assert cluster.child_writes() == [
+        ("patch", "Deployment", f"{NAME}-{cluster.v1}"),
+        ("apply", "Service", NAME),
+        ("patch", "Deployment", f"{NAME}-{cluster.v2}"),
+    ]
+
+
+def test_removing_the_router_deletes_the_route_before_the_services_it_routes_to():
+    """Documented order: '... then routing objects, then scale-downs, then deletions'. The HTTPRoute
+    names the -stable and -canary Services as its backends, so they must outlive it: deleted first,
+    they leave the gateway a route to missing backends (and, should the route's deletion fail, for
+    longer than one reconcile)."""
+    cluster = Cluster(model_deployment())
+    cluster.healthy()
+    cluster.edit_spec(lambda spec: spec.pop("trafficRouting"))
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()
+
+    writes = cluster.child_writes()
+    deletes = [call for call in writes if call[0] == "delete"]
+    assert writes[-len(deletes) :] == deletes
+    assert writes.index(("delete", "HTTPRoute", NAME)) < writes.index(("delete", "Service", f"{NAME}-stable"))
+    assert writes.index(("delete", "HTTPRoute", NAME)) < writes.index(("delete", "Service", f"{NAME}-canary"))
+
+
+# --- 2. children the apiserver rejects -------------------------------------------------------------
+
+
+def test_rejected_deployment_degrades_with_invalid_spec_and_keeps_the_stable_at_size():
+    cluster = Cluster(model_deployment(router=False))
+    cluster.healthy()
+    cluster.roll_out("2")
+    cluster.now += timedelta(seconds=5)
+    cluster.reconcile()
+    cluster.kube.settle(NS)  # the canary's pod is available: the stable would give up one pod now
+    message = 'Deployment.apps "fraud-scorer" is invalid: spec.template.spec.containers[0].image: Required value'
+    cluster.kube.fail("apply", "Deployment", f"{NAME}-{cluster.v2}", 422, message, "Invalid")
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()
+
+    status = cluster.status()
+    assert status["phase"] == "Degraded"
+    assert (condition(status, "Degraded")["reason"], condition(status, "Stalled")["reason"]) == (
+        "InvalidSpec",
+        "InvalidSpec",
+    )
+    assert message in status["message"]
+    assert cluster.replicas(cluster.v1) == 4
+    assert ("patch", "Deployment", f"{NAME}-{cluster.v1}") not in cluster.kube.calls
+    assert [body["reason"] for verb, kind, _, _, body in cluster.kube.writes if kind == "Event"] == ["InvalidSpec"]
+
+    cluster.kube.heal()  # the same reconcile, accepted: the stable does give up its pod
+    cluster.reconcile()
+    assert cluster.replicas(cluster.v1) == 3
+
+
+def test_rejected_route_degrades_with_invalid_spec_and_keeps_the_old_stable_serving():
+    cluster = Cluster(model_deployment(steps=[{"setWeight": 50}], scaleDownDelaySeconds=0))
+    cluster.healthy()
+    cluster.roll_out("2")
+    for _ in range(2):  # 2 canary pods, then 50%, then 4 canary pods for the promotion
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+    assert (cluster.replicas(cluster.v1), cluster.replicas(cluster.v2)) == (4, 4)
+    message = 'HTTPRoute.gateway.networking.k8s.io "fraud-scorer" is invalid: spec.parentRefs: Too many'
+    cluster.kube.fail("apply", "HTTPRoute", NAME, 422, message, "Invalid")
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()  # would promote v2 and scale v1 to 0 right after the route write
+
+    status = cluster.status()
+    assert (status["phase"], condition(status, "Degraded")["reason"]) == ("Degraded", "InvalidSpec")
+    assert message in status["message"]
+    assert status["stableRevision"] == cluster.v1
+    assert cluster.replicas(cluster.v1) == 4
+    assert ("patch", "Deployment", f"{NAME}-{cluster.v1}") not in cluster.kube.calls
+
+    cluster.kube.heal()
+    cluster.reconcile()
+    assert (cluster.status()["stableRevision"], cluster.replicas(cluster.v1)) == (cluster.v2, 0)
+
+
+def test_route_api_not_installed_says_the_routers_crd_is_missing():
+    cluster = Cluster(model_deployment())
+    cluster.kube.fail("apply", "HTTPRoute", NAME, 404, "the server could not find the requested resource", "NotFound")
+
+    cluster.reconcile()
+
+    status = cluster.status()
+    assert (status["phase"], condition(status, "Stalled")["reason"]) == ("Degraded", "InvalidSpec")
+    assert "the server could not find the requested resource" in status["message"]
+    assert "CRD installed?" in status["message"]
+
+
+# --- 3. status writes ------------------------------------------------------------------------------
+
+
+def test_status_is_patched_with_a_resource_version_precondition_and_only_when_it_changed():
+    cluster = Cluster(model_deployment())
+    cluster.healthy()
+    read_version = cluster.kube.object(MODEL_DEPLOYMENT, NS, NAME)["metadata"]["resourceVersion"]
+    cluster.roll_out("2")
+    edited_version = cluster.kube.object(MODEL_DEPLOYMENT, NS, NAME)["metadata"]["resourceVersion"]
+    assert edited_version != read_version
+
+    cluster.reconcile()
+
+    [(_, _, _, path, body)] = [write for write in cluster.kube.writes if write[0] == "patch-status"]
+    assert path == f"/apis/modelrollout.io/v1alpha1/namespaces/{NS}/modeldeployments/{NAME}/status"
+    assert body["metadata"] == {"resourceVersion": edited_version}
+    assert body["status"]["canaryRevision"] == cluster.v2
+
+    cluster.now += timedelta(seconds=1)  # nothing observed changed: the same status
+    calls = cluster.reconcile()
+    assert [call for call in calls if call[0] == "patch-status"] == []
+
+
+# --- 4. manual requests ----------------------------------------------------------------------------
+
+
+def test_a_handled_request_is_cleared_in_the_status_write_that_answers_it():
+    cluster = Cluster(model_deployment())
+    cluster.healthy()
+    cluster.canary_paused()
+    cluster.ask("pause", "pause-1")
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()
+
+    status_writes = [body["status"] for verb, _, _, _, body in cluster.kube.writes if verb == "patch-status"]
+    assert len(status_writes) == 1
+    assert status_writes[0]["request"] is None
+    assert (status_writes[0]["lastRequest"]["id"], status_writes[0]["lastRequest"]["accepted"]) == ("pause-1", True)
+    assert "request" not in cluster.status()
+    assert history_actions(cluster.status()).count("pause") == 1
+
+    cluster.now += timedelta(seconds=5)
+    cluster.reconcile()
+    assert history_actions(cluster.status()).count("pause") == 1
+
+
+# --- 5. decide is called once, or twice with measurements ------------------------------------------
+
+
+@pytest.fixture
+def decide_calls(monkeypatch) -> list:
+    observations = []
+    real = reconciler_module.decide
+
+    def counting(observation):
+        observations.append(observation)
+        return real(observation)
+
+    monkeypatch.setattr(reconciler_module, "decide", counting)
+    return observations
+
+
+def test_decide_runs_once_per_reconcile_when_no_analysis_is_asked(decide_calls):
+    asked = []
+
+    def analysis(body, decision, now):
+        asked.append(decision)
+        return {}
+
+    cluster = Cluster(model_deployment(), analysis=analysis)
+    cluster.healthy()
+    cluster.roll_out("2")
+    decide_calls.clear()
+
+    cluster.reconcile()
+
+    assert len(decide_calls) == 1
+    assert asked == []
+
+
+def test_decide_runs_a_second_time_with_the_measurements_when_analysis_runs_are_asked(decide_calls):
+    metric = MetricSpec("error-rate", success_condition="result < 0.01", query="rate(errors[1m])")
+
+    def analysis(body, decision: Decision, now: datetime) -> dict[str, AnalysisInput]:
+        return {
+            run.key: AnalysisInput((metric,), {"error-rate": Measurement(now, 0.001)}) for run in decision.analysis_runs
+        }
+
+    steps = [{"analysis": {"templates": [{"name": "error-rate"}]}}, {"pause": {}}]
+    cluster = Cluster(model_deployment(steps=steps), analysis=analysis)
+    cluster.healthy()
+    cluster.roll_out("2")
+    decide_calls.clear()
+
+    cluster.reconcile()
+
+    assert len(decide_calls) == 2
+    key = f"{cluster.v2}-step-0"
+    assert (dict(decide_calls[0].analysis), list(decide_calls[1].analysis)) == ({}, [key])
+    runs = {run["key"]: run["phase"] for run in cluster.status()["analysisRuns"]}
+    assert runs == {key: "Successful"}
+
+
+# --- 6. stale objects and the active Service without a router --------------------------------------
+
+
+def test_removing_the_router_deletes_its_route_and_the_stable_and_canary_services():
+    cluster = Cluster(model_deployment())
+    cluster.healthy()
+    assert cluster.route() is not None and cluster.service("-stable") is not None
+    cluster.edit_spec(lambda spec: spec.pop("trafficRouting"))
+    cluster.now += timedelta(seconds=5)
+
+    calls = cluster.reconcile()
+
+    assert {call for call in calls if call[0] == "delete"} == {
+        ("delete", "HTTPRoute", NAME),
+        ("delete", "Service", f"{NAME}-stable"),
+        ("delete", "Service", f"{NAME}-canary"),
+    }
+    assert (cluster.route(), cluster.service("-stable"), cluster.service("-canary")) == (None, None, None)
+    assert cluster.service()["spec"]["selector"][labels.REVISION_LABEL] == cluster.v1
+    assert cluster.status()["trafficRouter"] == "none"
+
+    calls = cluster.reconcile()  # written once: nothing left to delete
+    assert [call for call in calls if call[0] == "delete"] == []
+
+
+def test_without_router_the_active_service_spans_revisions_only_while_the_canary_is_in_its_steps():
+    cluster = Cluster(model_deployment(router=False))
+    cluster.healthy()
+    assert cluster.service()["spec"]["selector"] == {labels.DEPLOYMENT_LABEL: NAME, labels.REVISION_LABEL: cluster.v1}
+
+    cluster.canary_paused()
+    assert cluster.service()["spec"]["selector"] == {labels.DEPLOYMENT_LABEL: NAME}
+
+    cluster.ask("abort", "abort-1")
+    cluster.now += timedelta(seconds=5)
+    cluster.reconcile()
+    assert cluster.service()["spec"]["selector"] == {labels.DEPLOYMENT_LABEL: NAME, labels.REVISION_LABEL: cluster.v1}
+
+
+# --- 7. metrics ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("trigger", "reason"), [("request", "Aborted"), ("alert", "AlertFiring")])
+def test_an_abort_counts_once_under_its_typed_reason(trigger, reason):
+    name = f"aborts-by-{trigger}"  # a name of its own: the registry is process-wide
+    alarm = FiringAlarm()
+    cluster = Cluster(model_deployment(name=name), alarms=alarm)
+    cluster.healthy()
+    cluster.canary_paused()
+    labels_ = {"namespace": NS, "name": name, "reason": reason}
+    assert metrics.REGISTRY.get_sample_value("modelrollout_rollout_aborts_total", labels_) is None
+    if trigger == "request":
+        cluster.ask("abort", "abort-1")
+    else:
+        alarm.alerts = ("HighErrorRate",)
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()
+    assert metrics.REGISTRY.get_sample_value("modelrollout_rollout_aborts_total", labels_) == 1.0
+
+    cluster.now += timedelta(seconds=5)
+    cluster.reconcile()  # still Degraded (aborted), but no new abort
+    assert cluster.status()["phase"] == "Degraded"
+    assert metrics.REGISTRY.get_sample_value("modelrollout_rollout_aborts_total", labels_) == 1.0
