@@ -204,9 +204,12 @@ def test_a_passing_post_promotion_analysis_completes_the_promotion(stable_world)
     world.run()
     world.advance(120)
     world.run()
-    world.analysis = {f"{new}-post-promotion": psi(0.01)}
-    world.step()
+    world.analysis = {f"{new}-post-promotion": psi(0.01, world.now)}
+    first = world.run()
+    assert first.status["stage"] == "PostPromotion"  # count 2: one measurement is not enough
     world.advance(60)
+    assert world.run().status["stage"] == "PostPromotion"  # the same measurement again does not count twice
+    world.analysis = {f"{new}-post-promotion": psi(0.01, world.now)}
     assert world.run().status["stableRevision"] == new
 
 

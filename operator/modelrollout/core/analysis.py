@@ -3,7 +3,7 @@
 Rules (Argo Rollouts' vocabulary, with the missing-data lessons learned):
 - A metric is measured every `interval` after `initialDelay` until `count` decisive (successful or
   failed) measurements are in (0: until the run ends); errors and no-data results are retried, never
-  counted toward `count`.
+  counted toward `count`. A measurement counts once: one no newer than the last counted is ignored.
 - A metric measures one query, or the distance between two histograms (`DistributionSpec`,
   computed by `core.distributions`); the distance is the measurement's value.
 - One measurement is Successful, Failed, Inconclusive or Error:
@@ -233,7 +233,9 @@ def advance(
     for metric in metrics:
         entry = dict(previous.get(metric.name) or new_metric_state(metric.name))
         measurement = measurements.get(metric.name)
-        if metric.name in due and measurement is not None:
+        last = parse_time(entry.get("lastMeasuredAt"))
+        fresh = measurement is not None and (last is None or measurement.time > last)
+        if metric.name in due and fresh:
             phase, message = judge(metric, measurement)
             entry["count"] += 1
             entry["lastMeasuredAt"] = format_time(measurement.time)
