@@ -1,11 +1,16 @@
 """A deterministic stand-in for the Deployment controller and kubelet, for driving the pure core.
 
-After each decision `World` settles every Deployment at the decided replica count (or leaves
-chosen ones unready), so sequences of decisions read like a script, with explicit time.
+After each decision `World` scales every Deployment to the decided replica count; pods become
+available `ready_per_step` at a time (all at once by default), never for revisions in `unready`, and
+can be lost. `run()` decides until nothing changes (a fixpoint) and fails on oscillation. Time moves
+only with `advance()`. An optional `check(observation, decision, previous)` sees every decision:
+the property tests pass their invariants there.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -17,9 +22,13 @@ from modelrollout.core.spec import ObjectMeta, parse_spec
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 META = ObjectMeta(name="fraud", namespace="models", uid="uid-1", generation=1)
 STEPS = [{"setWeight": 5}, {"pause": {"duration": "10m"}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]
+RUN_LIMIT = 60
+
+Check = Callable[[Observation, Decision, Decision | None], None]
 
 
 def make_spec(version="1", replicas=4, steps=None, router=True, history=5, strategy=None, **extra):
+    """A parsed spec; `router` is True (gatewayAPI), False or "none", or a router's name."""
     body = {
         "replicas": replicas,
         "model": {"name": "fraud", "version": version},
@@ -28,20 +37,26 @@ def make_spec(version="1", replicas=4, steps=None, router=True, history=5, strat
         "revisionHistoryLimit": history,
         **extra,
     }
-    if router:
+    name = "gatewayAPI" if router is True else ("none" if router is False else router)
+    if name == "gatewayAPI":
         body["trafficRouting"] = {"gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
+    elif name == "istio":
+        body["trafficRouting"] = {"istio": {"hosts": ["fraud.example"]}}
+    elif name == "nginx":
+        body["trafficRouting"] = {"nginx": {"host": "fraud.example"}}
     return parse_spec(body)
 
 
 class World:
-    """A deterministic stand-in for the Deployment controller: it settles what the core decided."""
+    """A deterministic stand-in for the Deployment controller: it scales and readies what the core decided."""
 
-    def __init__(self, spec, now=T0):
+    def __init__(self, spec, now=T0, check: Check | None = None):
         self.spec = spec
         self.now = now
         self.status: dict = {}
         self.deployments: dict[str, ObservedDeployment] = {}
         self.unready: set[str] = set()
+        self.ready_per_step: int | None = None  # None: every pod at once
         self.created = 0
         self.request: Request | None = None
         self.analysis: dict[str, AnalysisInput] = {}
@@ -49,6 +64,7 @@ class World:
         self.decision: Decision | None = None
         self.events: list[str] = []
         self.asked = 0
+        self.check = check
 
     def observe(self) -> Observation:
         return Observation(
@@ -63,11 +79,13 @@ class World:
         )
 
     def step(self, settle=True) -> Decision:
-        decision = decide(self.observe())
+        observation = self.observe()
+        decision = decide(observation)
+        if self.check is not None:
+            self.check(observation, decision, self.decision)
         self.decision = decision
         self.events += [event.reason for event in decision.events]
-        if self.request is not None:
-            self.request = None
+        self.request = None
         self.status = decision.status
         for desired in decision.deployments:
             self._apply(desired, settle)
@@ -84,24 +102,50 @@ class World:
                 revision=desired.revision,
                 created=(T0 + timedelta(seconds=self.created)).isoformat(),
                 spec_replicas=desired.replicas,
+                generation=0,
             )
-        ready = desired.replicas if settle and desired.revision not in self.unready else 0
+        available = min(existing.available_replicas, desired.replicas)
+        if settle and desired.revision not in self.unready:
+            missing = desired.replicas - available
+            available += missing if self.ready_per_step is None else min(missing, self.ready_per_step)
+        changed = existing.spec_replicas != desired.replicas or existing.generation == 0
+        generation = existing.generation + 1 if changed else existing.generation
         self.deployments[desired.revision] = replace(
             existing,
             spec_replicas=desired.replicas,
-            generation=existing.generation + 1,
-            observed_generation=existing.generation + 1,
+            generation=generation,
+            observed_generation=generation,
             replicas=desired.replicas,
-            ready_replicas=ready,
-            available_replicas=ready,
+            ready_replicas=available,
+            available_replicas=available,
             updated_replicas=desired.replicas,
         )
 
-    def run(self, times=3) -> Decision:
-        """Decide and settle repeatedly, as watch events would, until nothing more changes at this time."""
-        for _ in range(times):
+    def lose_pods(self, revision: str, count: int) -> None:
+        """Pods of `revision` die; the Deployment controller recreates them, not yet available."""
+        existing = self.deployments.get(revision)
+        if existing is not None:
+            available = max(0, existing.available_replicas - count)
+            self.deployments[revision] = replace(existing, available_replicas=available, ready_replicas=available)
+
+    def _fingerprint(self) -> str:
+        return json.dumps([self.status, sorted(str(d) for d in self.deployments.values())], sort_keys=True)
+
+    def run(self) -> Decision:
+        """Decide and settle, as watch events would, until a decision changes nothing at this time."""
+        trail = []
+        for _ in range(RUN_LIMIT):
+            before = self._fingerprint()
             decision = self.step()
-        return decision
+            trail.append((decision.status["phase"], decision.weights, decision.deployments))
+            if not decision.events and self._fingerprint() == before:
+                return decision
+        raise AssertionError(f"no fixpoint after {RUN_LIMIT} decisions (oscillation?); last: {trail[-4:]}")
+
+    def restart(self) -> None:
+        """A new operator process: it has only what the apiserver stores, as JSON."""
+        self.status = json.loads(json.dumps(self.status))
+        self.decision = None
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)

@@ -1,0 +1,183 @@
+"""Property-based tests: random specs and random event sequences, every safety invariant after every decision.
+
+Examples per property: MODELROLLOUT_HYPOTHESIS_EXAMPLES (default 300; CI runs them derandomized,
+without a saved database). Run with many more before changing the core, e.g.
+`MODELROLLOUT_HYPOTHESIS_EXAMPLES=20000 .venv/bin/pytest tests/unit/test_properties.py`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
+from modelrollout.core.enums import Phase, RequestAction
+from modelrollout.core.observed import Request
+from modelrollout.core.rollout import canary_replicas_for
+from tests.unit import invariants
+from tests.unit.world import World, make_spec
+
+EXAMPLES = int(os.environ.get("MODELROLLOUT_HYPOTHESIS_EXAMPLES", "300"))
+IN_CI = bool(os.environ.get("CI"))
+PROFILE = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=IN_CI,
+    database=None if IN_CI else settings.default.database,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+ROUTERS = ("none", "gatewayAPI", "istio", "nginx")
+MIRRORING = ("gatewayAPI", "istio")
+CHECKS = {"templates": [{"name": "error-rate"}]}
+
+
+@st.composite
+def steps(draw) -> list[dict]:
+    count = draw(st.integers(1, 8))
+    weight, result = 0, []
+    for _ in range(count):
+        kind = draw(st.sampled_from(("setWeight", "pause", "timed-pause", "analysis")))
+        if kind == "setWeight":  # the CRD refuses decreasing weights
+            weight = draw(st.integers(weight, 100))
+            result.append({"setWeight": weight})
+        elif kind == "pause":
+            result.append({"pause": {}})
+        elif kind == "timed-pause":
+            result.append({"pause": {"duration": draw(st.sampled_from(("30s", "1m", "10m")))}})
+        else:
+            result.append({"analysis": CHECKS})
+    return result
+
+
+@st.composite
+def specs(draw) -> dict:
+    router = draw(st.sampled_from(ROUTERS))
+    replicas = draw(st.integers(1, 12))
+    shape = draw(st.sampled_from(("canary", "blueGreen", "shadow+canary", "shadow+blueGreen", "shadow")))
+    if "shadow" in shape and router not in MIRRORING:
+        shape = shape.removeprefix("shadow+") if "+" in shape else "canary"
+    strategy: dict = {}
+    if "shadow" in shape:
+        strategy["shadow"] = {"mirrorPercent": draw(st.integers(1, 100))}
+        if draw(st.booleans()):
+            strategy["shadow"]["duration"] = "1m"
+        if draw(st.booleans()):
+            strategy["shadow"]["analysis"] = CHECKS
+    if shape.endswith("canary"):
+        strategy["canary"] = {"steps": draw(steps())}
+    if shape.endswith("blueGreen"):
+        blue_green: dict = {}
+        if draw(st.booleans()):
+            blue_green["previewReplicas"] = draw(st.integers(1, replicas))
+        if draw(st.booleans()):
+            blue_green["autoPromotionSeconds"] = 60
+        for field in ("prePromotionAnalysis", "postPromotionAnalysis"):
+            if draw(st.booleans()):
+                blue_green[field] = CHECKS
+        strategy["blueGreen"] = blue_green
+    extra: dict = {"automation": draw(st.sampled_from(("manual", "supervised", "full")))}
+    if draw(st.booleans()):
+        extra["analysis"] = {**CHECKS, "startingStep": draw(st.integers(0, 3))}
+    if draw(st.booleans()):
+        extra["rollbackOn"] = {"alerts": [{"alertname": "ModelErrorRateHigh"}]}
+    return {"replicas": replicas, "router": router, "strategy": strategy, **extra}
+
+
+OUTCOMES = ("pass", "fail", "no-data", "error", "invalid")
+
+events = st.one_of(
+    st.tuples(st.just("advance"), st.sampled_from((1, 30, 61, 301, 601, 3600))),
+    st.tuples(st.just("readiness"), st.sampled_from((None, 0, 1, 2))),
+    st.tuples(st.just("never-ready"), st.booleans()),
+    st.tuples(st.just("lose"), st.integers(1, 12)),
+    st.tuples(st.just("request"), st.sampled_from(tuple(RequestAction))),
+    st.tuples(st.just("alert"), st.booleans()),
+    st.tuples(st.just("analysis"), st.sampled_from(OUTCOMES)),
+    st.tuples(st.just("new-version"), st.none()),
+    st.tuples(st.just("restart"), st.none()),
+)
+
+
+def analysis_input(outcome: str, count: int, world: World) -> AnalysisInput:
+    if outcome == "invalid":
+        return AnalysisInput(error="ModelAnalysisTemplate error-rate not found")
+    metric = MetricSpec(
+        "error-rate", interval=60, count=count, consecutive_error_limit=1, success_condition="result < 0.01"
+    )
+    value = {"pass": 0.001, "fail": 0.5, "no-data": None, "error": None}[outcome]
+    error = "connection refused" if outcome == "error" else ""
+    return AnalysisInput((metric,), {"error-rate": Measurement(world.now, value, error)})
+
+
+def apply_event(world: World, body: dict, event: tuple, versions: list[str]) -> None:
+    kind, value = event
+    canary = world.status.get("canaryRevision") or world.spec.revision
+    match kind:
+        case "advance":
+            world.advance(value)
+        case "readiness":
+            world.ready_per_step = value
+        case "never-ready":
+            (world.unready.add if value else world.unready.discard)(canary)
+        case "lose":
+            world.lose_pods(canary, value)
+        case "request":
+            world.asked += 1
+            world.request = Request(action=value.value, id=f"{value.value}-{world.asked}", actor="prop")
+        case "alert":
+            world.alerts = ("ModelErrorRateHigh",) if value and "rollbackOn" in body else ()
+        case "analysis":
+            asked = world.decision.analysis_runs if world.decision else ()
+            world.analysis = {run.key: analysis_input(value, run.default_count, world) for run in asked}
+        case "new-version":
+            versions.append(str(len(versions) + 1))
+            world.spec = make_spec(version=versions[-1], **body)
+        case "restart":
+            world.restart()
+    world.run()
+
+
+@PROFILE
+@given(body=specs(), script=st.lists(events, min_size=1, max_size=25))
+def test_every_decision_keeps_the_safety_invariants(body, script):
+    world = World(make_spec(version="1", **body), check=invariants.check)
+    world.run()
+    versions = ["1", "2"]
+    world.spec = make_spec(version="2", **body)
+    world.ready_per_step = 1  # partial readiness is the norm
+    world.run()
+    for event in script:
+        apply_event(world, body, event, versions)
+
+
+# --- the issue's reproduction, for every router and several sizes ------------------------------
+
+
+@pytest.mark.parametrize("router", ROUTERS)
+@pytest.mark.parametrize("replicas", [3, 5, 9])
+def test_a_paused_canary_holds_its_share_and_the_stable_keeps_serving(router, replicas):
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    world = World(make_spec(version="1", replicas=replicas, router=router, steps=steps), check=invariants.check)
+    stable = world.run().stable_revision
+    world.spec = make_spec(version="2", replicas=replicas, router=router, steps=steps)
+    new = world.spec.revision
+    world.ready_per_step = 1
+    paused = world.run()
+    canary_pods = canary_replicas_for(50, replicas)
+    for _ in range(10):
+        decision = world.step()
+        assert decision.status["phase"] == Phase.PAUSED and decision.status["currentStepIndex"] == 1
+        assert decision.stable_revision == stable and decision.status["intent"]["canaryWeight"] == 50
+        assert decision.replicas_of(new) == canary_pods
+        if router == "none":
+            stable_pods = max(1, replicas - canary_pods)
+            assert decision.replicas_of(stable) == stable_pods
+            assert decision.weights.canary == round(100 * canary_pods / (canary_pods + stable_pods))
+        else:
+            assert decision.replicas_of(stable) == replicas
+            assert decision.route_weights.canary == decision.weights.canary == 50
+        assert decision.status == paused.status  # a fixpoint: deciding again changes nothing
