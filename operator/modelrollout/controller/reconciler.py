@@ -176,6 +176,9 @@ class Reconciler:
             self._patch_deployment(meta, owned[desired.revision], desired.replicas, track)
         for revision in decision.delete_revisions:
             self._kube.delete(DEPLOYMENT, meta.namespace, owned[revision]["metadata"]["name"])
+        # Stale Services last: a stale route that still names them is deleted (in _apply_routes) first.
+        for role in decision.stale_services:
+            self._kube.delete(SERVICE, meta.namespace, workloads.service_name(meta.name, role))
 
     def _label_pods(self, meta: ObjectMeta, tracks: Mapping[str, Track]) -> None:
         """Put the track (stable, canary) on the pods themselves, so queries and dashboards can select it.
@@ -214,14 +217,12 @@ class Reconciler:
         )
 
     def _apply_services(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
-        """The Services the decision wants, each selecting its revision (or every revision), then the stale ones.
+        """The Services the decision wants, each selecting its revision (or every revision).
 
         Blue/green, and a promotion or abort without a router, move traffic by one selector write here.
         """
         for role, revision in decision.services.items():
             self._guard(lambda r=role, v=revision: self._kube.apply(workloads.service(meta, spec, v, r)))
-        for role in decision.stale_services:
-            self._kube.delete(SERVICE, meta.namespace, workloads.service_name(meta.name, role))
 
     def _apply_routes(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
         target = RouteTarget(
