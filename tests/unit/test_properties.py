@@ -1,6 +1,6 @@
 """Property-based tests: random specs and random event sequences, every safety invariant after every decision.
 
-Examples per property: MODELROLLOUT_HYPOTHESIS_EXAMPLES (default 300; CI runs them derandomized,
+Examples per property: MODELROLLOUT_HYPOTHESIS_EXAMPLES (default 1000, about 20 s; CI runs them derandomized,
 without a saved database). Run with many more before changing the core, e.g.
 `MODELROLLOUT_HYPOTHESIS_EXAMPLES=20000 .venv/bin/pytest tests/unit/test_properties.py`.
 """
@@ -20,7 +20,7 @@ from modelrollout.core.rollout import canary_replicas_for
 from tests.unit import invariants
 from tests.unit.world import World, make_spec
 
-EXAMPLES = int(os.environ.get("MODELROLLOUT_HYPOTHESIS_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("MODELROLLOUT_HYPOTHESIS_EXAMPLES", "1000"))
 IN_CI = bool(os.environ.get("CI"))
 PROFILE = settings(
     max_examples=EXAMPLES,
