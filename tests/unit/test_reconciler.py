@@ -191,6 +191,15 @@ def test_route_weight_moves_to_the_canary_only_after_its_deployment_is_written()
     assert calls.index(("apply", "Deployment", f"{NAME}-{cluster.v2}")) < calls.index(("apply", "HTTPRoute", NAME))
 
 
+def abort_by(trigger: str, cluster, alarm) -> None:
+    """Abort the running canary by a person's request or by a firing alarm, five seconds later."""
+    if trigger == "request":
+        cluster.ask("abort", "abort-1")
+    else:
+        alarm.alerts = ("HighErrorRate",)
+    cluster.now += timedelta(seconds=5)
+
+
 @pytest.mark.parametrize("trigger", ["request", "alert"])
 def test_abort_writes_the_route_back_to_stable_before_scaling_the_canary_down(trigger):
     alarm = FiringAlarm()
@@ -198,11 +207,7 @@ def test_abort_writes_the_route_back_to_stable_before_scaling_the_canary_down(tr
     cluster.healthy()
     cluster.canary_paused()
     assert (cluster.route_weights(), cluster.replicas(cluster.v2)) == ([75, 25], 1)
-    if trigger == "request":
-        cluster.ask("abort", "abort-1")
-    else:
-        alarm.alerts = ("HighErrorRate",)
-    cluster.now += timedelta(seconds=5)
+    abort_by(trigger, cluster, alarm)
 
     cluster.reconcile()
 
@@ -480,11 +485,7 @@ def test_an_abort_counts_once_under_its_typed_reason(trigger, reason):
     cluster.canary_paused()
     labels_ = {"namespace": NS, "name": name, "reason": reason}
     assert metrics.REGISTRY.get_sample_value("modelrollout_rollout_aborts_total", labels_) is None
-    if trigger == "request":
-        cluster.ask("abort", "abort-1")
-    else:
-        alarm.alerts = ("HighErrorRate",)
-    cluster.now += timedelta(seconds=5)
+    abort_by(trigger, cluster, alarm)
 
     cluster.reconcile()
     assert metrics.REGISTRY.get_sample_value("modelrollout_rollout_aborts_total", labels_) == 1.0
