@@ -122,7 +122,6 @@ class EventReason(StrEnum):
     ABORTED = "RolloutAborted"
     ROLLED_BACK = "RolledBack"
     STABLE_MISSING = "StableMissing"
-    CANARY_UNAVAILABLE = "CanaryUnavailable"
     REQUEST_REJECTED = "ManualActionRejected"
     MANUAL_PROMOTE = "ManualPromote"
     MANUAL_PROMOTE_FULL = "ManualPromoteFull"
