@@ -109,16 +109,14 @@ class Draft:
         return self.state.stage is Stage.POST_PROMOTION and bool(self.state.canary)
 
     def canary_ready(self, needed: int) -> bool:
-        """The new revision has `needed` pods available (and, without a router, the stable gave up the rest)."""
+        """The new revision has exactly `needed` pods, all available.
+
+        Without a router the stable gives up pods only after this, for the weight reached (see `plan`).
+        """
         if needed == 0:
             return True
         canary = self.deployment(self.state.canary)
-        if canary is None or not canary.settled_at(needed):
-            return False
-        if self.splits_by_weight or self.blue_green is not None:
-            return True
-        stable = self.deployment(self.state.stable)
-        return stable is not None and stable.settled_at(stable_share(self.replicas, needed))
+        return canary is not None and canary.settled_at(needed)
 
     # --- changes -----------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ Rules:
   gone falls back to stable, and a blue/green switch falls back to the old revision, until pods
   return; the intent is unchanged and nothing is written back.
 - The stable revision serves at full size until a new one has taken over all traffic; without a
-  router it gives up only the pods the canary serves, and never its last pod before the promotion.
+  router it gives up only the pods the canary serves at the weight reached (never for a step still
+  waiting for its pods), and never its last pod before the promotion.
 - Without a router, the active Service spans every revision only while a canary takes part in the
   replica split; at any other time it selects one revision, so an abort or a promotion moves all
   traffic in the same decision. A revision leaving the split keeps serving until the stable is back
@@ -61,7 +62,9 @@ def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
         replicas[state.canary] = canary_pods
     stable_target = d.replicas
     if spans_every_revision(d):
-        stable_target = stable_share(d.replicas, min(canary_pods, d.available(state.canary)))
+        # Only for the weight reached: a step still waiting for its pods, or a pause, moves nothing.
+        reached = canary_replicas_for(state.canary_weight, d.replicas)
+        stable_target = stable_share(d.replicas, min(reached, d.available(state.canary)))
     replicas[state.stable] = stable_target
     if state.rollback_to:
         replicas[state.rollback_to] = d.replicas
