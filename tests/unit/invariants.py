@@ -1,164 +1,344 @@
-"""The rollout's safety invariants, checked on one decision against the observation it was made from.
+"""The rollout's safety invariants, checked on each decision against the observation it was made from.
 
-Each check raises an AssertionError naming the invariant and the values. `check` runs them all; the
-World calls it after every decision in the property tests. The rounding without a router is the
-documented one: the canary runs ⌈replicas·w/100⌉ pods (at least 1 when w > 0) and the stable keeps
-the rest, never fewer than one pod, before the promotion.
+Each check raises an AssertionError naming the invariant, the values and the spec. `Checker` runs them
+all and remembers the running rollout, for the rule that a paused rollout does not move; the World
+calls it after every decision in the property tests.
+
+The checks read only what a decision reports (desired replicas, route and reported weights, the active
+revision, status) and the spec, never the core's own bookkeeping (`status.intent`), so a core that
+reloads a reported weight as its intent is caught. `Decision.services` is read when the core has it.
+
+The rounding without a router is the documented one: the canary runs ⌈replicas·w/100⌉ pods (at least 1
+when w > 0) and the stable keeps the rest, never fewer than one pod, before the promotion.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
-from modelrollout.core.enums import Phase, ServiceRole, Stage
 from modelrollout.core.observed import Observation
 from modelrollout.core.rollout import Decision, canary_replicas_for, decide
-from modelrollout.core.routers import traits_of
-from modelrollout.core.spec import SetWeight
+
+PAUSED = "Paused"
+CANARY = "Canary"
+NO_LIVE_TRAFFIC_STAGES = ("Shadow", "Preview", "Promoting")  # the new revision serves no live request yet
+
+
+# --- what the spec and the decision say, read the same way from every version of the core ----------
 
 
 def available(observation: Observation, revision: str) -> int:
     return next((d.available_replicas for d in observation.deployments if d.revision == revision), 0)
 
 
-def _fail(invariant: str, observation: Observation, decision: Decision, **values) -> None:
-    shown = ", ".join(f"{key}={value!r}" for key, value in values.items())
-    status = decision.status
-    raise AssertionError(
-        f"{invariant}: {shown}; router {observation.spec.router}, replicas {observation.spec.replicas}, "
-        f"stage {status.get('stage')!r} step {status.get('currentStepIndex')} phase {status.get('phase')}: "
-        f"{status.get('message')}"
+def splits_by_weight(observation: Observation) -> bool:
+    """A router carries the weights; without one (`none`) the ratio of pods splits live traffic."""
+    return str(observation.spec.router) != "none"
+
+
+def set_weight(step) -> int | None:
+    kind = getattr(step, "kind", type(step).__name__)
+    return step.weight if kind in ("setWeight", "SetWeight") else None
+
+
+def steps_of(observation: Observation) -> tuple:
+    return observation.spec.canary.steps if observation.spec.canary else ()
+
+
+def services(decision: Decision) -> dict:
+    """Role -> revision selected (None: every revision); empty for a core that does not report them."""
+    return dict(getattr(decision, "services", None) or {})
+
+
+def awaiting_promotion(decision: Decision) -> bool:
+    return any(
+        pause.get("reason") == "AwaitingApproval" and pause.get("gate") == "promotion"
+        for pause in decision.status.get("pauseReasons") or []
     )
 
 
+def reached_weight(observation: Observation, decision: Decision) -> int:
+    """The largest setWeight among the steps completed so far (those before currentStepIndex)."""
+    step = int(decision.status.get("currentStepIndex") or 0)
+    weights = [set_weight(s) for s in steps_of(observation)[:step]]
+    return max((w for w in weights if w is not None), default=0)
+
+
+def allowed_weight(observation: Observation, decision: Decision) -> int:
+    """The share the canary's pods may be scaled for: the weight reached, or the setWeight step being
+    prepared (its pods may come up before it completes), or 100 once every step is done and the
+    promotion is not waiting for a person (the canary scales to full size before the promotion)."""
+    steps, reached = steps_of(observation), reached_weight(observation, decision)
+    step = int(decision.status.get("currentStepIndex") or 0)
+    if step >= len(steps):
+        return reached if awaiting_promotion(decision) else 100
+    preparing = set_weight(steps[step]) or 0
+    return max(reached, preparing)
+
+
+def _fail(invariant: str, observation: Observation, decision: Decision, **values) -> None:
+    shown = ", ".join(f"{key}={value!r}" for key, value in values.items())
+    spec, status = observation.spec, decision.status
+    steps = [s.describe() if hasattr(s, "describe") else str(s) for s in steps_of(observation)]
+    raise AssertionError(
+        f"{invariant}: {shown}; spec: router {spec.router}, replicas {spec.replicas}, steps {steps}, "
+        f"shadow {spec.shadow is not None}, blueGreen {spec.blue_green is not None}, automation {spec.automation}; "
+        f"decision: stage {status.get('stage')!r} step {status.get('currentStepIndex')} "
+        f"phase {status.get('phase')}: {status.get('message')}"
+    )
+
+
+# --- the invariants ----------------------------------------------------------------------------------
+
+
 def no_traffic_without_pods(observation: Observation, decision: Decision) -> None:
-    """No route weight, mirror, active Service or reported share goes to a new revision with no available pod."""
-    new = decision.canary_revision
+    """No route weight, mirror, active Service or reported share goes to a new revision with no available pod
+    (and none goes anywhere but the stable revision while no rollout runs)."""
+    new, stable, wanted = decision.canary_revision, decision.stable_revision, services(decision)
+    route, weights = decision.route_weights, decision.weights
     if not new:
-        if decision.route_weights.canary or decision.route_weights.mirror or decision.weights.canary:
-            _fail("traffic to a canary while none runs", observation, decision, route=decision.route_weights)
-        if decision.services.get(ServiceRole.ACTIVE) != decision.stable_revision:
-            _fail("the active Service selects more than the stable revision", observation, decision)
+        stray = {
+            "route canary": route.canary,
+            "mirror": route.mirror,
+            "reported canary share": weights.canary,
+            "active revision": decision.active_revision if decision.active_revision not in ("", stable) else "",
+            "active Service": wanted.get("active", stable) if wanted.get("active", stable) != stable else "",
+        }
+        if any(stray.values()):
+            _fail("traffic beside the stable revision while no rollout runs", observation, decision, **stray)
         return
     if available(observation, new) > 0:
         return
     takers = {
-        "route canary weight": decision.route_weights.canary,
-        "mirror": decision.route_weights.mirror,
-        "reported canary share": decision.weights.canary,
-        "active Service": decision.active_revision == new,
-        "stable Service": decision.services.get(ServiceRole.STABLE) == new,
+        "route canary": route.canary if splits_by_weight(observation) else 0,
+        "mirror": route.mirror if splits_by_weight(observation) else 0,
+        "reported canary share": weights.canary,
+        "active revision": decision.active_revision == new,
+        "stable Service": wanted.get("stable") == new,
+        "active Service": wanted.get("active") == new,
     }
     if any(takers.values()):
-        _fail("traffic to a revision with no available pod", observation, decision, new=new, **takers)
+        _fail("traffic to a new revision with no available pod", observation, decision, new=new, **takers)
 
 
 def share_within_the_step(observation: Observation, decision: Decision) -> None:
-    """Before promotion the new revision gets no more than the setWeight the rollout has reached."""
-    status, spec = decision.status, observation.spec
-    intent = status["intent"]
-    if (
-        decision.route_weights.canary > intent["canaryWeight"]
-        or decision.route_weights.mirror > intent["mirrorPercent"]
-    ):
-        _fail("route beyond the intent", observation, decision, route=decision.route_weights, intent=intent)
-    if not decision.canary_revision or status["stage"] != Stage.CANARY:
+    """Before promotion the new revision never gets more than the setWeight the rollout has reached; a
+    shadow, a preview or a blue/green revision being scaled up gets no live traffic at all."""
+    new, stage = decision.canary_revision, decision.status.get("stage")
+    if not new:
         return
-    steps = spec.canary.steps if spec.canary else ()
-    step = status["currentStepIndex"]
-    reached = max((s.weight for s in steps[:step] if isinstance(s, SetWeight)), default=0)
-    if intent["canaryWeight"] > reached:
-        _fail("intent beyond the setWeight reached", observation, decision, intent=intent, reached=reached)
-    if step >= len(steps):
-        return  # all steps done: the canary scales to full size before the promotion
-    preparing = steps[step].weight if isinstance(steps[step], SetWeight) else 0
-    allowed = canary_replicas_for(max(reached, preparing), spec.replicas)
-    replicas = decision.replicas_of(decision.canary_revision) or 0
+    route, weights = decision.route_weights, decision.weights
+    if stage in NO_LIVE_TRAFFIC_STAGES and (route.canary or weights.canary or decision.active_revision == new):
+        _fail(
+            "live traffic to a revision in a stage that serves none",
+            observation,
+            decision,
+            route_canary=route.canary,
+            reported_canary=weights.canary,
+            active=decision.active_revision,
+        )
+    if stage != CANARY:
+        return
+    reached = reached_weight(observation, decision)
+    if splits_by_weight(observation):
+        if route.canary > reached:
+            _fail("route weight beyond the setWeight reached", observation, decision, route=route, reached=reached)
+        return
+    weight = allowed_weight(observation, decision)
+    allowed = canary_replicas_for(weight, observation.spec.replicas)
+    replicas = decision.replicas_of(new) or 0
     if replicas > allowed:
-        _fail("canary pods beyond its step", observation, decision, replicas=replicas, allowed=allowed)
+        _fail(
+            "canary pods beyond its step (router none: pods are the traffic)",
+            observation,
+            decision,
+            canary_replicas=replicas,
+            allowed=allowed,
+            weight=weight,
+        )
 
 
 def stable_keeps_serving(observation: Observation, decision: Decision) -> None:
-    """Before the promotion the stable keeps what serves its share, and never goes to zero."""
+    """Before the promotion the stable keeps what serves its share, never fewer pods than the canary
+    cannot replace, and never goes to zero."""
     new, stable, spec = decision.canary_revision, decision.stable_revision, observation.spec
     if not new or spec.replicas == 0:
         return
     stable_replicas = decision.replicas_of(stable) or 0
-    if traits_of(spec.router).splits_by_weight or spec.blue_green is not None:
+    if splits_by_weight(observation) or spec.blue_green is not None:
         if stable_replicas != spec.replicas:
-            _fail("the stable shrank before the promotion", observation, decision, stable=stable_replicas)
+            _fail("the stable shrank before the promotion", observation, decision, stable_replicas=stable_replicas)
         return
-    canary_replicas = decision.replicas_of(new) or 0
-    if stable_replicas < 1 or stable_replicas + canary_replicas < spec.replicas:
+    weight = allowed_weight(observation, decision) if decision.status.get("stage") == CANARY else 0
+    share = max(1, spec.replicas - canary_replicas_for(weight, spec.replicas))
+    serving = available(observation, new)
+    if stable_replicas < share or stable_replicas < spec.replicas - serving:
         _fail(
-            "the stable gave up pods the canary does not have",
+            "the stable gave up pods before the promotion",
             observation,
             decision,
-            stable=stable_replicas,
-            canary=canary_replicas,
+            stable_replicas=stable_replicas,
+            its_share=share,
+            canary_available=serving,
+            weight=weight,
         )
+
+
+def _new_abort(observation: Observation, decision: Decision) -> dict | None:
+    after, before = decision.status.get("abort") or {}, observation.status.get("abort") or {}
+    identity = ("revision", "time")
+    if after and [after.get(key) for key in identity] != [before.get(key) for key in identity]:
+        return after
+    return None
 
 
 def abort_is_immediate(observation: Observation, decision: Decision) -> None:
-    """An abort or a firing alarm takes every share off the new revision in the same decision."""
-    if decision.aborted is None and not observation.firing_alerts:
+    """An abort, or a firing alarm during a rollout, sends 0% to the new revision in the same decision."""
+    aborted = _new_abort(observation, decision)
+    stable = decision.stable_revision
+    running = bool(observation.status.get("canaryRevision")) or observation.spec.revision != stable
+    alarm = bool(observation.firing_alerts) and running
+    if aborted is None and not alarm:
         return
-    if decision.canary_revision:
-        _fail("a rollout survived an abort or a firing alarm", observation, decision, alerts=observation.firing_alerts)
-    aborted = (decision.status.get("abort") or {}).get("revision", "")
-    selected = [role for role, revision in decision.services.items() if revision in (aborted, None) and aborted]
-    if decision.route_weights != type(decision.route_weights)() or decision.weights.canary or selected:
-        _fail(
-            "traffic left on an aborted revision",
-            observation,
-            decision,
-            route=decision.route_weights,
-            selected=selected,
-        )
-
-
-def paused_stays_put(observation: Observation, decision: Decision, previous: Decision | None) -> None:
-    """While a rollout waits for a person, nothing moves toward the new revision."""
-    if previous is None or observation.request is not None:
+    new = aborted["revision"] if aborted else observation.status.get("canaryRevision") or observation.spec.revision
+    if new == stable:
         return
-    both_paused = decision.status["phase"] == previous.status["phase"] == Phase.PAUSED
-    same = decision.canary_revision and decision.canary_revision == previous.canary_revision
-    if not (both_paused and same):
-        return
-    new, stable = decision.canary_revision, decision.stable_revision
-    moved = {
-        "intent canary weight": (previous.status["intent"]["canaryWeight"], decision.status["intent"]["canaryWeight"]),
-        "intent mirror": (previous.status["intent"]["mirrorPercent"], decision.status["intent"]["mirrorPercent"]),
-        "canary replicas": (previous.replicas_of(new) or 0, decision.replicas_of(new) or 0),
+    route, weights, wanted = decision.route_weights, decision.weights, services(decision)
+    left = {
+        "rollout still running": decision.canary_revision == new,
+        "route canary": route.canary,
+        "mirror": route.mirror,
+        "reported canary share": weights.canary,
+        "active revision": decision.active_revision not in ("", stable),
+        "Services selecting it": sorted(role for role in ("active", "stable") if wanted.get(role) == new),
     }
-    grew = {name: pair for name, pair in moved.items() if pair[1] > pair[0]}
-    # The stable may give back pods it took over while canary pods were lost, down to its share of the
-    # intended weight, never below it: that is the split the rollout decided, not a move past it.
-    share = observation.spec.replicas
-    if not traits_of(observation.spec.router).splits_by_weight and observation.spec.blue_green is None:
-        intended = canary_replicas_for(decision.status["intent"]["canaryWeight"], share)
-        share = max(1, share - intended)
-    stable_now = decision.replicas_of(stable) or 0
-    shrank = stable_now < (previous.replicas_of(stable) or 0) and stable_now < share
-    switched = decision.active_revision == new != previous.active_revision
-    if grew or shrank or switched:
-        _fail("a paused rollout moved", observation, decision, grew=grew, stable_shrank=shrank, switched=switched)
+    if not splits_by_weight(observation) and observation.spec.blue_green is None:
+        replicas = decision.replicas_of(new) or 0
+        main_only_stable = wanted.get("active", None) == stable if wanted else False
+        left["pods still in the main Service"] = replicas if replicas and not main_only_stable else 0
+    if any(left.values()):
+        why = f"abort {aborted.get('reason')}" if aborted else f"alarm {observation.firing_alerts}"
+        _fail(f"traffic left on a revision after an {why}", observation, decision, revision=new, **left)
 
 
 def deterministic(observation: Observation, decision: Decision) -> None:
-    """The same observation decides the same, and so does a restart that has only the stored JSON status."""
+    """The same observation decides the same; so does a restart that has only the stored JSON status; and
+    deciding again on the decision's own status, nothing else changed, moves nothing (a fixpoint)."""
     if decide(observation) != decision:
         _fail("two decisions on one observation differ", observation, decision)
     stored = replace(observation, status=json.loads(json.dumps(observation.status)))
     if decide(stored) != decision:
         _fail("a restart from the stored status decides differently", observation, decision)
+    again = decide(replace(observation, status=decision.status, request=None))
+    if _moves(decision) != _moves(again):
+        _fail(
+            "deciding again on its own status moves the rollout",
+            observation,
+            decision,
+            first=_moves(decision),
+            again=_moves(again),
+        )
+
+
+def _moves(decision: Decision) -> dict:
+    status = decision.status
+    return {
+        "replicas": sorted((d.revision, d.replicas) for d in decision.deployments),
+        "route": decision.route_weights,
+        "weights": decision.weights,
+        "active": decision.active_revision,
+        "revisions": (decision.stable_revision, decision.canary_revision),
+        "stage": status.get("stage"),
+        "step": status.get("currentStepIndex"),
+    }
+
+
+# --- a paused rollout does not move: needs the decisions before this one ---------------------------
+
+
+@dataclass
+class _Marks:
+    """The most the new revision had, and the least the stable kept, at one stage and step of a rollout."""
+
+    route_canary: int
+    mirror: int
+    canary_replicas: int
+    stable_replicas: int
+    active_new: bool
+
+
+@dataclass
+class Checker:
+    """Runs every invariant on a decision; remembers the running rollout for `paused_stays_put`."""
+
+    previous: Decision | None = None
+    rollout: str = ""
+    marks: dict = field(default_factory=dict)  # (stage, step) -> _Marks, for the running rollout
+
+    def __call__(self, observation: Observation, decision: Decision, previous: Decision | None = None) -> None:
+        no_traffic_without_pods(observation, decision)
+        share_within_the_step(observation, decision)
+        stable_keeps_serving(observation, decision)
+        abort_is_immediate(observation, decision)
+        self.paused_stays_put(observation, decision)
+        deterministic(observation, decision)
+
+    def paused_stays_put(self, observation: Observation, decision: Decision) -> None:
+        """While a rollout waits for a person (phase Paused, no request in between), nothing moves toward the
+        new revision: no step or stage, no more route weight, mirror or canary pods, no fewer stable pods, no
+        switch. Only what it had at this step already may come back (a route drops to 0% while the canary's
+        pods are all lost, and returns with them; without a router the stable covers for them meanwhile)."""
+        new, stable, previous = decision.canary_revision, decision.stable_revision, self.previous
+        self.previous = decision
+        if new != self.rollout or observation.request is not None:
+            self.rollout, self.marks = new, {}  # another rollout, or a person acted: start afresh
+        if not new:
+            return
+        key = (decision.status.get("stage"), decision.status.get("currentStepIndex"))
+        now = _Marks(
+            decision.route_weights.canary,
+            decision.route_weights.mirror,
+            decision.replicas_of(new) or 0,
+            decision.replicas_of(stable) or 0,
+            decision.active_revision == new,
+        )
+        marks = self.marks.get(key)
+        paused = (
+            previous is not None
+            and observation.request is None
+            and previous.canary_revision == new
+            and previous.status.get("phase") == decision.status.get("phase") == PAUSED
+        )
+        if paused:
+            before = (previous.status.get("stage"), previous.status.get("currentStepIndex"))
+            if before != key:
+                _fail("a paused rollout moved to another stage or step", observation, decision, before=before)
+            moved = {
+                name: (getattr(marks, name), getattr(now, name))
+                for name in ("route_canary", "mirror", "canary_replicas", "active_new")
+                if getattr(now, name) > getattr(marks, name)
+            }
+            if now.stable_replicas < marks.stable_replicas:
+                moved["stable_replicas"] = (marks.stable_replicas, now.stable_replicas)
+            if moved:
+                _fail("a paused rollout moved toward the new revision (was, now)", observation, decision, **moved)
+        if marks is None:
+            self.marks[key] = now
+        else:
+            self.marks[key] = _Marks(
+                max(marks.route_canary, now.route_canary),
+                max(marks.mirror, now.mirror),
+                max(marks.canary_replicas, now.canary_replicas),
+                min(marks.stable_replicas, now.stable_replicas),
+                marks.active_new or now.active_new,
+            )
 
 
 def check(observation: Observation, decision: Decision, previous: Decision | None) -> None:
+    """Every invariant but the pause rule, which needs a `Checker`'s memory."""
     no_traffic_without_pods(observation, decision)
     share_within_the_step(observation, decision)
     stable_keeps_serving(observation, decision)
     abort_is_immediate(observation, decision)
-    paused_stays_put(observation, decision, previous)
     deterministic(observation, decision)
