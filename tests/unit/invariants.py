@@ -291,8 +291,8 @@ class Checker:
         pods are all lost, and returns with them; without a router the stable covers for them meanwhile)."""
         new, stable, previous = decision.canary_revision, decision.stable_revision, self.previous
         self.previous = decision
-        if new != self.rollout or observation.request is not None:
-            self.rollout, self.marks = new, {}  # another rollout, or a person acted: start afresh
+        if new != self.rollout:
+            self.rollout, self.marks = new, {}  # another rollout: start afresh
         if not new:
             return
         key = (decision.status.get("stage"), decision.status.get("currentStepIndex"))
@@ -304,6 +304,8 @@ class Checker:
             decision.active_revision == new,
         )
         marks = self.marks.get(key)
+        had = (previous.replicas_of(new) or 0) if previous is not None and previous.canary_revision == new else 0
+        self._no_new_pods_while_paused(observation, decision, had)
         paused = (
             previous is not None
             and observation.request is None
@@ -332,6 +334,31 @@ class Checker:
                 max(marks.canary_replicas, now.canary_replicas),
                 min(marks.stable_replicas, now.stable_replicas),
                 marks.active_new or now.active_new,
+            )
+
+    @staticmethod
+    def _no_new_pods_while_paused(observation: Observation, decision: Decision, had: int) -> None:
+        """Without a router pods are traffic: while waiting for a person, the canary gets no pods beyond the
+        weight reached that it did not have in the rollout's previous decision (a rollout that starts under a
+        person's pause, or pauses on inconclusive checks, does not prepare the next step's pods)."""
+        if (
+            splits_by_weight(observation)
+            or observation.spec.blue_green is not None
+            or observation.request is not None
+            or decision.status.get("phase") != PAUSED
+            or decision.status.get("stage") != CANARY
+        ):
+            return
+        reached = canary_replicas_for(reached_weight(observation, decision), observation.spec.replicas)
+        replicas = decision.replicas_of(decision.canary_revision) or 0
+        if replicas > max(reached, had):
+            _fail(
+                "a paused rollout prepared canary pods for a step it has not completed (router none: pods are traffic)",
+                observation,
+                decision,
+                canary_replicas=replicas,
+                for_weight_reached=reached,
+                in_previous_decision=had,
             )
 
 

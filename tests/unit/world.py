@@ -24,7 +24,7 @@ META = ObjectMeta(name="fraud", namespace="models", uid="uid-1", generation=1)
 STEPS = [{"setWeight": 5}, {"pause": {"duration": "10m"}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}]
 RUN_LIMIT = 60
 
-Check = Callable[[Observation, Decision, Decision | None], None]
+Check = Callable[[Observation, Decision, Decision | None], None]  # e.g. an invariants.Checker()
 
 
 def make_spec(version="1", replicas=4, steps=None, router=True, history=5, strategy=None, **extra):
@@ -137,10 +137,15 @@ class World:
         for _ in range(RUN_LIMIT):
             before = self._fingerprint()
             decision = self.step()
-            trail.append((decision.status["phase"], decision.weights, decision.deployments))
+            status = decision.status
+            trail.append(
+                f"{status.get('phase')} {status.get('stage')!r} step {status.get('currentStepIndex')} "
+                f"weights {status.get('weights')} replicas {self.replicas()}"
+            )
             if not decision.events and self._fingerprint() == before:
                 return decision
-        raise AssertionError(f"no fixpoint after {RUN_LIMIT} decisions (oscillation?); last: {trail[-4:]}")
+        last = "; ".join(trail[-4:])
+        raise AssertionError(f"no fixpoint after {RUN_LIMIT} decisions: oscillation; last decisions: {last}")
 
     def restart(self) -> None:
         """A new operator process: it has only what the apiserver stores, as JSON."""
