@@ -303,7 +303,14 @@ class Checker:
             decision.replicas_of(stable) or 0,
             decision.active_revision == new,
         )
-        marks = self.marks.get(key)
+        marks = self.marks.get(key) or now
+        self.marks[key] = _Marks(  # recorded before any check fails, so a caller that goes on stays consistent
+            max(marks.route_canary, now.route_canary),
+            max(marks.mirror, now.mirror),
+            max(marks.canary_replicas, now.canary_replicas),
+            min(marks.stable_replicas, now.stable_replicas),
+            marks.active_new or now.active_new,
+        )
         had = (previous.replicas_of(new) or 0) if previous is not None and previous.canary_revision == new else 0
         self._no_new_pods_while_paused(observation, decision, had)
         paused = (
@@ -312,29 +319,20 @@ class Checker:
             and previous.canary_revision == new
             and previous.status.get("phase") == decision.status.get("phase") == PAUSED
         )
-        if paused:
-            before = (previous.status.get("stage"), previous.status.get("currentStepIndex"))
-            if before != key:
-                _fail("a paused rollout moved to another stage or step", observation, decision, before=before)
-            moved = {
-                name: (getattr(marks, name), getattr(now, name))
-                for name in ("route_canary", "mirror", "canary_replicas", "active_new")
-                if getattr(now, name) > getattr(marks, name)
-            }
-            if now.stable_replicas < marks.stable_replicas:
-                moved["stable_replicas"] = (marks.stable_replicas, now.stable_replicas)
-            if moved:
-                _fail("a paused rollout moved toward the new revision (was, now)", observation, decision, **moved)
-        if marks is None:
-            self.marks[key] = now
-        else:
-            self.marks[key] = _Marks(
-                max(marks.route_canary, now.route_canary),
-                max(marks.mirror, now.mirror),
-                max(marks.canary_replicas, now.canary_replicas),
-                min(marks.stable_replicas, now.stable_replicas),
-                marks.active_new or now.active_new,
-            )
+        if not paused:
+            return
+        before = (previous.status.get("stage"), previous.status.get("currentStepIndex"))
+        if before != key:
+            _fail("a paused rollout moved to another stage or step", observation, decision, before=before)
+        moved = {
+            name: (getattr(marks, name), getattr(now, name))
+            for name in ("route_canary", "mirror", "canary_replicas", "active_new")
+            if getattr(now, name) > getattr(marks, name)
+        }
+        if now.stable_replicas < marks.stable_replicas:
+            moved["stable_replicas"] = (marks.stable_replicas, now.stable_replicas)
+        if moved:
+            _fail("a paused rollout moved toward the new revision (was, now)", observation, decision, **moved)
 
     @staticmethod
     def _no_new_pods_while_paused(observation: Observation, decision: Decision, had: int) -> None:
