@@ -100,7 +100,8 @@ def _run(d: Draft) -> None:
     request = d.obs.request
     if request is not None and (d.state.last_request is None or request.id != d.state.last_request.id):
         requests.handle(d, request)
-    _advance_rollback(d)
+    if _advance_rollback(d):
+        _follow_spec(d)  # a revision the spec asked for meanwhile starts in the same decision
     if d.canary_active():
         _advance(d)
 
@@ -134,22 +135,24 @@ def _follow_spec(d: Draft) -> None:
         lifecycle.start(d, d.current)
 
 
-def _advance_rollback(d: Draft) -> None:
+def _advance_rollback(d: Draft) -> bool:
+    """Bring an undo's revision home; True when the rollback ended in this decision."""
     target = d.state.rollback_to
     if not target:
-        return
+        return False
     deployment = d.deployment(target)
     if target == d.state.stable or deployment is None:
         d.update(rollback_to="")
-        return
+        return True
     if not deployment.settled_at(d.replicas):
         d.wait(f"rolling back to revision {target}: {deployment.available_replicas}/{d.replicas} pods available")
-        return
+        return False
     previous = d.state.stable
     d.update(stable=target, rollback_to="")
     lifecycle.retire(d, previous, lifecycle.scale_down_delay(d))
     d.record(HistoryAction.ROLLED_BACK, target, f"revision {target} serves again instead of {previous}")
     d.emit(EventReason.ROLLED_BACK, f"rolled back to revision {target}; revision {previous} is scaled down")
+    return True
 
 
 def _advance(d: Draft) -> None:

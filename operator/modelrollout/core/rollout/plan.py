@@ -18,7 +18,7 @@ Rules:
 
 from __future__ import annotations
 
-from modelrollout.core.enums import GateKind, ServiceRole, Stage, Track
+from modelrollout.core.enums import GateKind, PauseReason, ServiceRole, Stage, Track
 from modelrollout.core.rollout.bluegreen import preview_replicas
 from modelrollout.core.rollout.decision import DesiredDeployment, Weights
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for, stable_share
@@ -30,7 +30,15 @@ _STAGE_TRACKS = {Stage.SHADOW: Track.SHADOW, Stage.PREVIEW: Track.PREVIEW, Stage
 
 
 def canary_target(d: Draft) -> int:
-    """Pods the new revision needs in its stage; never more than the traffic a gate has let through."""
+    """Pods the new revision needs in its stage; never more than a gate let through, never more while paused."""
+    target = _stage_target(d)
+    if d.state.pause_of(PauseReason.MANUAL) is not None:
+        observed = d.deployment(d.state.canary)
+        return min(target, observed.spec_replicas if observed else 0)  # a person's pause holds everything
+    return target
+
+
+def _stage_target(d: Draft) -> int:
     state, steps = d.state, d.steps
     match state.stage:
         case Stage.SHADOW:
@@ -77,9 +85,10 @@ def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
         if item.revision in replicas or observed is None:
             continue
         due = stable_settled if spans else d.now >= item.after
+        if due and observed.spec_replicas == 0:
+            continue  # done: the revision is history now, kept at zero or deleted by revisionHistoryLimit
         replicas[item.revision] = 0 if due else observed.spec_replicas
-        if not due or observed.spec_replicas != 0:
-            kept.append(item)
+        kept.append(item)
         if not due and not spans:
             d.requeue.append((item.after - d.now).total_seconds())
     d.update(scale_downs=tuple(kept))
