@@ -259,6 +259,44 @@ def test_removing_the_router_deletes_the_route_before_the_services_it_routes_to(
     assert writes.index(("delete", "HTTPRoute", NAME)) < writes.index(("delete", "Service", f"{NAME}-canary"))
 
 
+def test_history_beyond_the_limit_is_deleted_after_the_leaving_revision_is_scaled_down():
+    """'... then scale-downs, then deletions': an abort that also finds a revision beyond
+    revisionHistoryLimit writes the route, then the canary's scale-down, and deletes last."""
+    body = model_deployment(steps=[{"setWeight": 100}], scaleDownDelaySeconds=0, abortScaleDownDelaySeconds=0)
+    body["spec"]["revisionHistoryLimit"] = 1
+    cluster = Cluster(body)
+    cluster.healthy()
+    cluster.roll_out("2")
+    for _ in range(4):  # the canary's pods, 100%, promotion, v1 scaled to 0 and kept as history
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+    assert (cluster.status()["stableRevision"], cluster.replicas(cluster.v1)) == (cluster.v2, 0)
+    v3 = revision_of(body, "3")
+    cluster.edit_spec(lambda spec: spec["strategy"]["canary"].update(steps=STEPS))
+    cluster.roll_out("3")
+    for _ in range(2):
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+    assert (cluster.status()["canaryRevision"], cluster.status()["phase"]) == (v3, "Paused")
+    cluster.edit_spec(lambda spec: spec.update(revisionHistoryLimit=0))
+    cluster.ask("abort", "abort-1")
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()
+
+    assert cluster.child_writes() == [
+        ("apply", "Service", NAME),
+        ("apply", "Service", f"{NAME}-stable"),
+        ("apply", "Service", f"{NAME}-canary"),
+        ("apply", "HTTPRoute", NAME),
+        ("patch", "Deployment", f"{NAME}-{v3}"),
+        ("delete", "Deployment", f"{NAME}-{cluster.v1}"),
+    ]
+    assert (cluster.deployment(cluster.v1), cluster.replicas(v3), cluster.replicas(cluster.v2)) == (None, 0, 4)
+
+
 # --- 2. children the apiserver rejects -------------------------------------------------------------
 
 
@@ -471,6 +509,32 @@ def test_without_router_the_active_service_spans_revisions_only_while_the_canary
     cluster.now += timedelta(seconds=5)
     cluster.reconcile()
     assert cluster.service()["spec"]["selector"] == {labels.DEPLOYMENT_LABEL: NAME, labels.REVISION_LABEL: cluster.v1}
+
+
+def test_a_deployment_owned_by_another_object_is_neither_scaled_nor_deleted():
+    """Only children with our controller owner reference (by uid) are ours: a leftover of an earlier
+    ModelDeployment of the same name carries the label the reconciler lists by, but not our uid."""
+    cluster = Cluster(model_deployment())
+    cluster.healthy()
+    leftover = cluster.deployment(cluster.v1)
+    leftover["metadata"] = {
+        "name": f"{NAME}-leftover",
+        "namespace": NS,
+        "labels": dict(leftover["metadata"]["labels"], **{labels.REVISION_LABEL: "leftover"}),
+        "ownerReferences": [
+            dict(ref, uid="uid-of-an-earlier-fraud-scorer") for ref in leftover["metadata"]["ownerReferences"]
+        ],
+    }
+    leftover["spec"]["replicas"] = 2
+    cluster.kube.add(leftover)
+    cluster.edit_spec(lambda spec: spec.update(revisionHistoryLimit=0))  # ours, it would be deleted
+    cluster.now += timedelta(seconds=5)
+
+    calls = cluster.reconcile()
+
+    assert [call for call in calls if call[2] == f"{NAME}-leftover"] == []
+    assert cluster.kube.object(DEPLOYMENT, NS, f"{NAME}-leftover")["spec"]["replicas"] == 2
+    assert cluster.status()["phase"] == "Healthy"
 
 
 # --- 7. metrics ----------------------------------------------------------------------------------
