@@ -22,9 +22,10 @@ from modelrollout.core.spec import AnalysisRef, AnalysisStep, Pause, SetWeight
 
 
 def advance(d: Draft) -> None:
-    if not _background_analysis(d):
-        return
     while d.canary_active():
+        # Checked before every step: a step completed in this decision may reach `startingStep`.
+        if not _background_analysis(d):
+            return
         state, steps = d.state, d.steps
         if state.step >= len(steps):
             if d.gate(Gate(GateKind.PROMOTION), "all steps done, promotion to 100%"):
