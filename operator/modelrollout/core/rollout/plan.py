@@ -64,12 +64,11 @@ def spans_every_revision(d: Draft) -> bool:
 def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
     state = d.state
     replicas: dict[str, int] = {}
-    canary_pods = 0
     if d.canary_active():
-        canary_pods = canary_target(d)
-        replicas[state.canary] = canary_pods
+        replicas[state.canary] = canary_target(d)
     stable_target = d.replicas
-    if spans_every_revision(d):
+    spans = spans_every_revision(d)
+    if spans:
         # Only for the weight reached: a step still waiting for its pods, or a pause, moves nothing.
         reached = canary_replicas_for(state.canary_weight, d.replicas)
         stable_target = stable_share(d.replicas, min(reached, d.available(state.canary)))
@@ -78,7 +77,6 @@ def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
         replicas[state.rollback_to] = d.replicas
     stable = d.deployment(state.stable)
     stable_settled = stable is not None and stable.settled_at(stable_target)
-    spans = spans_every_revision(d)
     kept = []
     for item in state.scale_downs:
         observed = d.deployment(item.revision)
