@@ -47,12 +47,15 @@ ADAPTERS: tuple[RouterAdapter, ...] = (
 )
 
 
+_REGISTRY: Mapping[Router, RouterAdapter] = MappingProxyType({adapter.name: adapter for adapter in ADAPTERS})
+
+
 def registry() -> Mapping[Router, RouterAdapter]:
-    return MappingProxyType({adapter.name: adapter for adapter in ADAPTERS})
+    return _REGISTRY
 
 
 def router_for(name: Router | str) -> RouterAdapter:
-    routers = registry()
+    routers = _REGISTRY
     if name not in routers:
         raise ValueError(f"unknown traffic router {name!r}; known: {', '.join(sorted(routers))}")
     return routers[name]
