@@ -83,6 +83,11 @@ class RequestAction(StrEnum):
     RESUME = "resume"
     UNDO = "undo"
 
+    @classmethod
+    def parse(cls, text: str) -> RequestAction | None:
+        """The action named `text`, or None when no such action exists (it is answered, not raised)."""
+        return next((action for action in cls if action.value == text), None)
+
 
 class HistoryAction(StrEnum):
     """What the automation did, as recorded in `status.history` (manual actions use `RequestAction`)."""

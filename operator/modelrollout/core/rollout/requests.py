@@ -33,7 +33,7 @@ Answer = tuple[bool, str]
 
 
 def handle(d: Draft, request: Request) -> None:
-    action = RequestAction(request.action) if request.action in RequestAction._value2member_map_ else None
+    action = RequestAction.parse(request.action)
     handler = HANDLERS.get(action) if action else None
     accepted, message = handler(d, request) if handler else (False, f"unknown action {request.action!r}")
     actor = request.actor or "unknown"

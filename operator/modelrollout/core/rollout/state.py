@@ -295,10 +295,9 @@ def _dump_pause(pause: PauseRecord) -> dict[str, Any]:
 
 def _load_history(body: Mapping[str, Any]) -> HistoryEntry:
     action = body.get("action", "")
-    kind = RequestAction if action in RequestAction._value2member_map_ else HistoryAction
     return HistoryEntry(
         time=_time(body.get("time")),
-        action=kind(action),
+        action=RequestAction.parse(action) or HistoryAction(action),
         revision=body.get("revision", ""),
         actor=body.get("actor", ""),
         message=body.get("message", ""),
