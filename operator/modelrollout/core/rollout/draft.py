@@ -181,8 +181,3 @@ def canary_replicas_for(weight: int, replicas: int) -> int:
     if weight <= 0 or replicas <= 0:
         return 0
     return min(replicas, max(1, -(-replicas * weight // 100)))
-
-
-def stable_share(replicas: int, canary_pods: int) -> int:
-    """Without a router, the stable keeps the pods the canary does not serve, and never fewer than one."""
-    return max(1, replicas - canary_pods) if replicas > 0 else 0

@@ -21,12 +21,17 @@ from __future__ import annotations
 from modelrollout.core.enums import GateKind, PauseReason, ServiceRole, Stage, Track
 from modelrollout.core.rollout.bluegreen import preview_replicas
 from modelrollout.core.rollout.decision import DesiredDeployment, Weights
-from modelrollout.core.rollout.draft import Draft, canary_replicas_for, stable_share
+from modelrollout.core.rollout.draft import Draft, canary_replicas_for
 from modelrollout.core.rollout.state import Gate
 from modelrollout.core.routers import traits_of
 from modelrollout.core.spec import SetWeight
 
 _STAGE_TRACKS = {Stage.SHADOW: Track.SHADOW, Stage.PREVIEW: Track.PREVIEW, Stage.PROMOTING: Track.PREVIEW}
+
+
+def stable_share(replicas: int, canary_pods: int) -> int:
+    """Without a router, the stable keeps the pods the canary does not serve, and never fewer than one."""
+    return max(1, replicas - canary_pods) if replicas > 0 else 0
 
 
 def canary_target(d: Draft) -> int:
