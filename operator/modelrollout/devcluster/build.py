@@ -49,7 +49,7 @@ class Binaries:
     kwok_stages: Path
 
 
-def _go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra or {})
     env.setdefault("CGO_ENABLED", "0")
@@ -59,22 +59,22 @@ def _go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
+def go_run(args: list[str], cwd: Path, log: Path, extra_env: dict[str, str] | None = None) -> None:
     """Run a go command, appending its output to a log that is shown if it fails."""
     with log.open("a") as out:
         out.write(f"$ {' '.join(args)}\n")
         out.flush()
-        result = subprocess.run(args, cwd=cwd, env=_go_env(extra_env), stdout=out, stderr=subprocess.STDOUT)
+        result = subprocess.run(args, cwd=cwd, env=go_env(extra_env), stdout=out, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         tail = log.read_text()[-6000:]
         raise RuntimeError(f"{' '.join(args[:3])} failed (exit {result.returncode}); log {log}:\n{tail}")
 
 
-def _module_file(module: str, version: str, workdir: Path, log: Path) -> dict[str, str]:
+def module_info(module: str, version: str, workdir: Path, log: Path) -> dict[str, str]:
     """Download a module through the proxy and return `go mod download -json` facts (Dir, GoMod)."""
     workdir.mkdir(parents=True, exist_ok=True)
     args = ["go", "mod", "download", "-json", f"{module}@{version}"]
-    result = subprocess.run(args, cwd=workdir, env=_go_env(), capture_output=True, text=True)
+    result = subprocess.run(args, cwd=workdir, env=go_env(), capture_output=True, text=True)
     with log.open("a") as out:
         out.write(f"$ {' '.join(args)}\n{result.stdout}{result.stderr}")
     if result.returncode != 0:
@@ -115,11 +115,11 @@ def _kubernetes_ldflags(version: str) -> str:
     return "-s -w " + " ".join(f"-X {key}={value}" for key, value in pairs.items())
 
 
-def _complete(directory: Path, names: tuple[str, ...]) -> bool:
+def is_complete(directory: Path, names: tuple[str, ...]) -> bool:
     return all((directory / name).is_file() for name in names)
 
 
-def _install(built: Path, final: Path) -> None:
+def install_atomically(built: Path, final: Path) -> None:
     """Move a finished build into place atomically so a half build is never a cache hit."""
     if final.exists():
         shutil.rmtree(final)
@@ -130,20 +130,20 @@ def _install(built: Path, final: Path) -> None:
 def build_kubernetes(root: Path, log: Path) -> Path:
     version = versions.KUBERNETES
     final = root / "bin" / f"kubernetes-{version}"
-    if _complete(final, KUBERNETES_COMMANDS):
+    if is_complete(final, KUBERNETES_COMMANDS):
         return final
     work = root / "build" / f"kubernetes-{version}"
     work.mkdir(parents=True, exist_ok=True)
-    info = _module_file("k8s.io/kubernetes", version, work, log)
+    info = module_info("k8s.io/kubernetes", version, work, log)
     (work / "go.mod").write_text(kubernetes_wrapper_gomod(Path(info["GoMod"]).read_text(), version))
     (work / "go.sum").unlink(missing_ok=True)
     packages = [f"k8s.io/kubernetes/cmd/{name}" for name in KUBERNETES_COMMANDS]
-    _run(["go", "get", *[f"{package}@{version}" for package in packages]], work, log)
+    go_run(["go", "get", *[f"{package}@{version}" for package in packages]], work, log)
     staging_dir = work / "out"
     shutil.rmtree(staging_dir, ignore_errors=True)
     staging_dir.mkdir()
     # One `go build` for all commands so they share one compilation of the common packages.
-    _run(
+    go_run(
         [
             "go",
             "build",
@@ -159,30 +159,30 @@ def build_kubernetes(root: Path, log: Path) -> Path:
         work,
         log,
     )
-    _install(staging_dir, final)
+    install_atomically(staging_dir, final)
     return final
 
 
 def build_etcd(root: Path, log: Path) -> Path:
     version = versions.ETCD
     final = root / "bin" / f"etcd-{version}"
-    if _complete(final, ("etcd",)):
+    if is_complete(final, ("etcd",)):
         return final
     work = root / "build" / f"etcd-{version}"
     work.mkdir(parents=True, exist_ok=True)
     (work / "go.mod").write_text("module modelrollout.local/etcd-build\n\ngo 1.24\n")
     (work / "go.sum").unlink(missing_ok=True)
     # A dependent ignores etcd's own local replaces; its requirements are real published versions.
-    _run(["go", "get", f"go.etcd.io/etcd/server/v3@{version}"], work, log)
+    go_run(["go", "get", f"go.etcd.io/etcd/server/v3@{version}"], work, log)
     staging_dir = work / "out"
     shutil.rmtree(staging_dir, ignore_errors=True)
     staging_dir.mkdir()
-    _run(
+    go_run(
         ["go", "build", "-trimpath", "-ldflags", "-s -w", "-o", str(staging_dir / "etcd"), "go.etcd.io/etcd/server/v3"],
         work,
         log,
     )
-    _install(staging_dir, final)
+    install_atomically(staging_dir, final)
     return final
 
 
@@ -190,17 +190,17 @@ def build_kwok(root: Path, log: Path) -> tuple[Path, Path]:
     """kwok has no replace directives, so `go install` works; its Stage objects come from its module zip."""
     version = versions.KWOK
     final = root / "bin" / f"kwok-{version}"
-    if not _complete(final, ("kwok", "stages.yaml")):
+    if not is_complete(final, ("kwok", "stages.yaml")):
         work = root / "build" / f"kwok-{version}"
         work.mkdir(parents=True, exist_ok=True)
         staging_dir = work / "out"
         shutil.rmtree(staging_dir, ignore_errors=True)
         staging_dir.mkdir()
         install = ["go", "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{version}"]
-        _run(install, work, log, extra_env={"GOBIN": str(staging_dir)})
-        module_dir = Path(_module_file("sigs.k8s.io/kwok", version, work, log)["Dir"])
+        go_run(install, work, log, extra_env={"GOBIN": str(staging_dir)})
+        module_dir = Path(module_info("sigs.k8s.io/kwok", version, work, log)["Dir"])
         (staging_dir / "stages.yaml").write_text(kwok_stages(module_dir))
-        _install(staging_dir, final)
+        install_atomically(staging_dir, final)
     return final / "kwok", final / "stages.yaml"
 
 
@@ -251,7 +251,7 @@ def module_dir(module: str, version: str) -> Path:
     """Source tree of a Go module from the proxy (used for the Gateway API and Istio CRD YAML)."""
     root = cache_root()
     work = root / "build" / "modules"
-    return Path(_module_file(module, version, work, root / "build.log")["Dir"])
+    return Path(module_info(module, version, work, root / "build.log")["Dir"])
 
 
 if __name__ == "__main__":

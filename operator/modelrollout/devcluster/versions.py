@@ -13,3 +13,9 @@ ISTIO_API = "v1.31.1"
 
 # Build tags upstream's hack/lib/golang.sh uses for server binaries.
 KUBERNETES_BUILD_TAGS = "selinux,notest,grpcnotrace"
+
+# The real data plane and GitOps controller (see ../shared/real-stack.md for why these exact versions).
+TRAEFIK = "v3.6.12"
+FLUX_SOURCE_CONTROLLER = "v1.9.6"
+FLUX_KUSTOMIZE_CONTROLLER = "v1.9.5"
+MLSERVER = "1.7.1"
