@@ -46,6 +46,17 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _private_network(args: argparse.Namespace) -> int:
+    from modelrollout.devcluster import netns
+
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    try:
+        netns.exec_in_private_network(command)  # returns only on failure
+    except (netns.PrivateNetworkUnavailable, ValueError) as error:
+        print(f"modelrollout private-network: {error}", file=sys.stderr)
+    return 2
+
+
 def _demo(args: argparse.Namespace) -> int:
     from modelrollout import demo
 
@@ -67,6 +78,18 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("action", choices=["build", "up", "down", "kubeconfig"])
     dev.add_argument("--dir", help="state directory (default ~/.cache/modelrollout/dev-cluster)")
     dev.set_defaults(handler=_dev_cluster)
+
+    private = commands.add_parser(
+        "private-network",
+        help="run a command in a private network namespace where kwok's pod IPs (10.244.0.0/16) are local",
+        description=(
+            "Runs COMMAND in its own network namespace (unshare -n as root, unshare -rn otherwise) with loopback up "
+            "and 10.244.0.0/16 routed to it, so real model servers can listen on their pods' IPs and a real data "
+            "plane can reach them. Nothing inside reaches the internet: build first (modelrollout dev-cluster build)."
+        ),
+    )
+    private.add_argument("command_line", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+    private.set_defaults(handler=_private_network)
 
     demo = commands.add_parser(
         "demo",
