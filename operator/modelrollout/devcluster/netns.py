@@ -81,7 +81,7 @@ def exec_in_private_network(command: list[str]) -> None:
     if not command:
         raise ValueError("no command given: modelrollout private-network -- COMMAND [ARGS...]")
     if os.environ.get(MARKER) == "1" and pod_ips_bindable():
-        os.execvp(command[0], command)
+        _exec(command)
     check_available()
     inner = [sys.executable, "-m", "modelrollout.devcluster.netns", "--", *command]
     os.execv(unshare_command()[0], [*unshare_command(), *inner])
@@ -91,6 +91,10 @@ def _enter(command: list[str]) -> None:
     """Second half of `exec_in_private_network`, run by unshare inside the new namespace."""
     route_pod_range_to_loopback()
     os.environ[MARKER] = "1"
+    _exec(command)
+
+
+def _exec(command: list[str]) -> None:
     try:
         os.execvp(command[0], command)
     except FileNotFoundError:
