@@ -77,7 +77,7 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     (
         "two-routers",
         routing({"istio": {"hosts": ["a"]}, "nginx": {"host": "a"}}),
-        "set at most one of gatewayAPI, istio and nginx",
+        "set at most one of gatewayAPI, istio, nginx and traefik",
     ),
     (
         "gateway-without-parents",
@@ -86,15 +86,16 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     ),
     ("istio-without-hosts", routing({"istio": {"hosts": []}}), "spec.trafficRouting.istio.hosts"),
     ("nginx-relative-path", routing({"nginx": {"host": "a", "path": "score"}}), "spec.trafficRouting.nginx.path"),
+    ("traefik-empty-match", routing({"traefik": {"match": ""}}), "spec.trafficRouting.traefik.match"),
     (
         "shadow-without-mirroring-router",
         lambda s: s.update(trafficRouting={"nginx": {"host": "a"}}, strategy={**s["strategy"], "shadow": {}}),
-        "strategy.shadow needs trafficRouting.gatewayAPI or trafficRouting.istio",
+        "strategy.shadow needs trafficRouting.gatewayAPI, trafficRouting.istio or trafficRouting.traefik",
     ),
     (
         "shadow-without-any-router",
         shadow_without_any_router,
-        "strategy.shadow needs trafficRouting.gatewayAPI or trafficRouting.istio",
+        "strategy.shadow needs trafficRouting.gatewayAPI, trafficRouting.istio or trafficRouting.traefik",
     ),
     (
         "mirror-zero-percent",

@@ -80,7 +80,7 @@ class FakeKube:
         metadata.setdefault("resourceVersion", self._next_version())
         metadata.setdefault("generation", 1)
         metadata.setdefault("creationTimestamp", self._next_created())
-        self.objects[(kind.kind, metadata["namespace"], metadata["name"])] = stored
+        self.objects[(kind.kind, metadata.get("namespace", ""), metadata["name"])] = stored
         return copy.deepcopy(stored)
 
     def object(self, kind: Kind | str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -122,6 +122,12 @@ def no_traffic_without_pods(observation: Observation, decision: Decision) -> Non
         _fail("traffic to a new revision with no available pod", observation, decision, new=new, **takers)
 
 
+def mirror_only_where_declared(observation: Observation, decision: Decision) -> None:
+    """No mirror is written to a data plane that does not declare it can mirror, unless the spec assumes it."""
+    if observation.mirroring_undeclared and not observation.spec.assumes_mirroring and decision.route_weights.mirror:
+        _fail("a mirror on a data plane that does not declare mirroring", observation, decision)
+
+
 def share_within_the_step(observation: Observation, decision: Decision) -> None:
     """Before promotion the new revision never gets more than the setWeight the rollout has reached; a
     shadow, a preview or a blue/green revision being scaled up gets no live traffic at all."""
@@ -277,12 +283,8 @@ class Checker:
     marks: dict = field(default_factory=dict)  # (stage, step) -> _Marks, for the running rollout
 
     def __call__(self, observation: Observation, decision: Decision, previous: Decision | None = None) -> None:
-        no_traffic_without_pods(observation, decision)
-        share_within_the_step(observation, decision)
-        stable_keeps_serving(observation, decision)
-        abort_is_immediate(observation, decision)
+        check(observation, decision, previous)
         self.paused_stays_put(observation, decision)
-        deterministic(observation, decision)
 
     def paused_stays_put(self, observation: Observation, decision: Decision) -> None:
         """While a rollout waits for a person (phase Paused, no request in between), nothing moves toward the
@@ -363,6 +365,7 @@ class Checker:
 def check(observation: Observation, decision: Decision, previous: Decision | None) -> None:
     """Every invariant but the pause rule, which needs a `Checker`'s memory."""
     no_traffic_without_pods(observation, decision)
+    mirror_only_where_declared(observation, decision)
     share_within_the_step(observation, decision)
     stable_keeps_serving(observation, decision)
     abort_is_immediate(observation, decision)

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
+from modelrollout.core.enums import Router
 from modelrollout.core.observed import Request
+from modelrollout.core.routers import TRAITS
 from tests.unit import invariants
 from tests.unit.world import World, make_spec
 
@@ -28,8 +30,8 @@ PROFILE = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-ROUTERS = ("none", "gatewayAPI", "istio", "nginx")
-MIRRORING = ("gatewayAPI", "istio")
+ROUTERS = tuple(Router)
+MIRRORING = tuple(router for router in ROUTERS if TRAITS[router].mirrors)
 CHECKS = {"templates": [{"name": "error-rate"}]}
 ACTIONS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "undo")
 
@@ -83,6 +85,8 @@ def specs(draw) -> dict:
         extra["analysis"] = {**CHECKS, "startingStep": draw(st.integers(0, 3))}
     if draw(st.booleans()):
         extra["rollbackOn"] = {"alerts": [{"alertname": "ModelErrorRateHigh"}]}
+    if router == Router.GATEWAY_API and draw(st.booleans()):
+        extra["trafficRouting"] = {"gatewayAPI": {"parentRefs": [{"name": "gw"}], "assumeMirroring": True}}
     return {"replicas": replicas, "router": router, "strategy": strategy, **extra}
 
 
@@ -95,6 +99,7 @@ events = st.one_of(
     st.tuples(st.just("lose"), st.tuples(st.sampled_from(("canary", "stable")), st.integers(1, 12))),
     st.tuples(st.just("request"), st.sampled_from(ACTIONS)),
     st.tuples(st.just("alert"), st.booleans()),
+    st.tuples(st.just("mirroring-declared"), st.booleans()),
     st.tuples(st.just("analysis"), st.sampled_from(OUTCOMES)),
     st.tuples(st.just("new-version"), st.none()),
     st.tuples(st.just("revert"), st.none()),
@@ -133,6 +138,8 @@ def apply_event(world: World, body: dict, event: tuple, versions: dict[str, str]
             world.request = Request(action=value, id=f"{value}-{world.asked}", actor="prop")
         case "alert":
             world.alerts = ("ModelErrorRateHigh",) if value and "rollbackOn" in body else ()
+        case "mirroring-declared":
+            world.mirroring_undeclared = () if value else ("GatewayClass gc does not declare HTTPRouteRequestMirror",)
         case "analysis":
             asked = world.decision.analysis_runs if world.decision else ()
             world.analysis = {run.key: analysis_input(value, getattr(run, "default_count", 1), world) for run in asked}

@@ -19,7 +19,7 @@ from modelrollout.core import labels
 from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
 from modelrollout.core.rollout import Decision
 from modelrollout.core.spec import parse_spec
-from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, SERVICE
+from modelrollout.kube.client import DEPLOYMENT, EVENT, MODEL_DEPLOYMENT, SERVICE
 from tests.unit.fake_kube import FakeKube
 
 NS = "models"
@@ -558,3 +558,83 @@ def test_an_abort_counts_once_under_its_typed_reason(trigger, reason):
     cluster.reconcile()  # still Degraded (aborted), but no new abort
     assert cluster.status()["phase"] == "Degraded"
     assert metrics.REGISTRY.get_sample_value("modelrollout_rollout_aborts_total", labels_) == 1.0
+
+
+# --- the data plane's declared features ------------------------------------------------------------
+
+
+def gateway_api_parts(features: list[str]) -> list[dict[str, Any]]:
+    """Gateway `gw` in the ModelDeployment's namespace, of a GatewayClass declaring `features`."""
+    return [
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "gw", "namespace": NS},
+            "spec": {"gatewayClassName": "edge", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "GatewayClass",
+            "metadata": {"name": "edge"},
+            "spec": {"controllerName": "example.com/edge"},
+            "status": {"supportedFeatures": [{"name": feature} for feature in features]},
+        },
+    ]
+
+
+def shadow_cluster(features: list[str]) -> Cluster:
+    body = model_deployment()
+    body["spec"]["strategy"] = {"shadow": {"mirrorPercent": 40}, "canary": {"steps": STEPS}}
+    cluster = Cluster(body)
+    for part in gateway_api_parts(features):
+        cluster.kube.add(part)
+    cluster.healthy()
+    cluster.roll_out("2")
+    for _ in range(2):
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+    return cluster
+
+
+def route_mirror(cluster: Cluster) -> list[dict[str, Any]]:
+    return [f for f in cluster.route()["spec"]["rules"][0].get("filters", []) if f["type"] == "RequestMirror"]
+
+
+def test_a_shadow_writes_no_mirror_through_a_gateway_class_that_does_not_declare_it():
+    cluster = shadow_cluster(["HTTPRoute", "HTTPRouteWeight"])
+    status = cluster.status()
+    assert route_mirror(cluster) == [] and cluster.route_weights() == [100, 0]
+    assert (status["phase"], [pause["reason"] for pause in status["pauseReasons"]]) == ("Paused", ["MirrorUnsupported"])
+    assert "GatewayClass edge (of Gateway models/gw) does not declare HTTPRouteRequestMirror" in status["message"]
+    warnings = [e for e in cluster.kube.list(EVENT, NS) if e["reason"] == "MirrorUnsupported"]
+    assert len(warnings) == 1 and warnings[0]["type"] == "Warning" and "GatewayClass edge" in warnings[0]["note"]
+
+
+def test_a_shadow_mirrors_through_a_gateway_class_that_declares_it():
+    cluster = shadow_cluster(["HTTPRoute", "HTTPRouteRequestMirror"])
+    assert [f["requestMirror"]["percent"] for f in route_mirror(cluster)] == [40]
+    assert "MirrorUnsupported" not in [pause["reason"] for pause in cluster.status()["pauseReasons"]]
+
+
+def test_a_missing_gateway_is_named_and_nothing_is_mirrored():
+    body = model_deployment()
+    body["spec"]["strategy"] = {"shadow": {"mirrorPercent": 40}, "canary": {"steps": STEPS}}
+    cluster = Cluster(body)
+    cluster.healthy()
+    cluster.roll_out("2")
+    for _ in range(2):
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+    assert route_mirror(cluster) == []
+    assert "Gateway models/gw was not found" in cluster.status()["message"]
+
+
+def test_the_gateway_class_is_not_read_when_no_shadow_is_asked_for():
+    cluster = Cluster(model_deployment())
+    cluster.healthy()
+    calls = cluster.reconcile()
+    cluster.roll_out("2")
+    calls += cluster.reconcile()
+    assert not [call for call in calls if call[1] in ("Gateway", "GatewayClass")]

@@ -134,10 +134,66 @@ def test_nginx_stable_and_canary_ingresses():
     assert canary["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "fraud-canary"
 
 
+def traefik_service(name: str, spec: dict) -> dict:
+    return {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "TraefikService",
+        "metadata": {**METADATA, "name": name},
+        "spec": spec,
+    }
+
+
+def test_traefik_weighted_split_behind_a_mirroring_service_behind_an_ingressroute():
+    config = {"entryPoints": ["web"], "match": "Host(`fraud.example.com`) && PathPrefix(`/v2`)"}
+    assert router_for("traefik").render(target(config), Weights(95, 5)) == [
+        traefik_service(
+            "fraud-split",
+            {
+                "weighted": {
+                    "services": [
+                        {"name": "fraud-stable", "kind": "Service", "port": 80, "weight": 95},
+                        {"name": "fraud-canary", "kind": "Service", "port": 80, "weight": 5},
+                    ]
+                }
+            },
+        ),
+        traefik_service("fraud", {"mirroring": {"name": "fraud-split", "kind": "TraefikService", "mirrors": []}}),
+        {
+            "apiVersion": "traefik.io/v1alpha1",
+            "kind": "IngressRoute",
+            "metadata": METADATA,
+            "spec": {
+                "entryPoints": ["web"],
+                "routes": [
+                    {
+                        "match": "Host(`fraud.example.com`) && PathPrefix(`/v2`)",
+                        "kind": "Rule",
+                        "services": [{"name": "fraud", "kind": "TraefikService"}],
+                    }
+                ],
+            },
+        },
+    ]
+
+
+def test_traefik_shadow_mirrors_a_percent_to_the_canary_service_and_routes_everything_to_the_stable():
+    split, mirroring, route = router_for("traefik").render(target({}), Weights(100, 0, mirror=30))
+    assert [s["weight"] for s in split["spec"]["weighted"]["services"]] == [100, 0]
+    assert mirroring["spec"]["mirroring"]["mirrors"] == [
+        {"name": "fraud-canary", "kind": "Service", "port": 80, "percent": 30}
+    ]
+    assert route["spec"] == {
+        "routes": [
+            {"match": "PathPrefix(`/`)", "kind": "Rule", "services": [{"name": "fraud", "kind": "TraefikService"}]}
+        ]
+    }
+
+
 CONFIGS = {
     Router.GATEWAY_API: {"parentRefs": [{"name": "gw"}]},
     Router.ISTIO: {"hosts": ["h"]},
     Router.NGINX: {"host": "h"},
+    Router.TRAEFIK: {},
     Router.NONE: {},
 }
 
@@ -181,7 +237,9 @@ def test_router_for_takes_the_enum_member_or_its_spelling():
 
 
 def test_unknown_router_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown traffic router 'linkerd'; known: gatewayAPI, istio, nginx, none"):
+    with pytest.raises(
+        ValueError, match="unknown traffic router 'linkerd'; known: gatewayAPI, istio, nginx, none, traefik"
+    ):
         router_for("linkerd")
 
 

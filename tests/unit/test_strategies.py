@@ -131,6 +131,54 @@ def test_without_a_mirroring_router_the_shadow_is_skipped_with_a_warning():
     assert "ShadowUnsupported" in world.events and decision.status["stage"] == "Canary"
 
 
+UNDECLARED = ("GatewayClass traefik (of Gateway gateways/public) does not declare HTTPRouteRequestMirror",)
+
+
+def test_a_shadow_never_mirrors_through_a_data_plane_that_does_not_declare_it(stable_world):
+    world = stable_world
+    world.mirroring_undeclared = UNDECLARED
+    new = start_new_version(world, strategy=shadow_then_canary())
+    held = world.run()
+    assert held.weights.mirror == 0 and held.route_weights.mirror == 0 and live_weights(world) == (0, 0)
+    assert held.status["phase"] == "Paused" and held.status["stage"] == "Shadow"
+    assert [pause["reason"] for pause in held.status["pauseReasons"]] == ["MirrorUnsupported"]
+    assert "GatewayClass traefik" in held.status["message"] and "assumeMirroring" in held.status["message"]
+    assert held.replicas_of(new) == 2  # the shadow's pods warm up meanwhile
+    assert held.requeue_after == 30.0  # the data plane is looked at again
+    world.advance(3600)  # the shadow's duration does not run while nothing is mirrored
+    assert world.run().weights.mirror == 0
+    assert world.events.count("MirrorUnsupported") == 1  # said once, not on every look
+
+
+def test_the_shadow_starts_once_the_data_plane_declares_mirroring(stable_world):
+    world = stable_world
+    world.mirroring_undeclared = UNDECLARED
+    start_new_version(world, strategy=shadow_then_canary())
+    world.run()
+    world.mirroring_undeclared = ()
+    mirroring = world.run()
+    assert mirroring.weights.mirror == 50 and mirroring.status["phase"] == "Progressing"
+    assert mirroring.status["pauseReasons"] == [] and "MirrorDeclared" in world.events
+    assert "10m00s left" in mirroring.status["message"]  # the duration counts from the mirror's start
+
+
+def test_a_data_plane_that_stops_declaring_mirroring_loses_the_mirror_at_once(stable_world):
+    world = stable_world
+    start_new_version(world, strategy=shadow_then_canary())
+    assert world.run().weights.mirror == 50
+    world.mirroring_undeclared = UNDECLARED
+    held = world.step()
+    assert held.weights.mirror == 0 and held.route_weights.mirror == 0 and held.status["phase"] == "Paused"
+
+
+def test_assume_mirroring_writes_the_mirror_a_data_plane_does_not_declare(stable_world):
+    world = stable_world
+    world.mirroring_undeclared = UNDECLARED
+    routing = {"gatewayAPI": {"parentRefs": [{"name": "gw"}], "assumeMirroring": True}}
+    start_new_version(world, strategy=shadow_then_canary(), trafficRouting=routing)
+    assert world.run().weights.mirror == 50 and "MirrorUnsupported" not in world.events
+
+
 # --- blue/green --------------------------------------------------------------------------------
 
 

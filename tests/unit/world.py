@@ -38,12 +38,14 @@ def make_spec(version="1", replicas=4, steps=None, router=True, history=5, strat
         **extra,
     }
     name = "gatewayAPI" if router is True else ("none" if router is False else router)
-    if name == "gatewayAPI":
-        body["trafficRouting"] = {"gatewayAPI": {"parentRefs": [{"name": "gw"}]}}
-    elif name == "istio":
-        body["trafficRouting"] = {"istio": {"hosts": ["fraud.example"]}}
-    elif name == "nginx":
-        body["trafficRouting"] = {"nginx": {"host": "fraud.example"}}
+    routing = {
+        "gatewayAPI": {"gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
+        "istio": {"istio": {"hosts": ["fraud.example"]}},
+        "nginx": {"nginx": {"host": "fraud.example"}},
+        "traefik": {"traefik": {}},
+    }
+    if name in routing:
+        body.setdefault("trafficRouting", routing[name])
     return parse_spec(body)
 
 
@@ -61,6 +63,7 @@ class World:
         self.request: Request | None = None
         self.analysis: dict[str, AnalysisInput] = {}
         self.alerts: tuple[str, ...] = ()
+        self.mirroring_undeclared: tuple[str, ...] = ()  # what the data plane does not declare
         self.decision: Decision | None = None
         self.events: list[str] = []
         self.asked = 0
@@ -76,6 +79,7 @@ class World:
             self.request,
             self.analysis,
             self.alerts,
+            self.mirroring_undeclared,
         )
 
     def step(self, settle=True) -> Decision:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.controller import metrics
+from modelrollout.controller import dataplane, metrics
 from modelrollout.controller.alerts import AlarmChecker
 from modelrollout.controller.events import EventRecorder
 from modelrollout.controller.routing import kube_kind
@@ -110,13 +110,21 @@ class Reconciler:
         observed = tuple(observation for _, observation in observations.values())
         request = Request.from_status(previous.get("request"))
         now = self._clock()
-        alerts = self._alarms.firing(spec, now, poll=rollout_running(spec, previous)) if self._alarms else ()
-        # The first decision names the analysis runs it waits on; measured, they go into the second.
-        first = decide(Observation(meta, spec, previous, observed, now, request, {}, alerts))
-        inputs = self._analysis(body, first, now) if first.analysis_runs else {}
-        decision = (
-            decide(Observation(meta, spec, previous, observed, now, request, inputs, alerts)) if inputs else first
+        running = rollout_running(spec, previous)
+        alerts = self._alarms.firing(spec, now, poll=running) if self._alarms else ()
+        undeclared = (
+            dataplane.mirroring_undeclared(self._kube, spec, namespace)
+            if running and dataplane.needs_mirroring_check(spec)
+            else ()
         )
+
+        def observation(inputs: Mapping[str, AnalysisInput]) -> Observation:
+            return Observation(meta, spec, previous, observed, now, request, inputs, alerts, undeclared)
+
+        # The first decision names the analysis runs it waits on; measured, they go into the second.
+        first = decide(observation({}))
+        inputs = self._analysis(body, first, now) if first.analysis_runs else {}
+        decision = decide(observation(inputs)) if inputs else first
         self._record_metrics(meta, decision)
         try:
             self._act(meta, spec, decision, owned)

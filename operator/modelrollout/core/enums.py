@@ -41,6 +41,7 @@ class PauseReason(StrEnum):
     MANUAL = "Manual"
     INCONCLUSIVE = "InconclusiveAnalysis"
     APPROVAL = "AwaitingApproval"
+    MIRROR_UNSUPPORTED = "MirrorUnsupported"  # the data plane does not declare mirroring: the shadow waits
 
 
 class ProgressReason(StrEnum):
@@ -120,6 +121,8 @@ class EventReason(StrEnum):
     SHADOW_STARTED = "ShadowStarted"
     SHADOW_COMPLETED = "ShadowCompleted"
     SHADOW_UNSUPPORTED = "ShadowUnsupported"
+    MIRROR_UNSUPPORTED = "MirrorUnsupported"
+    MIRROR_DECLARED = "MirrorDeclared"
     PREVIEW_READY = "PreviewReady"
     SWITCHED = "Switched"
     STEP_COMPLETED = "StepCompleted"
@@ -176,6 +179,7 @@ class Router(StrEnum):
     GATEWAY_API = "gatewayAPI"
     ISTIO = "istio"
     NGINX = "nginx"
+    TRAEFIK = "traefik"
     NONE = "none"
 
 

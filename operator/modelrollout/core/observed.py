@@ -73,3 +73,6 @@ class Observation:
     request: Request | None = None
     analysis: Mapping[str, AnalysisInput] = field(default_factory=dict)
     firing_alerts: tuple[str, ...] = ()  # rollbackOn alerts firing now, described
+    # Parts of the data plane that do not declare they can mirror (e.g. a GatewayClass without
+    # HTTPRouteRequestMirror in status.supportedFeatures), described; observed only for a shadow.
+    mirroring_undeclared: tuple[str, ...] = ()

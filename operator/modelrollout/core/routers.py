@@ -27,6 +27,7 @@ TRAITS = MappingProxyType(
         Router.GATEWAY_API: RouterTraits(splits_by_weight=True, mirrors=True),
         Router.ISTIO: RouterTraits(splits_by_weight=True, mirrors=True),
         Router.NGINX: RouterTraits(splits_by_weight=True, mirrors=False),
+        Router.TRAEFIK: RouterTraits(splits_by_weight=True, mirrors=True),
         Router.NONE: RouterTraits(splits_by_weight=False, mirrors=False),
     }
 )

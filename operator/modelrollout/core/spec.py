@@ -161,6 +161,12 @@ class ModelDeploymentSpec:
         return next((router for router in Router if router in self.traffic_routing), Router.NONE)
 
     @property
+    def assumes_mirroring(self) -> bool:
+        """The user says the data plane mirrors although it does not declare it (`assumeMirroring`)."""
+        config = self.traffic_routing.get(self.router) or {}
+        return bool(config.get("assumeMirroring"))
+
+    @property
     def revision(self) -> str:
         model = {
             "name": self.model.name,

@@ -30,7 +30,7 @@ from modelrollout.core.rollout.state import Abort, Gate, ScaleDown
 from modelrollout.core.rollout.transitions import Outcome
 from modelrollout.core.spec import AnalysisRef
 
-ALL_PAUSES = (PauseReason.STEP, PauseReason.MANUAL, PauseReason.INCONCLUSIVE, PauseReason.APPROVAL)
+ALL_PAUSES = tuple(PauseReason)
 CLEARED_ROLLOUT = {"canary": "", "canary_weight": 0, "mirror_percent": 0, "approvals": ()}
 
 

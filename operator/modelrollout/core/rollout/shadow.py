@@ -6,6 +6,10 @@ Rules:
   no count runs for the whole stage) and the shadow gate is open; then the mirror is removed in the
   same decision that starts the canary or the blue/green preview.
 - A shadow removed from the spec, or one its router cannot mirror, ends at once and says so.
+- A mirror is never written to a data plane that does not declare it can mirror (unless the spec
+  says `assumeMirroring`): Traefik's Gateway API, for one, would turn the whole route into 500s. The
+  shadow then waits, mirroring nothing, with a pause that names the part of the data plane and says
+  what to do; it goes on by itself once the data plane declares mirroring (re-checked periodically).
 """
 
 from __future__ import annotations
@@ -14,19 +18,44 @@ from datetime import timedelta
 
 from modelrollout.core import analysis as runs
 from modelrollout.core.durations import format_seconds
-from modelrollout.core.enums import EventReason, GateKind, HistoryAction, PauseReason, RunKind
+from modelrollout.core.enums import EventReason, EventType, GateKind, HistoryAction, PauseReason, RunKind
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for
 from modelrollout.core.rollout.lifecycle import judge, run_analysis, run_key
 from modelrollout.core.rollout.state import Gate
 from modelrollout.core.rollout.transitions import Outcome
 
 SHADOW_GATE = Gate(GateKind.SHADOW)
+RECHECK_DATA_PLANE_SECONDS = 30.0
+
+
+def _mirroring_refused(d: Draft) -> bool:
+    """Hold the shadow, mirroring nothing, while the data plane does not declare it can mirror."""
+    undeclared = () if d.obs.spec.assumes_mirroring else d.obs.mirroring_undeclared
+    if not undeclared:
+        if d.state.pause_of(PauseReason.MIRROR_UNSUPPORTED) is not None:
+            d.unpause(PauseReason.MIRROR_UNSUPPORTED)
+            d.emit(EventReason.MIRROR_DECLARED, "the data plane now declares mirroring; the shadow starts")
+        return False
+    message = (
+        f"not mirroring to revision {d.state.canary}: {'; '.join(undeclared)}. A data plane that cannot mirror "
+        "may fail every request of a route with a mirror. Use a data plane that mirrors, remove strategy.shadow, "
+        "or set trafficRouting.gatewayAPI.assumeMirroring: true if it mirrors without declaring it"
+    )
+    if d.state.pause_of(PauseReason.MIRROR_UNSUPPORTED) is None:
+        d.pause(PauseReason.MIRROR_UNSUPPORTED, message)
+        d.emit(EventReason.MIRROR_UNSUPPORTED, message, EventType.WARNING)
+    d.update(mirror_percent=0, step_started=None)
+    d.hold(PauseReason.MIRROR_UNSUPPORTED, message)
+    d.requeue.append(RECHECK_DATA_PLANE_SECONDS)
+    return True
 
 
 def advance(d: Draft) -> None:
     shadow = d.shadow
     if shadow is None:
         _finish(d, "shadow ended: the spec no longer asks for it, or its router cannot mirror")
+        return
+    if _mirroring_refused(d):
         return
     label = f"shadow ({shadow.mirror_percent}% mirrored)"
     needed = canary_replicas_for(shadow.mirror_percent, d.replicas)

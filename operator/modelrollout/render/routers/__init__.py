@@ -22,6 +22,7 @@ from modelrollout.render.routers.base import ObjectKind, RouterAdapter, RouteTar
 from modelrollout.render.routers.gatewayapi import GatewayAPIRouter
 from modelrollout.render.routers.istio import IstioRouter
 from modelrollout.render.routers.nginx import NginxRouter
+from modelrollout.render.routers.traefik import TraefikRouter
 
 __all__ = ["ADAPTERS", "NoRouter", "ObjectKind", "RouteTarget", "RouterAdapter", "registry", "router_for"]
 
@@ -43,6 +44,7 @@ ADAPTERS: tuple[RouterAdapter, ...] = (
     GatewayAPIRouter(),
     IstioRouter(),
     NginxRouter(),
+    TraefikRouter(),
     NoRouter(),
 )
 
