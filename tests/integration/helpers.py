@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import yaml
@@ -200,6 +201,7 @@ class WatchReader:
 
     def __init__(self, stream) -> None:
         self.versions: list[dict] = []
+        self.received: list[float] = []  # time.monotonic() when each version arrived
         self._stream = stream
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -215,6 +217,7 @@ class WatchReader:
                 body, _ = decoder.raw_decode(stripped)
             except json.JSONDecodeError:
                 continue  # an object printed over several lines is not complete yet
+            self.received.append(time.monotonic())
             self.versions.append(body)
             buffer = ""
 
@@ -225,13 +228,20 @@ class WatchReader:
 @contextlib.contextmanager
 def object_versions(control_plane, namespace: str, kind: str, name: str) -> Iterator[list[dict]]:
     """Every version of an object the apiserver stores while the block runs, from a live watch."""
+    with object_watch(control_plane, namespace, kind, name) as watch:
+        yield watch.versions
+
+
+@contextlib.contextmanager
+def object_watch(control_plane, namespace: str, kind: str, name: str) -> Iterator[WatchReader]:
+    """A live watch of one object: every stored version, and when each arrived, while the block runs."""
     command = [str(control_plane.binaries.kubectl), f"--kubeconfig={control_plane.kubeconfig}"]
     command += ["get", kind, name, "-n", namespace, "--watch", "-o", "json"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     watch = WatchReader(process.stdout)
     try:
         wait_for(lambda: watch.versions, timeout=30, what=f"the {kind} watch's first object")
-        yield watch.versions
+        yield watch
     finally:
         process.terminate()
         process.wait(timeout=30)
