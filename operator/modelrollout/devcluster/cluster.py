@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from modelrollout.devcluster.build import Binaries, ensure_binaries
+from modelrollout.modelserver.stages import with_readiness_gates
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 DEFAULT_NODES = 3
@@ -303,12 +304,15 @@ def _start_all(cluster: Cluster, certs: Path, nodes: int, timeout: float) -> Non
         ],
     )
     cluster._start("kube-scheduler", [str(binaries.kube_scheduler), *common, f"--secure-port={free_port()}"])
+    # Upstream's Stages, except that pods with readiness gates wait for them (a real model server's harness).
+    stages = workdir / "kwok-stages.yaml"
+    stages.write_text(with_readiness_gates(binaries.kwok_stages.read_text()))
     cluster._start(
         "kwok",
         [
             str(binaries.kwok),
             f"--kubeconfig={kubeconfig}",
-            f"--config={binaries.kwok_stages}",
+            f"--config={stages}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
             "--cidr=10.244.0.0/16",
