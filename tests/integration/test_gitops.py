@@ -48,6 +48,9 @@ def flux_controllers(control_plane) -> Iterator[flux.FluxControllers]:
     with flux.start(control_plane, binaries) as running:
         FIGURES["Flux start (CRDs, source- and kustomize-controller ready)"] = f"{time.monotonic() - built:.1f}s"
         yield running
+        # Flux's finalizers need its controllers: remove its objects while they run, so namespaces can go.
+        for kind in (KUSTOMIZATION_KIND, "gitrepositories.source.toolkit.fluxcd.io"):
+            control_plane.kubectl("delete", kind, "--all", "--all-namespaces", "--timeout=60s")
 
 
 @pytest.fixture(scope="module")
