@@ -171,6 +171,17 @@ def test_a_data_plane_that_stops_declaring_mirroring_loses_the_mirror_at_once(st
     assert held.weights.mirror == 0 and held.route_weights.mirror == 0 and held.status["phase"] == "Paused"
 
 
+def test_a_persons_pause_does_not_keep_a_mirror_the_data_plane_no_longer_declares(stable_world):
+    world = stable_world
+    start_new_version(world, strategy=shadow_then_canary())
+    assert world.run().weights.mirror == 50
+    world.ask("pause")
+    world.mirroring_undeclared = UNDECLARED
+    held = world.run()
+    assert held.route_weights.mirror == 0 and held.status["phase"] == "Paused"
+    assert {pause["reason"] for pause in held.status["pauseReasons"]} == {"Manual", "MirrorUnsupported"}
+
+
 def test_assume_mirroring_writes_the_mirror_a_data_plane_does_not_declare(stable_world):
     world = stable_world
     world.mirroring_undeclared = UNDECLARED

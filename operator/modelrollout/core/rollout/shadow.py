@@ -28,8 +28,11 @@ SHADOW_GATE = Gate(GateKind.SHADOW)
 RECHECK_DATA_PLANE_SECONDS = 30.0
 
 
-def _mirroring_refused(d: Draft) -> bool:
-    """Hold the shadow, mirroring nothing, while the data plane does not declare it can mirror."""
+def mirroring_refused(d: Draft) -> bool:
+    """Hold the shadow, mirroring nothing, while the data plane does not declare it can mirror.
+
+    Checked before a person's pause too: removing a mirror moves traffic away from the new model.
+    """
     undeclared = () if d.obs.spec.assumes_mirroring else d.obs.mirroring_undeclared
     if not undeclared:
         if d.state.pause_of(PauseReason.MIRROR_UNSUPPORTED) is not None:
@@ -55,7 +58,7 @@ def advance(d: Draft) -> None:
     if shadow is None:
         _finish(d, "shadow ended: the spec no longer asks for it, or its router cannot mirror")
         return
-    if _mirroring_refused(d):
+    if mirroring_refused(d):
         return
     label = f"shadow ({shadow.mirror_percent}% mirrored)"
     needed = canary_replicas_for(shadow.mirror_percent, d.replicas)
