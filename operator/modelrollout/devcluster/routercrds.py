@@ -1,4 +1,4 @@
-"""The real CRDs of the data planes the routers write to (Gateway API, Istio), for the local cluster.
+"""The real CRDs of the data planes the routers write to (Gateway API, Istio, Traefik), for the local cluster.
 
 They come from the projects' own Go modules (pinned in `versions`), fetched through the Go module
 proxy like the binaries, so the objects the operator writes are validated by the real schemas.
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from modelrollout.devcluster import versions
 from modelrollout.devcluster.build import module_dir
+from modelrollout.devcluster.traefik import traefik_crds
 
 
 def gateway_api_crds() -> list[Path]:
@@ -31,4 +32,4 @@ def istio_crds() -> list[Path]:
 
 
 def router_crds() -> list[Path]:
-    return [*gateway_api_crds(), *istio_crds()]
+    return [*gateway_api_crds(), *istio_crds(), *traefik_crds()]
