@@ -3,14 +3,18 @@ plugin, watch the versions of an object. Test modules import from here (and conf
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
+import http.server
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import yaml
@@ -246,3 +250,91 @@ def object_watch(control_plane, namespace: str, kind: str, name: str) -> Iterato
         process.terminate()
         process.wait(timeout=30)
         watch.join()
+
+
+class PodServers:
+    """Tiny HTTP servers, one on each kwok pod's real IP and port, answering the pod's name and counting hits.
+
+    kwok runs nothing, so without these a data plane would route to addresses where nobody listens.
+    """
+
+    def __init__(self, pods: dict[str, str], port: int) -> None:
+        self.pods = pods  # pod name -> pod IP
+        self._hits: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        self._servers = [self._serve(name, ip, port) for name, ip in pods.items()]
+
+    def _serve(self, name: str, ip: str, port: int) -> http.server.ThreadingHTTPServer:
+        owner = self
+
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with owner._lock:
+                    owner._hits[name] += 1
+                body = name.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:  # quiet: Traefik's access log has every request
+                pass
+
+        try:
+            server = http.server.ThreadingHTTPServer((ip, port), Answer)
+        except OSError as error:
+            self.stop()
+            raise RuntimeError(
+                f"cannot listen on pod {name}'s address {ip}:{port} ({error}); kwok's pod IPs are local only inside "
+                "the private network: run `.venv/bin/modelrollout private-network -- .venv/bin/pytest ...`"
+            ) from error
+        threading.Thread(target=server.serve_forever, name=f"pod-{name}", daemon=True).start()
+        return server
+
+    def hits(self) -> collections.Counter[str]:
+        with self._lock:
+            return collections.Counter(self._hits)
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        self._servers = []
+
+
+def ready_pods(control_plane, namespace: str, selector: str) -> dict[str, str]:
+    """Name -> IP of the Ready, not terminating pods matching `selector`."""
+    pods = get_json(control_plane, "pods", "-n", namespace, "-l", selector)["items"]
+    return {
+        pod["metadata"]["name"]: pod["status"]["podIP"]
+        for pod in pods
+        if not pod["metadata"].get("deletionTimestamp")
+        and pod["status"].get("podIP")
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+    }
+
+
+@contextlib.contextmanager
+def pod_servers(control_plane, namespace: str, selector: str, count: int, port: int) -> Iterator[PodServers]:
+    """Wait for `count` Ready pods matching `selector`, serve on each pod IP:port while the block runs."""
+
+    def all_ready() -> dict[str, str] | None:
+        found = ready_pods(control_plane, namespace, selector)
+        return found if len(found) == count else None
+
+    pods = wait_for(all_ready, what=f"{count} Ready pods {selector} in {namespace}")
+    servers = PodServers(pods, port)
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+def http_get(url: str, timeout: float = 10.0) -> tuple[int, str]:
+    """(status, body) of a GET, errors included, so a caller can count 404s and 5xx as answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
