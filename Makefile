@@ -19,10 +19,11 @@ lint: setup
 	$(BIN)/ruff format --check operator tests benchmarks
 	$(BIN)/lint-imports
 
-# Builds the control plane from upstream Go modules once (cached under ~/.cache/modelrollout), then tests.
+# Builds the control plane, Traefik and Flux from upstream Go modules and installs MLServer once (cached
+# under ~/.cache/modelrollout), then tests in a private network where kwok's pod IPs are real.
 test: lint
 	$(BIN)/modelrollout dev-cluster build
-	$(BIN)/pytest
+	$(BIN)/modelrollout private-network -- $(BIN)/pytest
 
 # The main job: a rollout story on the local control plane (see README).
 demo: setup

@@ -28,11 +28,14 @@ def _run_operator(args: argparse.Namespace) -> int:
 
 
 def _dev_cluster(args: argparse.Namespace) -> int:
-    from modelrollout.devcluster import build, state
+    from modelrollout.devcluster import state
 
     directory = Path(args.dir) if args.dir else None
     if args.action == "build":
-        print(build.ensure_binaries())
+        from modelrollout.devcluster.prepare import prepare_all
+
+        for part in prepare_all():
+            print(part.line())
     elif args.action == "up":
         print(state.up(directory))
     elif args.action == "down":
