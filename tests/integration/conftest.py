@@ -143,6 +143,41 @@ def wait_for(check, timeout: float = 90.0, what: str = "condition"):
 
 
 @pytest.fixture(scope="session")
+def model_servers(control_plane, tmp_path_factory):
+    """The model-server harness: a real MLServer per pod gated by modelrollout.io/model-server-ready.
+
+    Pod IPs are bindable only inside the private network (`modelrollout private-network -- pytest ...`),
+    and MLServer is installed and the models trained before any test needs them (PyPI is out of reach
+    inside that network, so run `python -m modelrollout.modelserver.harness --prepare-only` first).
+    """
+    from modelrollout.devcluster.netns import pod_ips_bindable
+    from modelrollout.modelserver.harness import Harness
+
+    if not pod_ips_bindable():
+        pytest.skip("pod IPs are not bindable here: run the tests inside `modelrollout private-network -- ...`")
+    harness = Harness(control_plane.kubeconfig, workdir=tmp_path_factory.mktemp("model-servers"))
+    started = time.monotonic()
+    harness.prepare()
+    FIGURES["MLServer installed and demo models trained (cold if not cached)"] = f"{time.monotonic() - started:.1f}s"
+    with harness:
+        yield harness
+
+
+@pytest.fixture(scope="session")
+def model_prometheus(control_plane) -> Iterator[prometheus_server.Prometheus]:
+    """A real Prometheus discovering the model-server pods through the apiserver (kubernetes_sd_configs)."""
+    started = time.monotonic()
+    server = prometheus_server.start([], pods_of=control_plane)
+    FIGURES["Prometheus with Kubernetes discovery ready (cold build if not cached)"] = (
+        f"{time.monotonic() - started:.1f}s"
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def traefik(control_plane, tmp_path_factory):
     """A real Traefik (built once from the module proxy, cached) routing for this control plane's Gateway.
 

@@ -19,3 +19,6 @@ TRAEFIK = "v3.6.12"
 FLUX_SOURCE_CONTROLLER = "v1.9.6"
 FLUX_KUSTOMIZE_CONTROLLER = "v1.9.5"
 MLSERVER = "1.7.1"
+# Upstream Prometheus (module v0.316.0 = Prometheus 3.16.0) for kubernetes_sd_configs: Debian's package is
+# built without Kubernetes discovery. Built with only that discovery mechanism (prometheus.py).
+PROMETHEUS = "v0.316.0"

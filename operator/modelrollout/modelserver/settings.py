@@ -29,9 +29,6 @@ ENV_LATENCY = "MODEL_LATENCY_SECONDS"
 NAME_LABEL = "modelrollout.io/model-name"
 VERSION_LABEL = "modelrollout.io/model-version"
 DEFAULT_GRPC_PORT = 8081
-# MLServer's REST metrics are `<prefix>_requests_total{method,path,status_code}` and
-# `<prefix>_request_duration_seconds`: with "model" they carry the README's metric-convention names.
-REST_METRICS_PREFIX = "model"
 
 
 class PodSpecError(ValueError):
@@ -144,7 +141,6 @@ def server_settings(spec: ServerSpec, folder: Path) -> dict:
         "metrics_endpoint": "/metrics",
         # Servers on one host must not share a multiprocess directory: each would export the others' samples.
         "metrics_dir": str(folder / "metrics"),
-        "metrics_rest_server_prefix": REST_METRICS_PREFIX,
         "load_models_at_startup": True,
         # parallel_workers stays MLServer's default (1): with 0, custom metrics are silently dropped.
     }
