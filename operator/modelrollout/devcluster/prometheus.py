@@ -83,7 +83,14 @@ def kubernetes_sd_binary(root: Path | None = None) -> Path:
     started = time.monotonic()
     module = f"github.com/prometheus/prometheus/cmd/prometheus@{version}"
     install = ["go", "install", "-trimpath", "-tags", KUBERNETES_SD_TAGS, "-ldflags", "-s -w", module]
-    go_run(install, work, root / "build.log", extra_env={"GOBIN": str(staging)})
+    try:
+        go_run(install, work, root / "build.log", extra_env={"GOBIN": str(staging)})
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"building Prometheus {version} (for kubernetes_sd_configs) failed: {error}\n"
+            "Inside the private network nothing can be downloaded: build it first, outside, with "
+            "`modelrollout dev-cluster build` (or `python -m modelrollout.devcluster.prometheus`)."
+        ) from error
     install_atomically(staging, final)
     print(f"modelrollout: built Prometheus {version} in {time.monotonic() - started:.0f}s", file=sys.stderr)
     return final / "prometheus"
@@ -194,3 +201,7 @@ def start(
         prometheus.stop()
         raise
     return prometheus
+
+
+if __name__ == "__main__":
+    print(kubernetes_sd_binary())

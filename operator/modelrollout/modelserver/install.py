@@ -68,8 +68,9 @@ def _run_pip(args: list[str], log: Path) -> None:
         raise InstallError(
             f"installing MLServer failed (exit {result.returncode}) running {' '.join(args[:4])} ...\n"
             f"{tail}\n"
-            f"Full log: {log}. Check that PyPI is reachable (pip's proxy and certificate settings) and "
-            f"re-run; a failed install is never a cache hit, so the next run starts over."
+            f"Full log: {log}. Check that PyPI is reachable (pip's proxy and certificate settings; inside "
+            f"the private network it never is: install first, outside, with `modelrollout dev-cluster build`) "
+            f"and re-run; a failed install is never a cache hit, so the next run starts over."
         )
 
 

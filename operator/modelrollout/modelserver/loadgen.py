@@ -129,7 +129,7 @@ class LoadGenerator:
         rps: float = 30.0,
         drift: float = 0.0,
         drift_features: Sequence[int] = (0,),
-        threads: int = 8,
+        threads: int = 16,
         timeout: float = 5.0,
         seed: int = 0,
         headers: dict[str, str] | None = None,
@@ -249,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     counts = snapshot.counts()
     for (version, status), count in sorted(counts.items()):
         print(f"{version or '-':>20} {status:>3} {count}")
+    latencies = sorted(answer.seconds for answer in snapshot.answers)
+    if latencies:
+        median, p99 = latencies[len(latencies) // 2], latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(f"latency median {median * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
     ratio = snapshot.error_ratio()
     print(f"{sum(counts.values())} answers; 5xx ratio {ratio if ratio is None else round(ratio, 3)}")
     return 0
