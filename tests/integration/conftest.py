@@ -143,18 +143,33 @@ def wait_for(check, timeout: float = 90.0, what: str = "condition"):
 
 
 @pytest.fixture(scope="session")
-def model_servers(control_plane, tmp_path_factory):
+def private_network() -> None:
+    """Real servers listen on kwok's pod IPs, which are local only inside `modelrollout private-network`.
+
+    Elsewhere these tests are skipped with how to run them; in CI (CI set) they fail instead, so a run
+    that lost its private network can never pass by skipping the real data plane.
+    """
+    from modelrollout.devcluster.netns import pod_ips_bindable
+
+    if not pod_ips_bindable():
+        message = (
+            "pod IPs are not bindable here: run the tests inside `modelrollout private-network -- ...` (make test)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def model_servers(control_plane, private_network, tmp_path_factory):
     """The model-server harness: a real MLServer per pod gated by modelrollout.io/model-server-ready.
 
     Pod IPs are bindable only inside the private network (`modelrollout private-network -- pytest ...`),
     and MLServer is installed and the models trained before any test needs them (PyPI is out of reach
     inside that network, so run `python -m modelrollout.modelserver.harness --prepare-only` first).
     """
-    from modelrollout.devcluster.netns import pod_ips_bindable
     from modelrollout.modelserver.harness import Harness
 
-    if not pod_ips_bindable():
-        pytest.skip("pod IPs are not bindable here: run the tests inside `modelrollout private-network -- ...`")
     harness = Harness(control_plane.kubeconfig, workdir=tmp_path_factory.mktemp("model-servers"))
     started = time.monotonic()
     harness.prepare()
@@ -178,7 +193,7 @@ def model_prometheus(control_plane) -> Iterator[prometheus_server.Prometheus]:
 
 
 @pytest.fixture(scope="session")
-def traefik(control_plane, tmp_path_factory):
+def traefik(control_plane, private_network, tmp_path_factory):
     """A real Traefik (built once from the module proxy, cached) routing for this control plane's Gateway.
 
     Its binary and the Traefik module's CRDs are fetched before entering the private network

@@ -13,15 +13,8 @@ import re
 import urllib.request
 from collections.abc import Iterator
 
-import pytest
-
-from modelrollout.devcluster.netns import pod_ips_bindable
 from tests.integration.conftest import get_json, wait_for
 from tests.integration.helpers import PodServers, http_get, kubectl_apply, pod_servers
-
-pytestmark = pytest.mark.skipif(
-    not pod_ips_bindable(), reason="pod IPs are not bindable here: run inside `modelrollout private-network -- ...`"
-)
 
 POD_PORT = 8080
 SERVICE_PORT = 80

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelrollout.devcluster import flux, routercrds, traefik
+from modelrollout.devcluster import flux, prometheus, routercrds, traefik
 from modelrollout.devcluster.build import cache_root, ensure_binaries
 from modelrollout.modelserver import install, models
 
@@ -44,6 +44,7 @@ def prepare_all(root: Path | None = None) -> list[Prepared]:
         _timed("control plane (etcd, kube-*, kwok)", lambda: ensure_binaries(root).kube_apiserver.parent.parent),
         _timed("Traefik (data plane)", lambda: traefik.ensure_traefik(root)),
         _timed("Flux source + kustomize controllers", lambda: flux.ensure_flux(root).source_controller.parent),
+        _timed("Prometheus (Kubernetes discovery)", lambda: prometheus.kubernetes_sd_binary(root)),
         _timed("MLServer (model servers)", lambda: install.ensure_mlserver(root).parent.parent),
         _timed("demo models (scikit-learn, trained)", lambda: models.ensure_models(root).directory),
         _timed("data plane CRDs (Gateway API, Istio, Traefik)", lambda: routercrds.router_crds()[0].parent),

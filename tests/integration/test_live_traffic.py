@@ -1,0 +1,424 @@
+"""Real requests to real models through a real data plane: the operator's weights are what clients get.
+
+Traefik routes by the objects the operator writes (its own TraefikServices, or an HTTPRoute through its
+Gateway) to real MLServer processes, one per pod, serving real scikit-learn models; a load generator sends
+rows of the data set and records which model version answered each request. Nothing here reads the
+weights the operator reports to compute what clients see: the shares are counted from the answers.
+
+Figures (printed at the end of the run): the live share at each weight, and the gap between the route
+write that takes the canary out and the last answer a client got from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from modelrollout.devcluster import prometheus as prometheus_server
+from modelrollout.modelserver import behaviour as behaviours
+from modelrollout.modelserver import models
+from modelrollout.modelserver.loadgen import LoadGenerator, Snapshot
+from modelrollout.modelserver.settings import pod_template
+from tests.conftest import FIGURES
+from tests.integration.conftest import REPO, get_json, running_operator, wait_for
+from tests.integration.helpers import (
+    apply,
+    events,
+    healthy,
+    kubectl_apply,
+    object_watch,
+    plugin,
+    wait_status,
+)
+
+NAME = "classifier"
+STABLE_VERSION, NEW_VERSION = "2026-11-20", "2026-11-27"
+RPS = 40.0
+SAMPLE = 400  # answers per measured share: 4 sigma of a 10% share is 6 points
+SIGMAS = 4.0
+
+
+@dataclass
+class Live:
+    traefik: object
+    prometheus: prometheus_server.Prometheus
+    rows: tuple
+
+
+def shipped_alert(name: str, window: str = "5s") -> dict:
+    """An alert from manifests/monitoring/rules.yml as shipped, with a test-speed window and no `for`."""
+    groups = yaml.safe_load((REPO / "manifests" / "monitoring" / "rules.yml").read_text())["groups"]
+    rule = next(rule for group in groups for rule in group["rules"] if rule.get("alert") == name)
+    return {"alert": name, "expr": rule["expr"].replace("[2m]", f"[{window}]"), "labels": rule["labels"]}
+
+
+def shipped_template(name: str, namespace: str, window: str = "5s") -> dict:
+    """A built-in ClusterModelAnalysisTemplate as shipped, as a namespaced copy measuring at test speed."""
+    shipped = yaml.safe_load_all((REPO / "manifests" / "analysis-templates" / "real-server-templates.yaml").read_text())
+    template = copy.deepcopy(next(t for t in shipped if t["metadata"]["name"] == name))
+    template["kind"] = "ModelAnalysisTemplate"
+    template["metadata"] = {"name": name, "namespace": namespace}
+    for arg in template["spec"]["args"]:
+        if arg["name"] == "window":
+            arg["value"] = window
+    # The first 5s rate needs two scrapes of a revision that just got traffic: wait a window and a bit.
+    template["spec"]["metrics"][0].update({"interval": "1s", "count": 3, "initialDelay": "8s"})
+    return template
+
+
+@pytest.fixture(scope="module")
+def live(control_plane, traefik, model_servers) -> Iterator[Live]:
+    """Prometheus scraping Traefik and the model-server pods (alerting on their real 5xx), and the operator."""
+    rules = [{"name": "models", "rules": [shipped_alert("MLServerErrorRateHigh")]}]
+    prometheus = prometheus_server.start([traefik.metrics_address], rules, pods_of=control_plane)
+    try:
+        with running_operator(prometheus.url):
+            rows = models.load_dataset(models.ensure_models()).rows
+            yield Live(traefik, prometheus, rows)
+    finally:
+        prometheus.stop()
+
+
+def model(namespace: str, version: str, behaviour: str, routing: dict, strategy: dict, replicas: int = 1) -> dict:
+    """A ModelDeployment of real model servers: the pod template says which model and how it behaves."""
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": NAME, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "model": {"name": NAME, "version": version, "framework": "sklearn"},
+            "template": pod_template(NAME, version, behaviour),
+            "service": {"port": 80, "targetPort": "http"},
+            "trafficRouting": routing,
+            "strategy": strategy,
+            "progressDeadlineSeconds": 300,
+        },
+    }
+
+
+def host(namespace: str) -> str:
+    return f"{namespace}.models.example"
+
+
+def routing(router: str, namespace: str, traefik) -> dict:
+    if router == "traefik":
+        return {"traefik": {"match": f"Host(`{host(namespace)}`)"}}
+    return {"gatewayAPI": {"parentRefs": [traefik.parent_ref()], "hostnames": [host(namespace)]}}
+
+
+@contextlib.contextmanager
+def load(live: Live, namespace: str) -> Iterator[LoadGenerator]:
+    generator = LoadGenerator(live.traefik.web_url, NAME, live.rows, rps=RPS, headers={"Host": host(namespace)})
+    with generator:
+        yield generator
+
+
+def answers_after(generator: LoadGenerator, since: float, count: int = SAMPLE) -> Snapshot:
+    """The first `count` answers to requests sent after `since` (monotonic)."""
+
+    def enough():
+        sent = [a for a in generator.snapshot().answers if a.at - a.seconds >= since]
+        return Snapshot(tuple(sent[:count])) if len(sent) >= count else None
+
+    return wait_for(enough, timeout=count / RPS * 4 + 30, what=f"{count} answers after the route changed")
+
+
+def tolerance(share: float, count: int) -> float:
+    """SIGMAS binomial standard deviations of the share, as a fraction (0 for a share of 0 or 1)."""
+    return SIGMAS * math.sqrt(share * (1 - share) / count)
+
+
+def applied_by_traefik(live: Live, router: str, namespace: str, canary_weight: int) -> float:
+    """Wait until Traefik's own API serves the split with `canary_weight`; returns when it was seen."""
+    # An HTTPRoute's weighted service is named by Traefik: found by the Services it splits between.
+    name = f"{namespace}-{NAME}-split@kubernetescrd" if router == "traefik" else None
+    api = f"{live.traefik.api_url}/http/services"
+
+    def weights_now() -> bool:
+        with urllib.request.urlopen(api, timeout=5) as response:
+            services = json.load(response)
+        for service in services:
+            weighted = service.get("weighted") or {}
+            members = {member["name"]: member.get("weight", 1) for member in weighted.get("services", [])}
+            canary = [weight for member, weight in members.items() if f"{NAME}-canary" in member]
+            if (name is None or service["name"] == name) and f"{namespace}-" in service["name"] and canary:
+                return canary[0] == canary_weight
+        return False
+
+    wait_for(weights_now, timeout=60, what=f"Traefik serving canary weight {canary_weight}")
+    return time.monotonic()
+
+
+def mirror_applied_by_traefik(live: Live, namespace: str, percent: int) -> None:
+    """Wait until Traefik's own API serves the mirroring TraefikService with `percent` to the canary."""
+    url = f"{live.traefik.api_url}/http/services/{namespace}-{NAME}@kubernetescrd"
+
+    def mirroring() -> bool:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            mirrors = (json.load(response).get("mirroring") or {}).get("mirrors") or []
+        return [mirror.get("percent") for mirror in mirrors] == [percent]
+
+    wait_for(mirroring, timeout=60, what=f"Traefik mirroring {percent}% to the canary")
+
+
+def sent_at(answer) -> float:
+    return answer.at - answer.seconds
+
+
+def share_of(snapshot: Snapshot, version: str) -> float:
+    return snapshot.shares().get(version, 0.0)
+
+
+@pytest.mark.parametrize("router", ["traefik", "gatewayAPI"])
+def test_live_shares_follow_each_weight_and_the_promotion(control_plane, live, namespace, router):
+    steps = [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]
+    first = model(
+        namespace,
+        STABLE_VERSION,
+        behaviours.GOOD,
+        routing(router, namespace, live.traefik),
+        {"canary": {"steps": steps}},
+    )
+    assert apply(control_plane, namespace, first).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
+    with load(live, namespace) as generator:
+        since = applied_by_traefik(live, router, namespace, 0)
+        assert share_of(answers_after(generator, since), STABLE_VERSION) == 1.0
+        newer = model(
+            namespace,
+            NEW_VERSION,
+            behaviours.GOOD,
+            routing(router, namespace, live.traefik),
+            {"canary": {"steps": steps}},
+        )
+        assert apply(control_plane, namespace, newer).returncode == 0
+        for step, weight in ((1, 10), (3, 50), (5, 100)):
+            wait_status(
+                control_plane,
+                namespace,
+                lambda s, i=step: s["phase"] == "Paused" and s.get("currentStepIndex") == i,
+                f"paused after setWeight {weight}",
+                name=NAME,
+                timeout=180,
+            )
+            snapshot = answers_after(generator, applied_by_traefik(live, router, namespace, weight))
+            measured = share_of(snapshot, NEW_VERSION)
+            FIGURES[f"live share of the canary at setWeight {weight} ({router}, {SAMPLE} requests)"] = f"{measured:.3f}"
+            assert abs(measured - weight / 100) <= tolerance(weight / 100, SAMPLE), (weight, measured)
+            assert snapshot.error_ratio() == 0.0
+            assert plugin(control_plane, "promote", NAME, "-n", namespace).returncode == 0
+        done = wait_status(
+            control_plane, namespace, lambda s: s["phase"] == "Healthy", "promoted", name=NAME, timeout=120
+        )
+        assert done["status"]["stableRevision"] == done["status"]["currentRevision"]
+        promoted = answers_after(generator, applied_by_traefik(live, router, namespace, 0))
+        assert share_of(promoted, NEW_VERSION) == 1.0
+
+
+def test_an_alarm_on_real_errors_takes_the_canary_out_and_no_request_reaches_it_after(control_plane, live, namespace):
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    strategy = {"canary": {"steps": steps}}
+    extra = {"rollbackOn": {"alerts": [{"alertname": "MLServerErrorRateHigh"}], "pollInterval": "1s"}}
+    first = model(namespace, STABLE_VERSION, behaviours.GOOD, routing("traefik", namespace, live.traefik), strategy)
+    first["spec"].update(extra)
+    assert apply(control_plane, namespace, first).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
+    hotfix = model(
+        namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, routing("traefik", namespace, live.traefik), strategy
+    )
+    hotfix["spec"].update(extra)
+    with (
+        load(live, namespace) as generator,
+        object_watch(control_plane, namespace, "traefikservice", f"{NAME}-split") as watch,
+    ):
+        assert apply(control_plane, namespace, hotfix).returncode == 0
+        aborted = wait_status(
+            control_plane,
+            namespace,
+            lambda s: (s.get("abort") or {}).get("reason") == "AlertFiring",
+            "the alarm's rollback",
+            name=NAME,
+            timeout=180,
+        )
+        assert "MLServerErrorRateHigh" in aborted["status"]["abort"]["message"]
+        served = applied_by_traefik(live, "traefik", namespace, 0)
+        after = answers_after(generator, served, count=200)
+        snapshot = generator.snapshot()
+
+    def canary_weight(version: dict) -> int:
+        services = version["spec"]["weighted"]["services"]
+        return next(s["weight"] for s in services if s["name"] == f"{NAME}-canary")
+
+    weights = [canary_weight(version) for version in watch.versions]
+    assert 50 in weights and weights[-1] == 0
+    written = next(
+        at
+        for at, version in zip(watch.received, watch.versions, strict=True)
+        if canary_weight(version) == 0 and at > watch.received[weights.index(50)]
+    )
+    canary_answers = [a for a in snapshot.answers if a.version == NEW_VERSION or (a.status >= 500)]
+    last = max(a.at for a in canary_answers)
+    FIGURES["alarm rollback: route written → last answer from the canary"] = f"{last - written:.2f}s"
+    FIGURES["alarm rollback: route written → Traefik serving it"] = f"{served - written:.2f}s"
+    FIGURES["alarm rollback: 5xx answers clients got from the hotfix"] = str(
+        sum(1 for a in snapshot.answers if a.status >= 500)
+    )
+    assert share_of(after, STABLE_VERSION) == 1.0 and after.error_ratio() == 0.0
+    assert not [
+        a for a in snapshot.answers if a.at - a.seconds >= served and (a.version == NEW_VERSION or a.status >= 500)
+    ]
+
+
+def test_a_full_shadow_copies_every_request_to_the_new_model_and_answers_only_from_the_stable(
+    control_plane, live, namespace
+):
+    strategy = {"shadow": {"mirrorPercent": 100}, "canary": {"steps": [{"setWeight": 100}]}}
+    first = model(namespace, STABLE_VERSION, behaviours.GOOD, routing("traefik", namespace, live.traefik), strategy)
+    assert apply(control_plane, namespace, first).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
+    shadowed = model(namespace, NEW_VERSION, behaviours.SHIFTED, routing("traefik", namespace, live.traefik), strategy)
+    assert apply(control_plane, namespace, shadowed).returncode == 0
+    wait_status(
+        control_plane,
+        namespace,
+        lambda s: s.get("stage") == "Shadow" and (s.get("weights") or {}).get("mirror") == 100,
+        "mirroring 100%",
+        name=NAME,
+        timeout=180,
+    )
+    mirror_applied_by_traefik(live, namespace, 100)
+    with load(live, namespace) as generator:
+        answered = answers_after(generator, time.monotonic())
+    snapshot = generator.snapshot()
+    assert share_of(snapshot, STABLE_VERSION) == 1.0 and snapshot.error_ratio() == 0.0
+    sent = len(snapshot.answers)
+    seen: dict[str, float] = {}
+
+    def counted() -> dict[str, float] | None:
+        seen.update(server_requests(live, namespace))
+        near = seen.get(STABLE_VERSION, 0) >= sent and abs(seen.get(NEW_VERSION, 0) - sent) <= 0.05 * sent
+        return dict(seen) if near else None
+
+    try:
+        counts = wait_for(counted, timeout=60, what=f"the shadow's own counter near the {sent} requests answered")
+    except TimeoutError as error:
+        raise AssertionError(f"{error}; servers counted {seen}") from None
+    FIGURES["shadow 100%: requests counted by the shadow's server / answered by the stable"] = (
+        f"{counts[NEW_VERSION]:.0f} / {sent}"
+    )
+    assert len(answered.answers) == SAMPLE
+
+
+def server_requests(live: Live, namespace: str) -> dict[str, float]:
+    """Inference requests each model version's servers counted themselves (from Prometheus), by version."""
+    query = f'sum by (model_version) (rest_server_requests_total{{namespace="{namespace}",path=~".*/infer"}})'
+    url = f"{live.prometheus.url}/api/v1/query?query={urllib.parse.quote(query)}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        result = json.load(response)["data"]["result"]
+    return {item["metric"].get("model_version", ""): float(item["value"][1]) for item in result}
+
+
+def test_blue_green_switches_in_one_write_and_a_failed_check_switches_back(control_plane, live, namespace):
+    kubectl_apply(control_plane, namespace, shipped_template("mlserver-error-rate", namespace))
+    analysis = {
+        "templates": [{"name": "mlserver-error-rate"}],
+        "args": [{"name": "prometheus", "value": live.prometheus.url}],
+    }
+    strategy = {"blueGreen": {"autoPromotionSeconds": 1, "postPromotionAnalysis": analysis}}
+    first = model(namespace, STABLE_VERSION, behaviours.GOOD, routing("traefik", namespace, live.traefik), strategy)
+    assert apply(control_plane, namespace, first).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
+    old = get_json(control_plane, "modeldeployment", NAME, "-n", namespace)["status"]["stableRevision"]
+    bad = model(namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, routing("traefik", namespace, live.traefik), strategy)
+    with (
+        load(live, namespace) as generator,
+        object_watch(control_plane, namespace, "service", f"{NAME}-stable") as watch,
+    ):
+        assert apply(control_plane, namespace, bad).returncode == 0
+        back = wait_status(
+            control_plane,
+            namespace,
+            lambda s: (s.get("abort") or {}).get("reason") == "AnalysisFailed",
+            "the post-promotion check switching back",
+            name=NAME,
+            timeout=180,
+        )
+        wait_for(
+            lambda: watch.versions[-1]["spec"]["selector"]["modelrollout.io/revision"] == old,
+            timeout=30,
+            what="the Service back on the old revision",
+        )
+        switched_back = watch.received[-1]
+        restored = wait_for(
+            lambda: next(
+                (
+                    a.at
+                    for a in generator.snapshot().answers
+                    if a.version == STABLE_VERSION and sent_at(a) > switched_back
+                ),
+                None,
+            ),
+            timeout=60,
+            what="the old model answering again",
+        )
+        after = answers_after(generator, restored, count=200)
+        snapshot = generator.snapshot()
+    selected = [version["spec"]["selector"]["modelrollout.io/revision"] for version in watch.versions]
+    changes = [revision for i, revision in enumerate(selected) if i == 0 or revision != selected[i - 1]]
+    # One write each way: the Service selects the old revision, then the new one, then the old one again.
+    assert len(changes) == 3 and changes[0] == changes[2] == old != changes[1]
+    switched = watch.received[selected.index(changes[1])]
+    assert share_of(Snapshot(tuple(a for a in snapshot.answers if a.at < switched)), STABLE_VERSION) == 1.0
+    # A clean switch: in the order requests were sent, once the new model answered, the old one never did
+    # again until the switch back (a 5xx comes from the hotfix: MLServer's error body names no version).
+    window = [a for a in snapshot.answers if switched <= a.at - a.seconds < switched_back]
+    served = ["new" if a.version == NEW_VERSION or a.status >= 500 else "old" for a in sorted(window, key=sent_at)]
+    assert "new" in served and "old" not in served[served.index("new") :], served
+    bad_answers = [a for a in snapshot.answers if a.version == NEW_VERSION or a.status >= 500]
+    FIGURES["blue/green: requests the bad model answered before the switch back"] = (
+        f"{len(bad_answers)} ({sum(1 for a in bad_answers if a.status >= 500)} of them 5xx)"
+    )
+    assert "error-rate" in back["status"]["abort"]["message"]
+    assert share_of(after, STABLE_VERSION) == 1.0 and after.error_ratio() == 0.0
+
+
+def test_gateway_api_shadow_on_a_class_that_does_not_declare_mirroring_waits_and_no_request_fails(
+    control_plane, live, namespace
+):
+    assert "HTTPRouteRequestMirror" not in {
+        feature.get("name") for feature in live.traefik.gateway_class_status().get("supportedFeatures", [])
+    }
+    strategy = {"shadow": {"mirrorPercent": 100}, "canary": {"steps": [{"setWeight": 100}]}}
+    first = model(namespace, STABLE_VERSION, behaviours.GOOD, routing("gatewayAPI", namespace, live.traefik), strategy)
+    assert apply(control_plane, namespace, first).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
+    with load(live, namespace) as generator:
+        newer = model(namespace, NEW_VERSION, behaviours.GOOD, routing("gatewayAPI", namespace, live.traefik), strategy)
+        assert apply(control_plane, namespace, newer).returncode == 0
+        held = wait_status(
+            control_plane,
+            namespace,
+            lambda s: "MirrorUnsupported" in [p["reason"] for p in s.get("pauseReasons", [])],
+            "the shadow refused",
+            name=NAME,
+            timeout=180,
+        )
+        answers_after(generator, time.monotonic(), count=200)
+        snapshot = generator.snapshot()
+    assert held["status"]["phase"] == "Paused" and live.traefik.gateway_class in held["status"]["message"]
+    route = get_json(control_plane, "httproute", NAME, "-n", namespace)
+    assert "filters" not in route["spec"]["rules"][0]
+    warnings = [e for e in events(control_plane, namespace, NAME) if e["reason"] == "MirrorUnsupported"]
+    assert warnings and live.traefik.gateway_class in warnings[0]["note"]
+    assert snapshot.error_ratio() == 0.0 and share_of(snapshot, STABLE_VERSION) == 1.0
