@@ -1,7 +1,8 @@
 """Canary rollouts end to end on the real control plane, for every traffic router.
 
-Routing objects are validated by the real Gateway API and Istio CRD schemas installed in the test
-apiserver; no data plane runs, so the tests assert the objects' contents at each step.
+Routing objects are validated by the real Gateway API, Istio and Traefik CRD schemas installed in the test
+apiserver; no data plane runs here, so the tests assert the objects' contents at each step (live traffic
+through a real Traefik is test_live_traffic.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ ROUTING = {
     },
     "istio": {"istio": {"hosts": ["fraud.example.com"], "gateways": ["gateways/public"]}},
     "nginx": {"nginx": {"host": "fraud.example.com"}},
+    "traefik": {"traefik": {"entryPoints": ["web"], "match": "Host(`fraud.example.com`)"}},
     "none": {},
 }
 
@@ -62,6 +64,13 @@ def routed_weights(control_plane, namespace: str, router: str) -> tuple[int, int
         stable = get_json(control_plane, "ingress", "fraud-scorer", "-n", namespace)
         assert stable["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "fraud-scorer-stable"
         return 100 - weight, weight
+    if router == "traefik":
+        split = get_json(control_plane, "traefikservice", "fraud-scorer-split", "-n", namespace)
+        services = split["spec"]["weighted"]["services"]
+        assert [service["name"] for service in services] == ["fraud-scorer-stable", "fraud-scorer-canary"]
+        entry = get_json(control_plane, "ingressroute", "fraud-scorer", "-n", namespace)
+        assert entry["spec"]["routes"][0]["services"] == [{"name": "fraud-scorer", "kind": "TraefikService"}]
+        return services[0]["weight"], services[1]["weight"]
     return None
 
 
