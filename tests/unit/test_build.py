@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from modelrollout.devcluster.build import kubernetes_wrapper_gomod
 
 UPSTREAM = """module k8s.io/kubernetes
@@ -25,3 +27,12 @@ def test_wrapper_replaces_every_staging_module_with_its_published_version():
     assert "\tk8s.io/client-go => k8s.io/client-go v0.35.4" in gomod
     assert "go 1.25.0" in gomod and "godebug default=go1.25" in gomod
     assert "./staging" not in gomod
+
+
+def test_dev_cluster_build_says_what_each_part_is_and_whether_it_was_built():
+    from modelrollout.devcluster.prepare import Prepared
+
+    cached = Prepared("Traefik (data plane)", Path("/cache/bin/traefik-v3.6.12/traefik"), 0.2).line()
+    built = Prepared("Traefik (data plane)", Path("/cache/bin/traefik-v3.6.12/traefik"), 421.4).line()
+    assert cached.split() == ["Traefik", "(data", "plane)", "cached", "/cache/bin/traefik-v3.6.12/traefik"]
+    assert "built in 421s" in built and "Binaries(" not in built
