@@ -50,6 +50,7 @@ SIGMAS = 4.0
 
 @dataclass
 class Live:
+    control_plane: object
     traefik: object
     prometheus: prometheus_server.Prometheus
     rows: tuple
@@ -84,7 +85,7 @@ def live(control_plane, traefik, model_servers) -> Iterator[Live]:
     try:
         with running_operator(prometheus.url):
             rows = models.load_dataset(models.ensure_models()).rows
-            yield Live(traefik, prometheus, rows)
+            yield Live(control_plane, traefik, prometheus, rows)
     finally:
         prometheus.stop()
 
@@ -115,6 +116,20 @@ def routing(router: str, namespace: str, traefik) -> dict:
     if router == "traefik":
         return {"traefik": {"match": f"Host(`{host(namespace)}`)"}}
     return {"gatewayAPI": {"parentRefs": [traefik.parent_ref()], "hostnames": [host(namespace)]}}
+
+
+def release(live: Live, namespace: str, version: str, behaviour: str, strategy: dict, router="traefik", **spec):
+    """Apply the ModelDeployment at `version`, served by the model `behaviour` says."""
+    body = model(namespace, version, behaviour, routing(router, namespace, live.traefik), strategy)
+    body["spec"].update(spec)
+    assert apply(live.control_plane, namespace, body).returncode == 0
+
+
+def stable_serving(live: Live, namespace: str, strategy: dict, router="traefik", **spec) -> str:
+    """The good stable model applied and serving; returns its revision."""
+    release(live, namespace, STABLE_VERSION, behaviours.GOOD, strategy, router, **spec)
+    body = wait_for(lambda: healthy(live.control_plane, namespace, NAME), timeout=120, what="the stable model serving")
+    return body["status"]["stableRevision"]
 
 
 @contextlib.contextmanager
@@ -183,26 +198,11 @@ def share_of(snapshot: Snapshot, version: str) -> float:
 @pytest.mark.parametrize("router", ["traefik", "gatewayAPI"])
 def test_live_shares_follow_each_weight_and_the_promotion(control_plane, live, namespace, router):
     steps = [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]
-    first = model(
-        namespace,
-        STABLE_VERSION,
-        behaviours.GOOD,
-        routing(router, namespace, live.traefik),
-        {"canary": {"steps": steps}},
-    )
-    assert apply(control_plane, namespace, first).returncode == 0
-    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
+    stable_serving(live, namespace, {"canary": {"steps": steps}}, router)
     with load(live, namespace) as generator:
         since = applied_by_traefik(live, router, namespace, 0)
         assert share_of(answers_after(generator, since), STABLE_VERSION) == 1.0
-        newer = model(
-            namespace,
-            NEW_VERSION,
-            behaviours.GOOD,
-            routing(router, namespace, live.traefik),
-            {"canary": {"steps": steps}},
-        )
-        assert apply(control_plane, namespace, newer).returncode == 0
+        release(live, namespace, NEW_VERSION, behaviours.GOOD, {"canary": {"steps": steps}}, router)
         for step, weight in ((1, 10), (3, 50), (5, 100)):
             wait_status(
                 control_plane,
@@ -230,19 +230,12 @@ def test_an_alarm_on_real_errors_takes_the_canary_out_and_no_request_reaches_it_
     steps = [{"setWeight": 50}, {"pause": {}}]
     strategy = {"canary": {"steps": steps}}
     extra = {"rollbackOn": {"alerts": [{"alertname": "MLServerErrorRateHigh"}], "pollInterval": "1s"}}
-    first = model(namespace, STABLE_VERSION, behaviours.GOOD, routing("traefik", namespace, live.traefik), strategy)
-    first["spec"].update(extra)
-    assert apply(control_plane, namespace, first).returncode == 0
-    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
-    hotfix = model(
-        namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, routing("traefik", namespace, live.traefik), strategy
-    )
-    hotfix["spec"].update(extra)
+    stable_serving(live, namespace, strategy, **extra)
     with (
         load(live, namespace) as generator,
         object_watch(control_plane, namespace, "traefikservice", f"{NAME}-split") as watch,
     ):
-        assert apply(control_plane, namespace, hotfix).returncode == 0
+        release(live, namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, strategy, **extra)
         aborted = wait_status(
             control_plane,
             namespace,
@@ -284,11 +277,8 @@ def test_a_full_shadow_copies_every_request_to_the_new_model_and_answers_only_fr
     control_plane, live, namespace
 ):
     strategy = {"shadow": {"mirrorPercent": 100}, "canary": {"steps": [{"setWeight": 100}]}}
-    first = model(namespace, STABLE_VERSION, behaviours.GOOD, routing("traefik", namespace, live.traefik), strategy)
-    assert apply(control_plane, namespace, first).returncode == 0
-    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
-    shadowed = model(namespace, NEW_VERSION, behaviours.SHIFTED, routing("traefik", namespace, live.traefik), strategy)
-    assert apply(control_plane, namespace, shadowed).returncode == 0
+    stable_serving(live, namespace, strategy)
+    release(live, namespace, NEW_VERSION, behaviours.SHIFTED, strategy)
     wait_status(
         control_plane,
         namespace,
@@ -336,16 +326,12 @@ def test_blue_green_switches_in_one_write_and_a_failed_check_switches_back(contr
         "args": [{"name": "prometheus", "value": live.prometheus.url}],
     }
     strategy = {"blueGreen": {"autoPromotionSeconds": 1, "postPromotionAnalysis": analysis}}
-    first = model(namespace, STABLE_VERSION, behaviours.GOOD, routing("traefik", namespace, live.traefik), strategy)
-    assert apply(control_plane, namespace, first).returncode == 0
-    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
-    old = get_json(control_plane, "modeldeployment", NAME, "-n", namespace)["status"]["stableRevision"]
-    bad = model(namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, routing("traefik", namespace, live.traefik), strategy)
+    old = stable_serving(live, namespace, strategy)
     with (
         load(live, namespace) as generator,
         object_watch(control_plane, namespace, "service", f"{NAME}-stable") as watch,
     ):
-        assert apply(control_plane, namespace, bad).returncode == 0
+        release(live, namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, strategy)
         back = wait_status(
             control_plane,
             namespace,
@@ -400,12 +386,9 @@ def test_gateway_api_shadow_on_a_class_that_does_not_declare_mirroring_waits_and
         feature.get("name") for feature in live.traefik.gateway_class_status().get("supportedFeatures", [])
     }
     strategy = {"shadow": {"mirrorPercent": 100}, "canary": {"steps": [{"setWeight": 100}]}}
-    first = model(namespace, STABLE_VERSION, behaviours.GOOD, routing("gatewayAPI", namespace, live.traefik), strategy)
-    assert apply(control_plane, namespace, first).returncode == 0
-    wait_for(lambda: healthy(control_plane, namespace, NAME), timeout=120, what="the stable model serving")
+    stable_serving(live, namespace, strategy, "gatewayAPI")
     with load(live, namespace) as generator:
-        newer = model(namespace, NEW_VERSION, behaviours.GOOD, routing("gatewayAPI", namespace, live.traefik), strategy)
-        assert apply(control_plane, namespace, newer).returncode == 0
+        release(live, namespace, NEW_VERSION, behaviours.GOOD, strategy, "gatewayAPI")
         held = wait_status(
             control_plane,
             namespace,

@@ -582,11 +582,12 @@ def gateway_api_parts(features: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def shadow_cluster(features: list[str]) -> Cluster:
+def shadow_cluster(features: list[str] | None) -> Cluster:
+    """A shadow of v2 under way behind Gateway `gw` of a class declaring `features` (None: no Gateway at all)."""
     body = model_deployment()
     body["spec"]["strategy"] = {"shadow": {"mirrorPercent": 40}, "canary": {"steps": STEPS}}
     cluster = Cluster(body)
-    for part in gateway_api_parts(features):
+    for part in gateway_api_parts(features) if features is not None else []:
         cluster.kube.add(part)
     cluster.healthy()
     cluster.roll_out("2")
@@ -618,15 +619,7 @@ def test_a_shadow_mirrors_through_a_gateway_class_that_declares_it():
 
 
 def test_a_missing_gateway_is_named_and_nothing_is_mirrored():
-    body = model_deployment()
-    body["spec"]["strategy"] = {"shadow": {"mirrorPercent": 40}, "canary": {"steps": STEPS}}
-    cluster = Cluster(body)
-    cluster.healthy()
-    cluster.roll_out("2")
-    for _ in range(2):
-        cluster.now += timedelta(seconds=5)
-        cluster.reconcile()
-        cluster.kube.settle(NS)
+    cluster = shadow_cluster(None)
     assert route_mirror(cluster) == []
     assert "Gateway models/gw was not found" in cluster.status()["message"]
 
