@@ -338,3 +338,29 @@ def http_get(url: str, timeout: float = 10.0) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode(errors="replace")
+
+
+MIRRORING_CLASS = "modelrollout-test-mirroring"
+
+
+def gateway_that_mirrors(control_plane, namespace: str, name: str = "public") -> None:
+    """A Gateway `name` in `namespace` whose GatewayClass declares HTTPRouteRequestMirror, as an
+    implementation that mirrors would write in its status (no data plane runs behind it here)."""
+    gateway_class = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GatewayClass",
+        "metadata": {"name": MIRRORING_CLASS},
+        "spec": {"controllerName": "example.com/mirroring-gateway"},
+    }
+    control_plane.kubectl("apply", "-f", "-", input=json.dumps(gateway_class))
+    status = {"status": {"supportedFeatures": [{"name": "HTTPRoute"}, {"name": "HTTPRouteRequestMirror"}]}}
+    control_plane.kubectl(
+        "patch", "gatewayclass", MIRRORING_CLASS, "--subresource=status", "--type=merge", "-p", json.dumps(status)
+    )
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"gatewayClassName": MIRRORING_CLASS, "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+    }
+    control_plane.kubectl("apply", "-f", "-", input=json.dumps(gateway))

@@ -6,10 +6,13 @@ the final promotion, full nowhere. Approvals go through the kubectl plugin, as a
 
 from __future__ import annotations
 
+import pytest
+
 from tests.integration.conftest import get_json, wait_for
 from tests.integration.helpers import (
     NEXT_VERSION,
     apply,
+    gateway_that_mirrors,
     healthy,
     plugin,
     replicas_by_revision,
@@ -20,6 +23,12 @@ from tests.integration.helpers import (
 )
 
 ROUTE = {"gatewayAPI": {"parentRefs": [{"name": "public"}]}}
+
+
+@pytest.fixture(autouse=True)
+def mirroring_gateway(control_plane, namespace) -> None:
+    """The routes' Gateway `public`, of a class that declares mirroring (else a shadow rightly waits)."""
+    gateway_that_mirrors(control_plane, namespace)
 
 
 def md_with(automation: str, strategy: dict) -> dict:

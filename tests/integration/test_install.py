@@ -52,10 +52,17 @@ def test_namespaced_variant_has_no_cluster_wide_write(control_plane):
         assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
     (role,) = [d for d in documents if d["kind"] == "Role"]
     cluster_wide = next(d for d in kustomize(control_plane, "manifests/base") if d["kind"] == "ClusterRole")
-    cluster_scoped = {"customresourcedefinitions", "clustermodelanalysistemplates", "clusterkopfpeerings"}
+    cluster_scoped = {
+        "customresourcedefinitions",
+        "clustermodelanalysistemplates",
+        "clusterkopfpeerings",
+        "gatewayclasses",
+    }
     for rule in cluster_wide["rules"]:
         if not set(rule["resources"]) & cluster_scoped:
             assert rule in role["rules"], f"the namespaced Role lacks {rule}"
+        elif rule["resources"] == ["gatewayclasses"]:  # read-only and cluster-scoped: the read-only ClusterRole
+            assert rule in cluster_role["rules"], f"the namespaced variant's ClusterRole lacks {rule}"
     # Peering moves from the cluster-wide object to one in the namespace, with the same rights.
     peering_rules = [rule for rule in cluster_wide["rules"] if rule["resources"] == ["clusterkopfpeerings"]]
     assert peering_rules

@@ -25,6 +25,7 @@ from tests.integration.conftest import get_json, wait_for
 from tests.integration.helpers import (
     NEXT_VERSION,
     apply,
+    gateway_that_mirrors,
     healthy,
     kubectl_apply,
     md,
@@ -126,6 +127,7 @@ def assert_still_state_is_safe(control_plane, namespace: str, stable: str, new: 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_the_operator_killed_at_every_phase_resumes_and_finishes(control_plane, monitoring, namespace, scenario):
     make, required = SCENARIOS[scenario]
+    gateway_that_mirrors(control_plane, namespace, "gw")
     kubectl_apply(control_plane, namespace, template("error-rate"))
     body = make(monitoring)
     stable, new = revision_of(body), revision_of(with_version(body, NEXT_VERSION))

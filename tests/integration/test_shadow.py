@@ -7,12 +7,15 @@ HTTPRoute records every stored version, so the tests can say what traffic the ne
 
 from __future__ import annotations
 
+import pytest
+
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import get_json, wait_for
 from tests.integration.helpers import (
     NEXT_VERSION,
     apply,
     events,
+    gateway_that_mirrors,
     healthy,
     kubectl_apply,
     object_versions,
@@ -21,6 +24,12 @@ from tests.integration.helpers import (
     wait_status,
     with_version,
 )
+
+
+@pytest.fixture(autouse=True)
+def mirroring_gateway(control_plane, namespace) -> None:
+    """The routes' Gateway `public`, of a class that declares mirroring (else a shadow rightly waits)."""
+    gateway_that_mirrors(control_plane, namespace)
 
 SCORES = (
     'sum by (le) (increase(model_prediction_score_bucket{{namespace="{{{{args.namespace}}}}",'
