@@ -31,6 +31,7 @@ def mirroring_gateway(control_plane, namespace) -> None:
     """The routes' Gateway `public`, of a class that declares mirroring (else a shadow rightly waits)."""
     gateway_that_mirrors(control_plane, namespace)
 
+
 SCORES = (
     'sum by (le) (increase(model_prediction_score_bucket{{namespace="{{{{args.namespace}}}}",'
     'revision="{{{{args.{side}}}}}"}}[10s]))'
