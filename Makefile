@@ -25,7 +25,8 @@ test: lint
 	$(BIN)/modelrollout dev-cluster build
 	$(BIN)/modelrollout private-network -- $(BIN)/pytest
 
-# The main job: a rollout story on the local control plane (see README).
+# The main job: a rollout story on real model servers behind Traefik (see README); it builds what is missing
+# first, then runs itself in a private network. `modelrollout demo --simulator` tells it on the traffic simulator.
 demo: setup
 	$(BIN)/modelrollout dev-cluster build
 	$(BIN)/modelrollout demo

@@ -63,7 +63,7 @@ def _private_network(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from modelrollout import demo
 
-    return demo.run(keep=args.keep)
+    return demo.run(keep=args.keep, simulator=args.simulator)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -96,15 +96,22 @@ def parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="a rollout story on a local control plane: a good model promoted, a bad one rolled back by an alarm",
+        help="a rollout story on real model servers behind Traefik: promoted, stopped in shadow, rolled back",
         description=(
-            "Starts a local control plane, a real Prometheus, a traffic simulator (a stand-in for model servers) "
-            "and the operator on 127.0.0.1; promotes a good model through canary steps with analysis, then rolls a "
-            "bad one back automatically when its error-rate alert fires; prints live progress and a summary; "
-            "stops everything at the end."
+            "Runs real scikit-learn models in MLServer (one process per pod) behind Traefik, sends them live requests "
+            "and lets Prometheus and the operator decide: a good model is shadowed and promoted through canary steps "
+            "with analysis, a model with shifted predictions is stopped in shadow, a failing hotfix is rolled back by "
+            "its error-rate alert. Prints the operator's weights beside the split the clients measure, and a summary. "
+            "Builds what is missing first (cached), then runs itself inside a private network namespace where kwok's "
+            "pod IPs are local; everything listens on 127.0.0.1 or those IPs and is stopped at the end."
         ),
     )
     demo.add_argument("--keep", action="store_true", help="leave everything running at the end (Ctrl-C stops it)")
+    demo.add_argument(
+        "--simulator",
+        action="store_true",
+        help="tell the story on the traffic simulator (a stand-in for model servers, no network namespace needed)",
+    )
     demo.set_defaults(handler=_demo)
     return root
 

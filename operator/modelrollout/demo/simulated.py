@@ -1,17 +1,15 @@
-"""`modelrollout demo`: a visible rollout story on a local control plane, a real Prometheus and the operator.
+"""`modelrollout demo --simulator`: the same rollout story on the traffic simulator instead of real servers.
+
+A fallback for machines that cannot make a private network namespace (no root, user namespaces off), where
+kwok's pod IPs cannot be served: the traffic simulator (a stand-in, named as such) sends each revision the
+share of traffic the operator published in status and exports the metrics a model server would, with the
+behaviour each demo version is configured to have. The benchmarks drive the same simulator through
+`devcluster.stack.local_stack`. Everything runs on 127.0.0.1 and is stopped at the end (unless --keep).
 
 1. fraud-scorer 2026-11-20 is deployed and serves.
-2. 2026-11-27, a good model, first runs in shadow (a mirrored copy of live traffic, its answers
-   compared with the stable model's by the population stability index of their prediction scores),
-   then walks its canary steps (10% → 50% → 100%) with analysis at each weight, and is promoted.
-3. 2026-12-01, a model whose prediction scores shifted, is stopped in shadow: it never serves live traffic.
-4. 2026-12-04, a hotfix released straight to canary with 8% errors, is rolled back automatically when
-   the ModelErrorRateHigh alert fires in Prometheus.
-
-There are no real model servers here: the traffic simulator (a stand-in, named as such) sends each
-revision the share of traffic the operator published in status and exports the metrics a model server
-would, with the behaviour each demo version is configured to have. Everything runs on 127.0.0.1 and
-is stopped at the end (unless --keep).
+2. 2026-11-27, a good model, first runs in shadow, then walks its canary steps with analysis, and is promoted.
+3. 2026-12-01, a model whose prediction scores shifted, is stopped in shadow.
+4. 2026-12-04, a hotfix released straight to canary with 8% errors, is rolled back when ModelErrorRateHigh fires.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from modelrollout.devcluster.stack import Stack, error_rate_alert, local_stack
 from modelrollout.simulator.exporter import Behaviour
 from modelrollout.simulator.process import SimulatorProcess
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 NAMESPACE = "fraud"
 TOTAL_RPS = 200.0
 VERSIONS = {
@@ -76,12 +74,8 @@ def model_deployment(version: str) -> dict[str, Any]:
     body["spec"].update(
         {
             "replicas": 4,
-            "trafficRouting": {
-                "gatewayAPI": {
-                    "parentRefs": [{"name": "public", "namespace": "gateways"}],
-                    "hostnames": ["fraud.example.com"],
-                }
-            },
+            # No data plane runs here (the simulator plays it): Traefik's objects are written and not served.
+            "trafficRouting": {"traefik": {"match": "Host(`fraud.models.example`)"}},
             "strategy": {
                 "canary": {
                     "steps": [
@@ -190,7 +184,10 @@ def deploy(running, simulator: SimulatorProcess, driver: TrafficDriver, revision
 
 
 def run(keep: bool = False) -> int:
-    print("modelrollout demo: building or reusing the local control plane (first run builds it from Go modules)…")
+    print(
+        "modelrollout demo --simulator: the rollout story on a traffic simulator (a stand-in for model servers);"
+        " building or reusing the local control plane…"
+    )
     revisions = {version: parse_spec(model_deployment(version)["spec"]).revision for version in VERSIONS}
     behaviours = {revisions[version]: behaviour for version, behaviour in VERSIONS.items()}
     try:
