@@ -392,14 +392,14 @@ def test_gateway_api_shadow_on_a_class_that_does_not_declare_mirroring_waits_and
         held = wait_status(
             control_plane,
             namespace,
-            lambda s: "MirrorUnsupported" in [p["reason"] for p in s.get("pauseReasons", [])],
+            lambda s: any(c["reason"] == "MirrorUnsupported" for c in s.get("conditions", [])),
             "the shadow refused",
             name=NAME,
             timeout=180,
         )
         answers_after(generator, time.monotonic(), count=200)
         snapshot = generator.snapshot()
-    assert held["status"]["phase"] == "Paused" and live.traefik.gateway_class in held["status"]["message"]
+    assert held["status"]["phase"] == "Progressing" and live.traefik.gateway_class in held["status"]["message"]
     route = get_json(control_plane, "httproute", NAME, "-n", namespace)
     assert "filters" not in route["spec"]["rules"][0]
     warnings = [e for e in events(control_plane, namespace, NAME) if e["reason"] == "MirrorUnsupported"]

@@ -140,8 +140,9 @@ def test_a_shadow_never_mirrors_through_a_data_plane_that_does_not_declare_it(st
     new = start_new_version(world, strategy=shadow_then_canary())
     held = world.run()
     assert held.weights.mirror == 0 and held.route_weights.mirror == 0 and live_weights(world) == (0, 0)
-    assert held.status["phase"] == "Paused" and held.status["stage"] == "Shadow"
-    assert [pause["reason"] for pause in held.status["pauseReasons"]] == ["MirrorUnsupported"]
+    assert held.status["phase"] == "Progressing" and held.status["stage"] == "Shadow"
+    progressing = next(c for c in held.status["conditions"] if c["type"] == "Progressing")
+    assert progressing["reason"] == "MirrorUnsupported" and held.status["pauseReasons"] == []
     assert "GatewayClass traefik" in held.status["message"] and "assumeMirroring" in held.status["message"]
     assert held.replicas_of(new) == 2  # the shadow's pods warm up meanwhile
     assert held.requeue_after == 30.0  # the data plane is looked at again
@@ -158,7 +159,7 @@ def test_the_shadow_starts_once_the_data_plane_declares_mirroring(stable_world):
     world.mirroring_undeclared = ()
     mirroring = world.run()
     assert mirroring.weights.mirror == 50 and mirroring.status["phase"] == "Progressing"
-    assert mirroring.status["pauseReasons"] == [] and "MirrorDeclared" in world.events
+    assert "MirrorDeclared" in world.events and mirroring.status["mirrorRefusedAt"] is None
     assert "10m00s left" in mirroring.status["message"]  # the duration counts from the mirror's start
 
 
@@ -168,7 +169,8 @@ def test_a_data_plane_that_stops_declaring_mirroring_loses_the_mirror_at_once(st
     assert world.run().weights.mirror == 50
     world.mirroring_undeclared = UNDECLARED
     held = world.step()
-    assert held.weights.mirror == 0 and held.route_weights.mirror == 0 and held.status["phase"] == "Paused"
+    assert held.weights.mirror == 0 and held.route_weights.mirror == 0
+    assert held.status["mirrorRefusedAt"] and "MirrorUnsupported" in world.events
 
 
 def test_a_persons_pause_does_not_keep_a_mirror_the_data_plane_no_longer_declares(stable_world):
@@ -179,7 +181,8 @@ def test_a_persons_pause_does_not_keep_a_mirror_the_data_plane_no_longer_declare
     world.mirroring_undeclared = UNDECLARED
     held = world.run()
     assert held.route_weights.mirror == 0 and held.status["phase"] == "Paused"
-    assert {pause["reason"] for pause in held.status["pauseReasons"]} == {"Manual", "MirrorUnsupported"}
+    assert [pause["reason"] for pause in held.status["pauseReasons"]] == ["Manual"]
+    assert world.events.count("MirrorUnsupported") == 1
 
 
 def test_assume_mirroring_writes_the_mirror_a_data_plane_does_not_declare(stable_world):

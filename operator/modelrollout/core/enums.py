@@ -41,7 +41,6 @@ class PauseReason(StrEnum):
     MANUAL = "Manual"
     INCONCLUSIVE = "InconclusiveAnalysis"
     APPROVAL = "AwaitingApproval"
-    MIRROR_UNSUPPORTED = "MirrorUnsupported"  # the data plane does not declare mirroring: the shadow waits
 
 
 class ProgressReason(StrEnum):
@@ -53,6 +52,7 @@ class ProgressReason(StrEnum):
     AVAILABLE = "Available"
     INVALID_SPEC = "InvalidSpec"
     PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
+    MIRROR_UNSUPPORTED = "MirrorUnsupported"  # the data plane does not declare mirroring: the shadow waits
 
 
 class GateKind(StrEnum):

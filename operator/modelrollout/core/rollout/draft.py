@@ -143,9 +143,9 @@ class Draft:
     def unpause(self, *reasons: PauseReason) -> None:
         self.update(pauses=tuple(pause for pause in self.state.pauses if pause.reason not in reasons))
 
-    def wait(self, message: str) -> None:
+    def wait(self, message: str, reason: ProgressReason = ProgressReason.IN_PROGRESS) -> None:
         """The rollout makes progress by itself; this is what it waits for."""
-        self.progress = Wait(Phase.PROGRESSING, ProgressReason.IN_PROGRESS, message)
+        self.progress = Wait(Phase.PROGRESSING, reason, message)
 
     def hold(self, reason: PauseReason, message: str) -> None:
         """The rollout waits for a person."""

@@ -178,11 +178,12 @@ def _advance(d: Draft) -> None:
         return
     if d.obs.spec.rollback_alerts:
         d.requeue.append(d.obs.spec.alerts_poll_seconds)  # poll ALERTS while the rollout runs
-    if d.state.stage is Stage.SHADOW and d.shadow is not None and shadow.mirroring_refused(d):
-        return
+    refused = d.state.stage is Stage.SHADOW and d.shadow is not None and shadow.mirroring_refused(d)
     manual = d.state.pause_of(PauseReason.MANUAL)
     if manual is not None:
         d.hold(PauseReason.MANUAL, f"paused by {manual.message or 'a person'}")
+        return
+    if refused:
         return
     for _ in range(len(STAGE_MOVES) + 1):
         stage = d.state.stage

@@ -30,8 +30,8 @@ from modelrollout.core.rollout.state import Abort, Gate, ScaleDown
 from modelrollout.core.rollout.transitions import Outcome
 from modelrollout.core.spec import AnalysisRef
 
-ALL_PAUSES = tuple(PauseReason)
-CLEARED_ROLLOUT = {"canary": "", "canary_weight": 0, "mirror_percent": 0, "approvals": ()}
+ALL_PAUSES = (PauseReason.STEP, PauseReason.MANUAL, PauseReason.INCONCLUSIVE, PauseReason.APPROVAL)
+CLEARED_ROLLOUT = {"canary": "", "canary_weight": 0, "mirror_percent": 0, "approvals": (), "mirror_refused": None}
 
 
 def scale_down_delay(d: Draft) -> int:

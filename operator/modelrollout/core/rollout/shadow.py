@@ -18,7 +18,15 @@ from datetime import timedelta
 
 from modelrollout.core import analysis as runs
 from modelrollout.core.durations import format_seconds
-from modelrollout.core.enums import EventReason, EventType, GateKind, HistoryAction, PauseReason, RunKind
+from modelrollout.core.enums import (
+    EventReason,
+    EventType,
+    GateKind,
+    HistoryAction,
+    PauseReason,
+    ProgressReason,
+    RunKind,
+)
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for
 from modelrollout.core.rollout.lifecycle import judge, run_analysis, run_key
 from modelrollout.core.rollout.state import Gate
@@ -31,12 +39,15 @@ RECHECK_DATA_PLANE_SECONDS = 30.0
 def mirroring_refused(d: Draft) -> bool:
     """Hold the shadow, mirroring nothing, while the data plane does not declare it can mirror.
 
-    Checked before a person's pause too: removing a mirror moves traffic away from the new model.
+    A wait on the data plane, not on a person (phase Progressing, reason MirrorUnsupported): the shadow
+    starts by itself once the data plane declares mirroring. Checked before a person's pause, since
+    removing a mirror moves traffic away from the new model. The Events say when this starts and ends,
+    once each (`mirror_refused` records since when it is refused).
     """
     undeclared = () if d.obs.spec.assumes_mirroring else d.obs.mirroring_undeclared
     if not undeclared:
-        if d.state.pause_of(PauseReason.MIRROR_UNSUPPORTED) is not None:
-            d.unpause(PauseReason.MIRROR_UNSUPPORTED)
+        if d.state.mirror_refused is not None:
+            d.update(mirror_refused=None)
             d.emit(EventReason.MIRROR_DECLARED, "the data plane now declares mirroring; the shadow starts")
         return False
     message = (
@@ -44,11 +55,11 @@ def mirroring_refused(d: Draft) -> bool:
         "may fail every request of a route with a mirror. Use a data plane that mirrors, remove strategy.shadow, "
         "or set trafficRouting.gatewayAPI.assumeMirroring: true if it mirrors without declaring it"
     )
-    if d.state.pause_of(PauseReason.MIRROR_UNSUPPORTED) is None:
-        d.pause(PauseReason.MIRROR_UNSUPPORTED, message)
+    if d.state.mirror_refused is None:
+        d.update(mirror_refused=d.now)
         d.emit(EventReason.MIRROR_UNSUPPORTED, message, EventType.WARNING)
     d.update(mirror_percent=0, step_started=None)
-    d.hold(PauseReason.MIRROR_UNSUPPORTED, message)
+    d.wait(message, ProgressReason.MIRROR_UNSUPPORTED)
     d.requeue.append(RECHECK_DATA_PLANE_SECONDS)
     return True
 
@@ -57,8 +68,6 @@ def advance(d: Draft) -> None:
     shadow = d.shadow
     if shadow is None:
         _finish(d, "shadow ended: the spec no longer asks for it, or its router cannot mirror")
-        return
-    if mirroring_refused(d):
         return
     label = f"shadow ({shadow.mirror_percent}% mirrored)"
     needed = canary_replicas_for(shadow.mirror_percent, d.replicas)
@@ -105,10 +114,11 @@ def _open_ended(d: Draft) -> bool:
 
 def _finish(d: Draft, message: str) -> None:
     if d.blue_green is not None:
-        d.transition(Outcome.SHADOW_DONE_BLUE_GREEN, mirror_percent=0, step_started=None)
+        d.transition(Outcome.SHADOW_DONE_BLUE_GREEN, mirror_percent=0, step_started=None, mirror_refused=None)
     else:
         skip_all = d.state.approved(Gate(GateKind.FULL))
-        d.transition(Outcome.SHADOW_DONE, mirror_percent=0, step=len(d.steps) if skip_all else 0, step_started=d.now)
+        step = len(d.steps) if skip_all else 0
+        d.transition(Outcome.SHADOW_DONE, mirror_percent=0, step=step, step_started=d.now, mirror_refused=None)
     d.unpause(PauseReason.APPROVAL, PauseReason.INCONCLUSIVE)
     text = f"revision {d.state.canary}: {message}; mirror removed, next stage {d.state.stage}"
     d.record(HistoryAction.SHADOW_COMPLETED, d.state.canary, text)

@@ -28,6 +28,7 @@ The fields, and what each one is:
 | history            | history          | record      | what was decided, by whom                               |
 | lastRequest        | last_request     | record      | the answer to the last manual request                   |
 | trafficRouter      | router_written   | record      | the router whose objects were last written              |
+| mirrorRefusedAt    | mirror_refused   | record      | since when the data plane's mirroring is refused (once) |
 | previewRevision    | (plan reads it)  | record      | the preview Service written; a stale one is deleted     |
 | weights            | (not loaded)     | observation | the share of live traffic each revision gets            |
 | phase, message     | (not loaded)     | observation | reported for people and kstatus (with conditions)       |
@@ -144,6 +145,7 @@ class RolloutState:
     history: tuple[HistoryEntry, ...] = ()
     last_request: RequestAnswer | None = None
     router_written: Router | None = None
+    mirror_refused: datetime | None = None
 
     def replace(self, **changes: Any) -> RolloutState:
         return dataclasses.replace(self, **changes)
@@ -200,6 +202,7 @@ def load_state(status: Mapping[str, Any], steps: tuple[Step, ...], mirror_percen
         history=tuple(_load_history(item) for item in status.get("history") or []),
         last_request=_load_answer(status.get("lastRequest")),
         router_written=Router(status["trafficRouter"]) if status.get("trafficRouter") else None,
+        mirror_refused=parse_time(status["mirrorRefusedAt"]) if status.get("mirrorRefusedAt") else None,
     )
 
 
@@ -238,6 +241,7 @@ def dump_state(state: RolloutState, active: bool) -> dict[str, Any]:
         ],
         "lastRequest": _dump_answer(state.last_request),
         "trafficRouter": state.router_written.value if state.router_written else None,
+        "mirrorRefusedAt": format_time(state.mirror_refused) if state.mirror_refused else None,
     }
 
 
