@@ -364,3 +364,10 @@ def gateway_that_mirrors(control_plane, namespace: str, name: str = "public") ->
         "spec": {"gatewayClassName": MIRRORING_CLASS, "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
     }
     control_plane.kubectl("apply", "-f", "-", input=json.dumps(gateway))
+
+
+def shipped_alert(name: str, window: str = "5s") -> dict:
+    """An alert from manifests/monitoring/rules.yml as shipped, with a test-speed window and no `for`."""
+    groups = yaml.safe_load((REPO / "manifests" / "monitoring" / "rules.yml").read_text())["groups"]
+    rule = next(rule for group in groups for rule in group["rules"] if rule.get("alert") == name)
+    return {"alert": name, "expr": rule["expr"].replace("[2m]", f"[{window}]"), "labels": rule["labels"]}
