@@ -38,6 +38,7 @@ from tests.integration.helpers import (
     kubectl_apply,
     object_watch,
     plugin,
+    shipped_alert,
     wait_status,
 )
 
@@ -54,13 +55,6 @@ class Live:
     traefik: object
     prometheus: prometheus_server.Prometheus
     rows: tuple
-
-
-def shipped_alert(name: str, window: str = "5s") -> dict:
-    """An alert from manifests/monitoring/rules.yml as shipped, with a test-speed window and no `for`."""
-    groups = yaml.safe_load((REPO / "manifests" / "monitoring" / "rules.yml").read_text())["groups"]
-    rule = next(rule for group in groups for rule in group["rules"] if rule.get("alert") == name)
-    return {"alert": name, "expr": rule["expr"].replace("[2m]", f"[{window}]"), "labels": rule["labels"]}
 
 
 def shipped_template(name: str, namespace: str, window: str = "5s") -> dict:
