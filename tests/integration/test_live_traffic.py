@@ -28,7 +28,7 @@ from modelrollout.devcluster import prometheus as prometheus_server
 from modelrollout.modelserver import behaviour as behaviours
 from modelrollout.modelserver import models
 from modelrollout.modelserver.loadgen import LoadGenerator, Snapshot
-from modelrollout.modelserver.settings import pod_template
+from modelrollout.modelserver.settings import model_deployment
 from tests.conftest import FIGURES
 from tests.integration.conftest import REPO, get_json, running_operator, wait_for
 from tests.integration.helpers import (
@@ -84,24 +84,6 @@ def live(control_plane, traefik, model_servers) -> Iterator[Live]:
         prometheus.stop()
 
 
-def model(namespace: str, version: str, behaviour: str, routing: dict, strategy: dict, replicas: int = 1) -> dict:
-    """A ModelDeployment of real model servers: the pod template says which model and how it behaves."""
-    return {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME, "namespace": namespace},
-        "spec": {
-            "replicas": replicas,
-            "model": {"name": NAME, "version": version, "framework": "sklearn"},
-            "template": pod_template(NAME, version, behaviour),
-            "service": {"port": 80, "targetPort": "http"},
-            "trafficRouting": routing,
-            "strategy": strategy,
-            "progressDeadlineSeconds": 300,
-        },
-    }
-
-
 def host(namespace: str) -> str:
     return f"{namespace}.models.example"
 
@@ -114,8 +96,16 @@ def routing(router: str, namespace: str, traefik) -> dict:
 
 def release(live: Live, namespace: str, version: str, behaviour: str, strategy: dict, router="traefik", **spec):
     """Apply the ModelDeployment at `version`, served by the model `behaviour` says."""
-    body = model(namespace, version, behaviour, routing(router, namespace, live.traefik), strategy)
-    body["spec"].update(spec)
+    body = model_deployment(
+        NAME,
+        namespace,
+        version,
+        behaviour,
+        routing(router, namespace, live.traefik),
+        strategy,
+        progressDeadlineSeconds=300,
+        **spec,
+    )
     assert apply(live.control_plane, namespace, body).returncode == 0
 
 
@@ -381,6 +371,7 @@ def test_gateway_api_shadow_on_a_class_that_does_not_declare_mirroring_waits_and
     }
     strategy = {"shadow": {"mirrorPercent": 100}, "canary": {"steps": [{"setWeight": 100}]}}
     stable_serving(live, namespace, strategy, "gatewayAPI")
+    applied_by_traefik(live, "gatewayAPI", namespace, 0)  # clients start once Traefik serves the route
     with load(live, namespace) as generator:
         release(live, namespace, NEW_VERSION, behaviours.GOOD, strategy, "gatewayAPI")
         held = wait_status(

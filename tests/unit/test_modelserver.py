@@ -347,3 +347,23 @@ def test_the_mlserver_pin_is_the_one_in_versions():
 
     assert install.MLSERVER == versions.MLSERVER
     assert f"mlserver=={versions.MLSERVER}" in install.REQUIREMENTS
+
+
+def test_a_served_model_deployment_carries_the_harness_contract_and_the_extra_spec():
+    from modelrollout.modelserver.settings import model_deployment
+
+    body = model_deployment(
+        "fraud-scorer",
+        "fraud",
+        "2026-12-04",
+        "hotfix-errors",
+        {"traefik": {}},
+        {"canary": {"steps": []}},
+        replicas=2,
+        progressDeadlineSeconds=300,
+    )
+    spec = body["spec"]
+    assert body["metadata"] == {"name": "fraud-scorer", "namespace": "fraud"}
+    assert spec["template"] == pod_template("fraud-scorer", "2026-12-04", "hotfix-errors")
+    assert (spec["replicas"], spec["model"]["version"], spec["progressDeadlineSeconds"]) == (2, "2026-12-04", 300)
+    assert spec["service"] == {"port": 80, "targetPort": "http"} and spec["trafficRouting"] == {"traefik": {}}

@@ -28,7 +28,7 @@ from modelrollout.demo.follow import DemoFailed, Follower
 from modelrollout.devcluster.realstack import RealStack
 from modelrollout.modelserver import behaviour, models
 from modelrollout.modelserver.loadgen import LoadGenerator
-from modelrollout.modelserver.settings import pod_template
+from modelrollout.modelserver.settings import model_deployment as served_model_deployment
 
 REPO = Path(__file__).resolve().parents[3]
 NAMESPACE = "fraud"
@@ -99,21 +99,17 @@ def model_deployment(version: str) -> dict[str, Any]:
             "duration": "6s",
             "analysis": {"templates": [{"name": "model-prediction-distribution-shift"}]},
         }
-    return {
-        "apiVersion": "modelrollout.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": NAME, "namespace": NAMESPACE},
-        "spec": {
-            "replicas": REPLICAS,
-            "model": {"name": NAME, "version": version, "framework": "sklearn"},
-            "template": pod_template(NAME, version, VERSIONS[version]),
-            "service": {"port": 80, "targetPort": "http"},
-            "trafficRouting": {"traefik": {"match": f"Host(`{HOST}`)"}},
-            "strategy": strategy,
-            "rollbackOn": {"pollInterval": "1s", "alerts": [{"alertname": ALERT, "labels": {"namespace": NAMESPACE}}]},
-            "progressDeadlineSeconds": 600,
-        },
-    }
+    return served_model_deployment(
+        NAME,
+        NAMESPACE,
+        version,
+        VERSIONS[version],
+        routing={"traefik": {"match": f"Host(`{HOST}`)"}},
+        strategy=strategy,
+        replicas=REPLICAS,
+        rollbackOn={"pollInterval": "1s", "alerts": [{"alertname": ALERT, "labels": {"namespace": NAMESPACE}}]},
+        progressDeadlineSeconds=600,
+    )
 
 
 def revisions() -> dict[str, str]:

@@ -206,3 +206,31 @@ def pod_template(
             ],
         },
     }
+
+
+def model_deployment(
+    name: str,
+    namespace: str,
+    version: str,
+    behaviour_name: str,
+    routing: dict,
+    strategy: dict,
+    replicas: int = 1,
+    **spec: object,
+) -> dict:
+    """A ModelDeployment whose pods the harness serves: model `name` at `version`, behaving as named, on
+    Service port 80 (the pods' `http` port); `spec` adds fields (e.g. rollbackOn, progressDeadlineSeconds)."""
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "model": {"name": name, "version": version, "framework": "sklearn"},
+            "template": pod_template(name, version, behaviour_name),
+            "service": {"port": 80, "targetPort": "http"},
+            "trafficRouting": routing,
+            "strategy": strategy,
+            **spec,
+        },
+    }
