@@ -139,34 +139,57 @@ def tolerance(share: float, count: int) -> float:
 
 
 def applied_by_traefik(live: Live, router: str, namespace: str, canary_weight: int) -> float:
-    """Wait until Traefik's own API serves the split with `canary_weight`; returns when it was seen."""
+    """Wait until Traefik's own API serves the split with `canary_weight` to loaded servers; returns when seen.
+
+    The weights alone are not enough: Traefik loads a route and the endpoints behind it in separate
+    configuration rounds (two seconds apart at most), and a member without servers answers 503.
+    """
     # An HTTPRoute's weighted service is named by Traefik: found by the Services it splits between.
     name = f"{namespace}-{NAME}-split@kubernetescrd" if router == "traefik" else None
     api = f"{live.traefik.api_url}/http/services"
 
     def weights_now() -> bool:
         with urllib.request.urlopen(api, timeout=5) as response:
-            services = json.load(response)
-        for service in services:
+            services = {service["name"]: service for service in json.load(response)}
+        for service in services.values():
             weighted = service.get("weighted") or {}
             members = {member["name"]: member.get("weight", 1) for member in weighted.get("services", [])}
             canary = [weight for member, weight in members.items() if f"{NAME}-canary" in member]
             if (name is None or service["name"] == name) and f"{namespace}-" in service["name"] and canary:
-                return canary[0] == canary_weight
+                return canary[0] == canary_weight and serves(service, services)
         return False
 
     wait_for(weights_now, timeout=60, what=f"Traefik serving canary weight {canary_weight}")
     return time.monotonic()
 
 
+def serves(service: dict, services: dict[str, dict]) -> bool:
+    """Whether every member of a Traefik service that carries weight has at least one server loaded."""
+    provider = service["name"].rpartition("@")[2]
+    if "loadBalancer" in service:
+        return bool(service["loadBalancer"].get("servers"))
+    members = (service.get("weighted") or {}).get("services", [])
+    if "mirroring" in service:
+        members = [{"name": service["mirroring"]["service"], "weight": 1}]
+    for member in members:
+        if member.get("weight", 1) <= 0:
+            continue
+        qualified = member["name"] if "@" in member["name"] else f"{member['name']}@{provider}"
+        if qualified not in services or not serves(services[qualified], services):
+            return False
+    return True
+
+
 def mirror_applied_by_traefik(live: Live, namespace: str, percent: int) -> None:
     """Wait until Traefik's own API serves the mirroring TraefikService with `percent` to the canary."""
-    url = f"{live.traefik.api_url}/http/services/{namespace}-{NAME}@kubernetescrd"
+    api = f"{live.traefik.api_url}/http/services"
 
     def mirroring() -> bool:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            mirrors = (json.load(response).get("mirroring") or {}).get("mirrors") or []
-        return [mirror.get("percent") for mirror in mirrors] == [percent]
+        with urllib.request.urlopen(api, timeout=5) as response:
+            services = {service["name"]: service for service in json.load(response)}
+        service = services.get(f"{namespace}-{NAME}@kubernetescrd") or {}
+        mirrors = (service.get("mirroring") or {}).get("mirrors") or []
+        return [mirror.get("percent") for mirror in mirrors] == [percent] and serves(service, services)
 
     wait_for(mirroring, timeout=60, what=f"Traefik mirroring {percent}% to the canary")
 
