@@ -19,6 +19,7 @@ CPU and RSS are read from /proc for the operator process; API requests and recon
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import json
 import math
@@ -32,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.controller.routing import ROUTER_KINDS
 from modelrollout.core.enums import Router
@@ -131,17 +133,29 @@ def all_status(kube: KubeClient, predicate: Callable[[dict], bool], count: int) 
     )
 
 
-def operator_counts(http: str) -> tuple[float, float]:
-    """(API requests sent, reconciles done) so far, from the operator's /metrics."""
+def request_counts(http: str) -> collections.Counter[tuple[str, str, str]]:
+    """API requests sent so far by (client, verb, resource), from the operator's /metrics."""
     with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as response:
         text = response.read().decode()
-    requests = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("modelrollout_kube_api_requests_total{")
-    )
+    counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    for family in text_string_to_metric_families(text):
+        if family.name == "modelrollout_kube_api_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["client"], sample.labels["verb"], sample.labels["resource"]] += sample.value
+    return counts
+
+
+def operator_counts(http: str) -> tuple[float, float]:
+    """(API requests sent, reconciles done) so far, from the operator's /metrics."""
     reconciles = operator_metric(http, "modelrollout_reconcile_duration_seconds_count") or 0.0
-    return requests, reconciles
+    return sum(request_counts(http).values()), reconciles
+
+
+def by_resource(before: collections.Counter, after: collections.Counter, per: float) -> str:
+    """The requests between two readings, per `per` (e.g. per ModelDeployment), largest first."""
+    spent = sorted(((after[key] - before[key]) / per, key) for key in after if after[key] > before[key])
+    return ", ".join(f"{client} {verb} {resource} {count:.1f}" for count, (client, verb, resource) in reversed(spent))
 
 
 def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
@@ -152,11 +166,13 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
         operator = Process(stack.operator.pid)
         stack.cluster.kubectl("create", "namespace", NAMESPACE)
         print(f"N={size}: creating", flush=True)
+        created0 = request_counts(stack.http)
         started = time.monotonic()
         for index in range(size):
             kube.request("POST", MODEL_DEPLOYMENT.path(NAMESPACE), body=model(index, "v1"))
         wait_until(lambda: all_status(kube, is_healthy, size), 60 + size, "all Healthy", interval=0.5)
         results["create N until all Healthy"] = f"{time.monotonic() - started:.1f}s"
+        results["create: API requests per ModelDeployment"] = by_resource(created0, request_counts(stack.http), size)
 
         time.sleep(5)  # let the last reconciles and their watch events drain before the idle window
         cpu0, requests0, reconciles0 = operator.cpu_seconds(), *operator_counts(stack.http)
@@ -190,6 +206,7 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
         print(f"N={size}: rolling out", flush=True)
         changed: dict[str, float] = {}
         cpu2, requests2, reconciles2 = operator.cpu_seconds(), *operator_counts(stack.http)
+        rolled0 = request_counts(stack.http)
         rollout_started = time.monotonic()
         for index in range(size):
             name = f"model-{index:04d}"
@@ -213,6 +230,7 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
         reconciles = reconciles3 - reconciles2
         results["rollouts: reconciles"] = f"{reconciles:.0f} ({reconciles / size:.1f} per ModelDeployment)"
         results["rollouts: API requests per reconcile"] = f"{(requests3 - requests2) / max(reconciles, 1):.1f}"
+        results["rollouts: API requests per rollout"] = by_resource(rolled0, request_counts(stack.http), size)
         results["template change -> canary Deployment"] = figures(
             [canary_created.seen[name] - at for name, at in changed.items() if name in canary_created.seen]
         )

@@ -23,6 +23,7 @@ from typing import Any
 import kopf
 
 from modelrollout.controller import metrics
+from modelrollout.controller.alertpoller import AlertPoller
 from modelrollout.controller.alerts import AlarmChecker, WebhookAlerts
 from modelrollout.controller.analysis import AnalysisRunner
 from modelrollout.controller.peering import (
@@ -39,8 +40,12 @@ from modelrollout.controller.workqueue import WorkQueue
 from modelrollout.core import labels
 from modelrollout.core.spec import AlertMatcher, parse_spec
 from modelrollout.kube.client import MODEL_DEPLOYMENT, KubeClient, load_configuration
+from modelrollout.kube.tally import TALLY, count_kopf_requests
 
 log = logging.getLogger(__name__)
+
+# Before kopf's first request (its start-up lists come before any startup handler runs).
+count_kopf_requests(TALLY)
 
 GROUP, VERSION, PLURAL = "modelrollout.io", "v1alpha1", "modeldeployments"
 RESYNC_SECONDS = float(os.environ.get("MODELROLLOUT_RESYNC_SECONDS", "300"))
@@ -78,13 +83,17 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     # Reconnect watches regularly so a silently dropped connection heals without a restart.
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
-    memo.kube = KubeClient.from_environment()
-    metrics.expose_api_requests(memo.kube.request_counts)
+    memo.kube = KubeClient.from_environment(tally=TALLY)
     memo.webhook = WebhookAlerts()
     memo.matchers = {}
-    alarms = AlarmChecker(memo.webhook, os.environ.get("MODELROLLOUT_PROMETHEUS_URL", ""))
-    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms)
     memo.queue = WorkQueue()
+    loop = asyncio.get_running_loop()
+    memo.poller = AlertPoller(
+        os.environ.get("MODELROLLOUT_PROMETHEUS_URL", ""),
+        wake=lambda key: loop.call_soon_threadsafe(memo.queue.add, key),
+    ).start()
+    alarms = AlarmChecker(memo.webhook, memo.poller)
+    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms)
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="reconcile")
     memo.peering_monitor = None
     if peering is None:
@@ -188,6 +197,7 @@ async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     memo.queue.close()
+    memo.poller.stop()
     memo.executor.shutdown(wait=True, cancel_futures=True)
     memo.kube.close()
 

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.core.spec import parse_spec
 from modelrollout.simulator.exporter import Behaviour
@@ -371,3 +372,14 @@ def shipped_alert(name: str, window: str = "5s") -> dict:
     groups = yaml.safe_load((REPO / "manifests" / "monitoring" / "rules.yml").read_text())["groups"]
     rule = next(rule for group in groups for rule in group["rules"] if rule.get("alert") == name)
     return {"alert": name, "expr": rule["expr"].replace("[2m]", f"[{window}]"), "labels": rule["labels"]}
+
+
+def api_requests(exported: str) -> dict[tuple[str, str, str], float]:
+    """`modelrollout_kube_api_requests_total` from an operator's /metrics text, by (client, verb, resource)."""
+    return {
+        (sample.labels["client"], sample.labels["verb"], sample.labels["resource"]): sample.value
+        for family in text_string_to_metric_families(exported)
+        if family.name == "modelrollout_kube_api_requests"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }

@@ -114,8 +114,8 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     ),
     (
         "alert-poll-too-fast",
-        lambda s: s.update(rollbackOn={"pollInterval": "10ms", "alerts": [{"alertname": "A"}]}),
-        "must be at least 1s",
+        lambda s: s.update(rollbackOn={"pollInterval": "99ms", "alerts": [{"alertname": "A"}]}),
+        "must be at least 100ms",
     ),
     ("unknown-automation", lambda s: s.update(automation="yolo"), 'spec.automation: Unsupported value: "yolo"'),
     ("zero-progress-deadline", lambda s: s.update(progressDeadlineSeconds=0), "spec.progressDeadlineSeconds"),
@@ -224,7 +224,7 @@ TEMPLATES: list[tuple[str, Callable[[dict], None], str]] = [
     ("no-condition", lambda m: m.pop("successCondition"), "set successCondition, failureCondition, or both"),
     ("no-provider", lambda m: m.pop("provider"), "provider: Required value"),
     ("empty-provider", metric_change(provider={}), "set a provider: prometheus"),
-    ("interval-under-a-second", metric_change(interval="500ms"), "must be at least 1s"),
+    ("interval-under-100ms", metric_change(interval="50ms"), "must be at least 100ms"),
     ("ftp-address", provider_change(address="ftp://prometheus"), "address in body should match"),
     ("no-query", lambda m: m["provider"]["prometheus"].pop("query"), "set exactly one of query and distribution"),
     (

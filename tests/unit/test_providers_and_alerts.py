@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from modelrollout.controller.alerts import WebhookAlerts, alerts_query
+from modelrollout.controller.alertpoller import alerts_query
+from modelrollout.controller.alerts import WebhookAlerts
 from modelrollout.controller.analysis import ResolutionError, escape_promql, substitute
 from modelrollout.core.spec import AlertMatcher
 from modelrollout.providers import NoDataError, ProviderError

@@ -67,7 +67,7 @@ class FiringAlarm:
     def __init__(self) -> None:
         self.alerts: tuple[str, ...] = ()
 
-    def firing(self, spec: Any, now: datetime, poll: bool) -> tuple[str, ...]:
+    def firing(self, key: Any, spec: Any, now: datetime, running: bool) -> tuple[str, ...]:
         return self.alerts
 
 

@@ -3,37 +3,22 @@
 Rules:
 - An alert rolls back a ModelDeployment when it is firing and matches one of its `rollbackOn.alerts`
   (same alertname, and every listed label with the same value).
-- Polling queries `ALERTS{alertstate="firing", ...}` only while a rollout is in progress. A poll that
-  fails is logged and counts as "no alert known"; the analysis, not the alarm poll, guards promotion
-  against an unreachable Prometheus.
+- Polling runs on its own schedule (`alertpoller`), only while a rollout is in progress; a reconcile
+  reads the last poll's answer and never queries Prometheus itself.
 - Webhook alerts are kept until Alertmanager reports them resolved or their `endsAt` passes, so a
   firing alert still counts when the reconcile it triggered runs.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Hashable
 from datetime import datetime
 from typing import Any
 
+from modelrollout.controller.alertpoller import AlertPoller
 from modelrollout.core.conditions import parse_time
 from modelrollout.core.spec import AlertMatcher, ModelDeploymentSpec
-from modelrollout.providers import NoDataError, ProviderError
-from modelrollout.providers.prometheus import PrometheusConfig, PrometheusProvider
-
-log = logging.getLogger(__name__)
-
-
-def alerts_query(matcher: AlertMatcher) -> str:
-    selectors = [f'alertname="{_escape(matcher.alertname)}"', 'alertstate="firing"']
-    selectors += [f'{key}="{_escape(value)}"' for key, value in matcher.labels]
-    return "ALERTS{" + ",".join(selectors) + "}"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 class WebhookAlerts:
@@ -72,31 +57,20 @@ class WebhookAlerts:
 
 
 class AlarmChecker:
-    """Which of a ModelDeployment's rollbackOn alerts fire now, from webhooks and from polling."""
+    """Which of a ModelDeployment's rollbackOn alerts fire now: pushed by webhooks, or found by its polls."""
 
-    def __init__(
-        self,
-        webhook: WebhookAlerts,
-        default_prometheus: str = "",
-        provider: Callable[[PrometheusConfig], Any] = PrometheusProvider,
-    ) -> None:
+    def __init__(self, webhook: WebhookAlerts, poller: AlertPoller | None = None) -> None:
         self._webhook = webhook
-        self._default = default_prometheus
-        self._provider = provider
+        self._poller = poller
 
-    def firing(self, spec: ModelDeploymentSpec, now: datetime, poll: bool) -> tuple[str, ...]:
+    def firing(self, key: Hashable, spec: ModelDeploymentSpec, now: datetime, running: bool) -> tuple[str, ...]:
+        """The alerts firing for `key`; its polling follows `running` (polled only while a rollout runs)."""
+        if self._poller is not None:
+            self._poller.track(key, spec, running)
         if not spec.rollback_alerts:
             return ()
         found = set(self._webhook.matching(spec.rollback_alerts, now))
-        address = spec.alerts_prometheus or self._default
-        if poll and address:
-            provider = self._provider(PrometheusConfig(address=address, timeout=5.0))
-            for matcher in spec.rollback_alerts:
-                try:
-                    provider.query(alerts_query(matcher))
-                    found.add(matcher.describe())
-                except NoDataError:
-                    continue
-                except ProviderError as error:
-                    log.warning("could not poll alert %s: %s", matcher.describe(), error)
+        if self._poller is not None and running:
+            wanted = {matcher.describe() for matcher in spec.rollback_alerts}
+            found.update(alert for alert in self._poller.found(key) if alert in wanted)
         return tuple(sorted(found))

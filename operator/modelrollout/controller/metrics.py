@@ -8,13 +8,14 @@ rollout and would grow series without bound).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from modelrollout.core.enums import Phase
+from modelrollout.kube.tally import TALLY, RequestTally
 
 PHASES = tuple(Phase)
 
@@ -67,36 +68,38 @@ LEADER = Gauge(
     "1 on the replica that reconciles (active, or peering off), 0 on a standby replica",
     registry=REGISTRY,
 )
+ALERT_POLLS = Counter(
+    "modelrollout_alert_polls", "Polls of a rollout's rollbackOn alerts in Prometheus' ALERTS series", registry=REGISTRY
+)
 WEBHOOK_ALERTS = Counter(
     "modelrollout_webhook_alerts", "Alertmanager webhook alerts received, by status", ["status"], registry=REGISTRY
 )
 
 
 class ApiRequests(Collector):
-    """`modelrollout_kube_api_requests_total{verb}`: the client's own tally, read at scrape time.
+    """`modelrollout_kube_api_requests_total{client, verb, resource}`: every request the process sent.
 
-    With `modelrollout_reconcile_duration_seconds_count` it gives the API requests one reconcile costs.
-    Registered once; an operator (re)started in the same process points it at its client.
+    Read from the process's tally at scrape time; `client` is `operator` (reconciles, Events, peering
+    reads) or `kopf` (its lists, watches and keep-alives). With
+    `modelrollout_reconcile_duration_seconds_count` it gives the API requests one reconcile costs.
     """
 
-    def __init__(self) -> None:
-        self.counts: Callable[[], dict[str, int]] = dict
+    def __init__(self, tally: RequestTally = TALLY) -> None:
+        self.tally = tally
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
-            "modelrollout_kube_api_requests", "Requests the reconciler sent to the apiserver", labels=["verb"]
+            "modelrollout_kube_api_requests",
+            "Requests this process sent to the apiserver, by client, verb and resource",
+            labels=["client", "verb", "resource"],
         )
-        for verb, count in sorted(self.counts().items()):
-            family.add_metric([verb], count)
+        for key, count in sorted(self.tally.counts().items()):
+            family.add_metric(list(key), count)
         yield family
 
 
 API_REQUESTS = ApiRequests()
 REGISTRY.register(API_REQUESTS)
-
-
-def expose_api_requests(counts: Callable[[], dict[str, int]]) -> None:
-    API_REQUESTS.counts = counts
 
 
 def record_status(namespace: str, name: str, status: dict) -> None:

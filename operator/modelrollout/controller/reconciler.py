@@ -111,7 +111,7 @@ class Reconciler:
         request = Request.from_status(previous.get("request"))
         now = self._clock()
         running = rollout_running(spec, previous)
-        alerts = self._alarms.firing(spec, now, poll=running) if self._alarms else ()
+        alerts = self._alarms.firing((namespace, name), spec, now, running) if self._alarms else ()
         undeclared = (
             dataplane.mirroring_undeclared(self._kube, spec, namespace)
             if running and dataplane.needs_mirroring_check(spec)

@@ -12,10 +12,8 @@ Rules:
 
 from __future__ import annotations
 
-import collections
 import json
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +21,8 @@ from urllib.parse import quote
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+
+from modelrollout.kube.tally import OPERATOR, RequestTally
 
 FIELD_MANAGER = "modelrollout"
 
@@ -93,20 +93,17 @@ def load_configuration(kubeconfig: str | None = None) -> k8s_client.Configuratio
 class KubeClient:
     """Thin wrapper over the official client's transport (auth, TLS, proxies) with JSON bodies."""
 
-    def __init__(self, api_client: k8s_client.ApiClient, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_client: k8s_client.ApiClient, timeout: float = 30.0, tally: RequestTally | None = None
+    ) -> None:
         self._api = api_client
         self._timeout = timeout
-        self._counts_lock = threading.Lock()
-        self._counts: collections.Counter[str] = collections.Counter()
-
-    def request_counts(self) -> dict[str, int]:
-        """Requests sent so far, by HTTP method: the cost of reconciles, exported on /metrics."""
-        with self._counts_lock:
-            return dict(self._counts)
+        # The operator passes the process's tally (exported on /metrics); tools get one of their own.
+        self.tally = tally if tally is not None else RequestTally()
 
     @classmethod
-    def from_environment(cls, kubeconfig: str | None = None) -> KubeClient:
-        return cls(k8s_client.ApiClient(load_configuration(kubeconfig)))
+    def from_environment(cls, kubeconfig: str | None = None, tally: RequestTally | None = None) -> KubeClient:
+        return cls(k8s_client.ApiClient(load_configuration(kubeconfig)), tally=tally)
 
     def close(self) -> None:
         self._api.close()
@@ -119,8 +116,7 @@ class KubeClient:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        with self._counts_lock:
-            self._counts[method] += 1
+        self.tally.count(OPERATOR, method, path + ("?watch=true" if (query or {}).get("watch") else ""))
         headers = {"Accept": "application/json", "Content-Type": content_type}
         _, url, headers, body, _ = self._api.param_serialize(
             method,
@@ -146,8 +142,7 @@ class KubeClient:
 
         For tools (benchmarks); the operator itself is fed by kopf's watches.
         """
-        with self._counts_lock:
-            self._counts["WATCH"] += 1
+        self.tally.count(OPERATOR, "GET", path + "?watch=true")
         _, url, headers, _, _ = self._api.param_serialize(
             "GET",
             path,

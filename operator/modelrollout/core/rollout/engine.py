@@ -176,8 +176,6 @@ def _advance(d: Draft) -> None:
     if d.obs.firing_alerts:
         lifecycle.abort(d, AbortReason.ALERT_FIRING, f"alert {', '.join(d.obs.firing_alerts)} is firing")
         return
-    if d.obs.spec.rollback_alerts:
-        d.requeue.append(d.obs.spec.alerts_poll_seconds)  # poll ALERTS while the rollout runs
     refused = d.state.stage is Stage.SHADOW and d.shadow is not None and shadow.mirroring_refused(d)
     manual = d.state.pause_of(PauseReason.MANUAL)
     if manual is not None:

@@ -30,6 +30,7 @@ from modelrollout.core.rollout.state import Abort, Gate, ScaleDown
 from modelrollout.core.rollout.transitions import Outcome
 from modelrollout.core.spec import AnalysisRef
 
+SHORTEST_INTERVAL_SECONDS = 0.1  # the CRDs' floor for analysis intervals and alert polls
 ALL_PAUSES = (PauseReason.STEP, PauseReason.MANUAL, PauseReason.INCONCLUSIVE, PauseReason.APPROVAL)
 CLEARED_ROLLOUT = {"canary": "", "canary_weight": 0, "mirror_percent": 0, "approvals": (), "mirror_refused": None}
 
@@ -162,7 +163,7 @@ def run_analysis(d: Draft, kind: RunKind, ref: AnalysisRef) -> tuple[str, str]:
     _report_measured(d, before, run, given.measurements)
     wait = runs.seconds_until_due(run, given.metrics, d.now)
     if wait is not None:
-        d.requeue.append(max(wait, 0.5))
+        d.requeue.append(max(wait, SHORTEST_INTERVAL_SECONDS))  # never a hot loop on a measurement due now
     return run["phase"], run.get("message", "")
 
 
