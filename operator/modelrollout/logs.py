@@ -10,7 +10,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class JsonFormatter(logging.Formatter):
-    """time, level, logger, message, plus kopf's object context (namespace, name) when present."""
+    """time, level, logger, message, plus kopf's object context (namespace, name) and a decision's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -22,6 +22,9 @@ class JsonFormatter(logging.Formatter):
         k8s = getattr(record, "k8s_ref", None)  # kopf's per-object loggers set this
         if isinstance(k8s, dict):
             entry.update({key: k8s[key] for key in ("namespace", "name") if k8s.get(key)})
+        decision = getattr(record, "decision", None)  # the decision log's fields (controller/decisionlog.py)
+        if isinstance(decision, dict):
+            entry.update({key: value for key, value in decision.items() if key not in entry})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)

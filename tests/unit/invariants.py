@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
+from modelrollout.core.enums import Change
 from modelrollout.core.observed import Observation
-from modelrollout.core.rollout import Decision, canary_replicas_for, decide
+from modelrollout.core.rollout import Decision, canary_replicas_for, decide, journal
 
 PAUSED = "Paused"
 CANARY = "Canary"
@@ -247,6 +248,33 @@ def deterministic(observation: Observation, decision: Decision) -> None:
         )
 
 
+def moves_are_told(observation: Observation, decision: Decision) -> None:
+    """The decision log hides no move: a change of traffic share, revision or stage, an abort or a scaled
+    Deployment each has its line; a decision that leaves all of them and the phase as they were has none."""
+    entries = journal(observation, decision)
+    told = {entry.change for entry in entries}
+    before, after = observation.status, decision.status
+    observed = {d.revision: d.spec_replicas for d in observation.deployments}
+    wanted = {
+        Change.WEIGHT: (before.get("weights") or {}) != (after.get("weights") or {}) and bool(before.get("weights")),
+        Change.ABORTED: decision.aborted is not None,
+        Change.PROMOTED: before.get("stableRevision") not in ("", None, decision.stable_revision),
+        Change.SCALED: any(observed.get(d.revision, 0) != d.replicas for d in decision.deployments),
+    }
+    missing = [str(change) for change, happened in wanted.items() if happened and change not in told]
+    if missing:
+        _fail("a move the decision log does not tell", observation, decision, missing=missing)
+    still = (
+        not any(wanted.values())
+        and not decision.measurements
+        and all(before.get(key) == after.get(key) for key in ("phase", "stage", "currentStepIndex", "canaryRevision"))
+        and [c.get("reason") for c in before.get("conditions") or []]
+        == [c.get("reason") for c in after.get("conditions") or []]
+    )
+    if still and entries:
+        _fail("the decision log tells of a decision that changed nothing", observation, decision, told=entries)
+
+
 def _moves(decision: Decision) -> dict:
     status = decision.status
     return {
@@ -370,3 +398,4 @@ def check(observation: Observation, decision: Decision, previous: Decision | Non
     stable_keeps_serving(observation, decision)
     abort_is_immediate(observation, decision)
     deterministic(observation, decision)
+    moves_are_told(observation, decision)

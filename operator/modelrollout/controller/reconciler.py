@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.controller import dataplane, metrics
+from modelrollout.controller import dataplane, decisionlog, metrics
 from modelrollout.controller.alerts import AlarmChecker
 from modelrollout.controller.events import EventRecorder
 from modelrollout.controller.routing import kube_kind
@@ -28,7 +28,7 @@ from modelrollout.core import labels
 from modelrollout.core.analysis import AnalysisInput
 from modelrollout.core.enums import Router, ServiceRole, Track
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
-from modelrollout.core.rollout import Decision, decide, invalid_status, rollout_running
+from modelrollout.core.rollout import Decision, decide, invalid_status, journal, rollout_running
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
 from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, POD, SERVICE, KubeClient, KubeError
 from modelrollout.render import workloads
@@ -124,13 +124,16 @@ class Reconciler:
         # The first decision names the analysis runs it waits on; measured, they go into the second.
         first = decide(observation({}))
         inputs = self._analysis(body, first, now) if first.analysis_runs else {}
-        decision = decide(observation(inputs)) if inputs else first
+        observed_now = observation(inputs)
+        decision = decide(observed_now) if inputs else first
         self._record_metrics(meta, decision)
         try:
             self._act(meta, spec, decision, owned)
-            status, events = decision.status, decision.events
+            status, events, entries = decision.status, decision.events, journal(observed_now, decision)
         except RejectedChild as error:
             status, events = invalid_status(meta.generation, previous, str(error), now)
+            entries = ()
+            log.warning("%s/%s: %s; the stable model keeps serving", namespace, name, error)
         if request is not None:
             status = {**status, "request": None}
         if any(previous.get(key) != value for key, value in status.items()):
@@ -142,6 +145,7 @@ class Reconciler:
             )
         for event in events:
             self._events.emit(body, event, now)
+        decisionlog.write(meta, status.get("currentRevision") or "", entries)
         return decision.requeue_after
 
     @staticmethod

@@ -215,3 +215,18 @@ class RunKind(StrEnum):
     def default_count(self) -> int:
         """Measurements per metric when a template gives no `count`: background checks run until the end."""
         return 0 if self is RunKind.BACKGROUND else 1
+
+
+class Change(StrEnum):
+    """What one decision changed, as the decision log reports it (one log line each)."""
+
+    STARTED = "RolloutStarted"
+    STAGE = "StageChanged"
+    STEP_COMPLETED = "StepCompleted"
+    STEP_STARTED = "StepStarted"
+    WEIGHT = "WeightChanged"
+    PHASE = "PhaseChanged"  # includes pauses and gates: the reason says why, the message for whom
+    MEASURED = "Measured"
+    ABORTED = "Aborted"
+    PROMOTED = "Promoted"
+    SCALED = "Scaled"

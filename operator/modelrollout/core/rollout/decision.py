@@ -69,6 +69,7 @@ class MeasuredMetric:
     metric: str
     phase: AnalysisPhase
     value: float | None
+    condition: str = ""  # what the value was judged against, e.g. "successCondition result < 0.05"
 
 
 @dataclass(frozen=True)

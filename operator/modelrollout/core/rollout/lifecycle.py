@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modelrollout.core import analysis as runs
+from modelrollout.core.analysis import AnalysisInput, MetricSpec
 from modelrollout.core.enums import (
     AbortReason,
     EventReason,
@@ -160,20 +161,29 @@ def run_analysis(d: Draft, kind: RunKind, ref: AnalysisRef) -> tuple[str, str]:
     before = d.state.run(key)
     run = runs.advance(before, key, revision, given.metrics, given.measurements, d.now)
     d.update(runs=(*(r for r in d.state.runs if r.get("key") != key), run))
-    _report_measured(d, before, run, given.measurements)
+    _report_measured(d, before, run, given)
     wait = runs.seconds_until_due(run, given.metrics, d.now)
     if wait is not None:
         d.requeue.append(max(wait, SHORTEST_INTERVAL_SECONDS))  # never a hot loop on a measurement due now
     return run["phase"], run.get("message", "")
 
 
-def _report_measured(d: Draft, before, run, measurements) -> None:
+def _report_measured(d: Draft, before, run, given: AnalysisInput) -> None:
     counts = {m["name"]: m["count"] for m in (before or {}).get("metrics", [])}
+    specs = {metric.name: metric for metric in given.metrics}
     for metric in run.get("metrics", []):
         if metric["count"] > counts.get(metric["name"], 0):
-            value = getattr(measurements.get(metric["name"]), "value", None)
+            value = getattr(given.measurements.get(metric["name"]), "value", None)
             number = float(value) if isinstance(value, int | float) else None
-            d.measured.append(MeasuredMetric(metric["name"], metric["measurements"][-1]["phase"], number))
+            phase = metric["measurements"][-1]["phase"]
+            d.measured.append(MeasuredMetric(metric["name"], phase, number, _condition(specs.get(metric["name"]))))
+
+
+def _condition(metric: MetricSpec | None) -> str:
+    if metric is None:
+        return ""
+    judged = [("successCondition", metric.success_condition), ("failureCondition", metric.failure_condition)]
+    return ", ".join(f"{kind} {text}" for kind, text in judged if text)
 
 
 def judge(d: Draft, phase: str, message: str, label: str) -> bool:
