@@ -75,7 +75,9 @@ def test_a_whole_canary_is_told_step_by_step():
     world.ask("promote")
     promoted = log.take()
     assert messages(promoted, Change.PROMOTED) == [f"revision {new} promoted: it is stable now (was {stable})"]
-    assert "canary weight 60% → 0%" in messages(promoted, Change.WEIGHT)
+    assert messages(promoted, Change.WEIGHT) == [
+        "canary weight 60% → 0% (promoted: the new stable revision serves it all)"
+    ]
     world.advance(31)  # the old revision's scale-down delay
     world.run()
     assert f"revision {stable} scaled 4 → 0 pods" in messages(log.take(), Change.SCALED)
@@ -104,6 +106,8 @@ def test_an_alarm_abort_is_told_with_its_reason_and_the_traffic_it_moved():
     assert "alert Errors is firing" in abort.message
     assert "canary weight 20% → 0%" in messages(aborted, Change.WEIGHT)
     assert [e.fields["phase"] for e in aborted if e.change is Change.PHASE] == ["Degraded"]
+    changes = [e.change for e in aborted]  # the cause first, then the traffic it moved, then the phase
+    assert changes.index(Change.ABORTED) < changes.index(Change.WEIGHT) < changes.index(Change.PHASE)
     assert stable in aborted[-1].message
 
 

@@ -30,7 +30,8 @@ class Entry:
 
 
 def journal(obs: Observation, decision: Decision) -> tuple[Entry, ...]:
-    """Every change `decision` makes to the rollout `obs` saw, in the order a person reads them."""
+    """Every change `decision` makes to the rollout `obs` saw, causes first: what was measured, then the
+    abort or the steps it led to, the promotion, the traffic, the pods, and the phase that results."""
     before, after = obs.status, decision.status
     entries: list[Entry] = []
     canary = after.get("canaryRevision") or ""
@@ -39,8 +40,6 @@ def journal(obs: Observation, decision: Decision) -> tuple[Entry, ...]:
         entries.append(Entry(Change.STARTED, f"rollout of revision {canary} started ({stage})", {"stage": stage}))
     elif canary and before.get("stage") != after.get("stage"):
         entries.append(_changed(Change.STAGE, "stage", before.get("stage"), after.get("stage")))
-    entries += _steps(obs, before, after)
-    entries += _weights(before, after)
     entries += _measured(decision)
     if decision.aborted is not None:
         abort = after.get("abort") or {}
@@ -52,8 +51,10 @@ def journal(obs: Observation, decision: Decision) -> tuple[Entry, ...]:
                 {"reason": str(decision.aborted), "aborted_revision": revision},
             )
         )
+    entries += _steps(obs, before, after)
     stable = after.get("stableRevision") or ""
-    if before.get("stableRevision") and stable != before.get("stableRevision"):
+    promoted = bool(before.get("stableRevision")) and stable != before.get("stableRevision")
+    if promoted:
         entries.append(
             Entry(
                 Change.PROMOTED,
@@ -61,6 +62,7 @@ def journal(obs: Observation, decision: Decision) -> tuple[Entry, ...]:
                 {"stable": stable, "previous_stable": before.get("stableRevision")},
             )
         )
+    entries += _weights(before, after, promoted)
     entries += _scaled(obs, decision)
     reason, previous_reason = _reason(after), _reason(before)
     if (before.get("phase"), previous_reason) != (after.get("phase"), reason):
@@ -99,7 +101,7 @@ def _steps(obs: Observation, before: Mapping[str, Any], after: Mapping[str, Any]
     return entries
 
 
-def _weights(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Entry]:
+def _weights(before: Mapping[str, Any], after: Mapping[str, Any], promoted: bool) -> list[Entry]:
     """The share of live traffic each revision gets, and the mirror, when they moved."""
     old, new = before.get("weights") or {}, after.get("weights") or {}
     entries = []
@@ -108,6 +110,8 @@ def _weights(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Entry]
         if was != now:
             intent = (after.get("intent") or {}).get("canaryWeight" if key == "canary" else "mirrorPercent")
             note = f" (the step asks for {intent})" if intent is not None and intent != now else ""
+            if promoted and key == "canary":
+                note = " (promoted: the new stable revision serves it all)"
             entries.append(
                 Entry(
                     Change.WEIGHT,
