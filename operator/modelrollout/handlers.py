@@ -17,12 +17,13 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 
-from modelrollout.controller import metrics
+from modelrollout.controller import apiready, metrics
 from modelrollout.controller.alertpoller import AlertPoller
 from modelrollout.controller.alerts import AlarmChecker, WebhookAlerts
 from modelrollout.controller.analysis import AnalysisRunner
@@ -39,7 +40,7 @@ from modelrollout.controller.server import OperatorServer
 from modelrollout.controller.workqueue import WorkQueue
 from modelrollout.core import labels
 from modelrollout.core.spec import AlertMatcher, parse_spec
-from modelrollout.kube.client import MODEL_DEPLOYMENT, KubeClient, load_configuration
+from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, SERVICE, KubeClient, load_configuration
 from modelrollout.kube.tally import TALLY, count_kopf_requests
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     memo.kube = KubeClient.from_environment(tally=TALLY)
+    # Before kopf's first list: a fresh CRD answers 429 for a moment, which kopf would log at ERROR.
+    namespaces = list(memo.get("served_namespaces") or ()) or [None]
+    await asyncio.to_thread(apiready.wait_until_served, memo.kube, (MODEL_DEPLOYMENT, DEPLOYMENT, SERVICE), namespaces)
     memo.webhook = WebhookAlerts()
     memo.matchers = {}
     memo.queue = WorkQueue()
@@ -107,7 +111,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         memo.peering_monitor = asyncio.create_task(monitor.run(), name="modelrollout-peering")
     memo.workers = [asyncio.create_task(_worker(memo), name=f"modelrollout-worker-{i}") for i in range(WORKERS)]
     memo.server = None
-    address = os.environ.get("MODELROLLOUT_HTTP_ADDRESS", "0.0.0.0:8080")
+    address = os.environ.get("MODELROLLOUT_HTTP_ADDRESS") or default_http_address(os.environ)
     if address != "off":
         host, _, port = address.rpartition(":")
         memo.server = OperatorServer(
@@ -119,6 +123,12 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
             is_active=lambda: memo.leadership.active,
         )
         await memo.server.start()
+
+
+def default_http_address(environ: Mapping[str, str]) -> str:
+    """All interfaces in a pod (probes and the Service reach it there), loopback anywhere else: a developer's
+    `modelrollout run` does not offer the webhook and /metrics to the network."""
+    return "0.0.0.0:8080" if environ.get("KUBERNETES_SERVICE_HOST") else "127.0.0.1:8080"
 
 
 def _configure_peering(settings: kopf.OperatorSettings, peering: PeeringConfig | None) -> None:
