@@ -146,6 +146,13 @@ def request_counts(http: str) -> collections.Counter[tuple[str, str, str]]:
     return counts
 
 
+def serving(http: str) -> bool:
+    try:
+        return operator_metric(http, "modelrollout_leader") is not None
+    except OSError:  # not listening yet
+        return False
+
+
 def operator_counts(http: str) -> tuple[float, float]:
     """(API requests sent, reconciles done) so far, from the operator's /metrics."""
     reconciles = operator_metric(http, "modelrollout_reconcile_duration_seconds_count") or 0.0
@@ -165,6 +172,10 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
         kube = KubeClient.from_environment(str(stack.cluster.kubeconfig))
         operator = Process(stack.operator.pid)
         stack.cluster.kubectl("create", "namespace", NAMESPACE)
+        # The operator serves /metrics once its start-up waited for the apiserver to serve its resources.
+        wait_until(
+            lambda: operator_metric(stack.http, "modelrollout_leader") is not None, 60, "the operator's /metrics"
+        )
         print(f"N={size}: creating", flush=True)
         created0 = request_counts(stack.http)
         started = time.monotonic()

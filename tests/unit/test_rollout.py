@@ -427,3 +427,17 @@ def test_promote_never_moves_traffic_ahead_of_available_pods(stable_world):
     world.unready.clear()
     world.ask("resume")
     assert world.run().weights.canary == 50
+
+
+def test_the_step_is_shown_as_people_count_it_and_only_while_the_canary_steps_run():
+    world = World(make_spec())
+    world.run()
+    assert world.status["step"] == ""
+    start_new_version(world)
+    world.run()
+    assert (world.status["currentStepIndex"], world.status["step"]) == (1, "2/5")  # setWeight 5 done, 10m pause
+    world.advance(600)
+    world.run()
+    assert (world.status["currentStepIndex"], world.status["step"]) == (3, "4/5")  # waiting to be promoted
+    world.ask("promote")
+    assert world.status["stableRevision"] == world.spec.revision and world.status["step"] == ""

@@ -15,7 +15,7 @@ from typing import Any
 
 from modelrollout.core import conditions as cond
 from modelrollout.core.conditions import Condition
-from modelrollout.core.enums import EventReason, EventType, PauseReason, Phase, ProgressReason
+from modelrollout.core.enums import EventReason, EventType, PauseReason, Phase, ProgressReason, Stage
 from modelrollout.core.labels import DEPLOYMENT_LABEL, REVISION_LABEL
 from modelrollout.core.rollout.decision import Event, Weights
 from modelrollout.core.rollout.draft import Draft
@@ -78,6 +78,7 @@ def status(d: Draft, weights: Weights, active_revision: str, preview_revision: s
             "phase": phase.value,
             "message": message,
             "currentRevision": d.current,
+            "step": step_shown(d),
             "activeRevision": active_revision,
             "previewRevision": preview_revision or None,
             "weights": {"stable": weights.stable, "canary": weights.canary, "mirror": weights.mirror},
@@ -91,6 +92,14 @@ def status(d: Draft, weights: Weights, active_revision: str, preview_revision: s
         }
     )
     return body
+
+
+def step_shown(d: Draft) -> str:
+    """The canary step as people count it ("2/4", 1-based), for `kubectl get`; empty outside the canary's steps."""
+    steps = d.steps
+    if d.state.stage is not Stage.CANARY or not d.canary_active() or not steps:
+        return ""
+    return f"{min(d.state.step, len(steps) - 1) + 1}/{len(steps)}"
 
 
 def conditions_for(phase: Phase, reason: str, message: str) -> list[Condition]:
