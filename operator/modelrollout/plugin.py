@@ -33,6 +33,7 @@ COMMANDS = {
     RequestAction.PROMOTE: "finish the current step (or all steps with --full)",
     RequestAction.ABORT: "send all traffic back to stable and scale the canary down",
     RequestAction.RETRY: "roll the aborted revision out again from the first step",
+    RequestAction.RETRY_ANALYSIS: "run an inconclusive analysis again from its first measurement",
     RequestAction.PAUSE: "hold the rollout at its current step",
     RequestAction.RESUME: "continue a rollout paused by a person",
     RequestAction.UNDO: "go back to the previous revision at once, without steps",

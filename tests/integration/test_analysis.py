@@ -23,6 +23,7 @@ from tests.integration.helpers import (
     events,
     kubectl_apply,
     md,
+    plugin,
     replicas_by_revision,
     revision_of,
     rollout,
@@ -97,6 +98,29 @@ def test_no_data_pauses_as_inconclusive(control_plane, operator, monitoring, nam
     assert "no data (noDataPolicy Inconclusive)" in paused["status"]["message"]
     assert condition(paused, "Paused")["reason"] == "InconclusiveAnalysis"
     assert paused["status"]["stableRevision"] == revision_of(body)
+
+
+def test_retry_analysis_runs_an_inconclusive_check_again_and_it_can_pass(
+    control_plane, operator, monitoring, namespace
+):
+    kubectl_apply(control_plane, namespace, template("error-rate"))
+    body = rollout(monitoring, [template("error-rate")])
+    _stable, canary = start(control_plane, namespace, monitoring, body, None)  # the canary exports nothing
+    wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "inconclusive: no data")
+    monitoring.simulator.set(namespace, canary, Behaviour(error_ratio=0.001))  # now it does
+    retried = plugin(control_plane, "retry-analysis", "fraud-scorer", "-n", namespace)
+    assert retried.returncode == 0 and f"analysis {canary}-step-1 runs again" in retried.stdout
+    promoted = wait_status(
+        control_plane,
+        namespace,
+        lambda s: s["stableRevision"] == canary,
+        "promoted after the check passed",
+        timeout=120,
+    )
+    (run,) = [r for r in promoted["status"]["analysisRuns"] if r["key"] == f"{canary}-step-1"]
+    assert run["phase"] == "Successful"
+    again = plugin(control_plane, "retry-analysis", "fraud-scorer", "-n", namespace)
+    assert again.returncode == 1 and "no rollout in progress" in again.stderr
 
 
 def test_an_unreachable_prometheus_never_promotes(control_plane, operator, monitoring, namespace):

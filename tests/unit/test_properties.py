@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
-from modelrollout.core.enums import Router
+from modelrollout.core.enums import RequestAction, Router
 from modelrollout.core.observed import Request
 from modelrollout.core.routers import TRAITS
 from tests.unit import invariants
@@ -33,7 +33,7 @@ PROFILE = settings(
 ROUTERS = tuple(Router)
 MIRRORING = tuple(router for router in ROUTERS if TRAITS[router].mirrors)
 CHECKS = {"templates": [{"name": "error-rate"}]}
-ACTIONS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "undo")
+ACTIONS = tuple(action.value for action in RequestAction)  # every manual action, retry-analysis included
 
 
 @st.composite

@@ -441,3 +441,50 @@ def test_the_step_is_shown_as_people_count_it_and_only_while_the_canary_steps_ru
     assert (world.status["currentStepIndex"], world.status["step"]) == (3, "4/5")  # waiting to be promoted
     world.ask("promote")
     assert world.status["stableRevision"] == world.spec.revision and world.status["step"] == ""
+
+
+def inconclusive_world(stable_world) -> tuple[World, str]:
+    """A canary paused at its analysis step: the check had no data (noDataPolicy Inconclusive)."""
+    world = stable_world
+    start_new_version(world, steps=ANALYSIS_STEPS)
+    (run,) = world.run().analysis_runs
+    world.analysis = {run.key: measured(None)}
+    paused = world.run()
+    assert paused.status["phase"] == "Paused" and paused.status["currentStepIndex"] == 1
+    return world, run.key
+
+
+def test_retry_analysis_runs_an_inconclusive_check_again_from_its_first_measurement(stable_world):
+    world, key = inconclusive_world(stable_world)
+    world.analysis = {}  # nothing measured yet for the new run
+    retried = world.ask("retry-analysis", actor="carol")
+    assert retried.status["lastRequest"]["accepted"] is True
+    assert f"analysis {key} runs again" in retried.status["lastRequest"]["message"]
+    assert [r for r in retried.status["analysisRuns"] if r["key"] == key] == []  # the inconclusive run is gone
+    assert [run.key for run in retried.analysis_runs] == [key] and retried.status["currentStepIndex"] == 1
+    assert retried.status["phase"] == "Progressing" and "ManualRetryAnalysis" in world.events
+    world.analysis = {key: replace(measured(0.001), measurements={"error-rate": Measurement(world.now, 0.001)})}
+    passed = world.run()
+    assert passed.status["stableRevision"] == world.spec.revision  # the check passed this time: promoted
+
+
+def test_promote_on_an_inconclusive_check_says_it_skips_the_check_and_records_it(stable_world):
+    world, key = inconclusive_world(stable_world)
+    promoted = world.ask("promote", actor="dave")
+    answer = promoted.status["lastRequest"]
+    assert answer["accepted"] is True
+    assert f"the inconclusive analysis {key} is skipped, not passed" in answer["message"]
+    (recorded,) = [entry for entry in promoted.status["history"] if entry["actor"] == "dave"]
+    assert "skipped, not passed" in recorded["message"]
+
+
+def test_retry_analysis_is_refused_when_nothing_is_inconclusive(stable_world):
+    world = stable_world
+    start_new_version(world, steps=ANALYSIS_STEPS)
+    world.run()
+    refused = world.ask("retry-analysis")
+    assert refused.status["lastRequest"] == {
+        **refused.status["lastRequest"],
+        "accepted": False,
+        "message": "no analysis is inconclusive: nothing to run again",
+    }

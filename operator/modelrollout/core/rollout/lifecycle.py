@@ -198,8 +198,8 @@ def judge(d: Draft, phase: str, message: str, label: str) -> bool:
         d.pause(PauseReason.INCONCLUSIVE, message)
         d.hold(
             PauseReason.INCONCLUSIVE,
-            f"{label} inconclusive: {message}; promote to continue or abort "
-            f"(kubectl modelrollout promote|abort {d.obs.meta.name})",
+            f"{label} inconclusive: {message}; run it again, skip it or stop "
+            f"(kubectl modelrollout retry-analysis|promote|abort {d.obs.meta.name})",
         )
     else:
         d.wait(f"{label}: {message}")

@@ -1,11 +1,13 @@
-"""Manual requests (promote, promote-full, abort, retry, pause, resume, undo): each accepted or refused.
+"""Manual requests (promote, promote-full, abort, retry, retry-analysis, pause, resume, undo): each accepted
+or refused.
 
 Rules:
 - A request is handled once (by its id), answered in `lastRequest`, recorded in history with its
   actor when accepted, and never silently ignored.
 - `promote` passes what the rollout waits at now: a gate, an inconclusive check, a pause, a stage.
   It never moves traffic ahead of available pods: a setWeight step waiting for its pods is refused,
-  and a person's own pause survives the refusal.
+  and a person's own pause survives the refusal. Passing an inconclusive check says it skips the check,
+  not that the check passed, and is recorded so; `retry-analysis` runs the check again instead.
 """
 
 from __future__ import annotations
@@ -51,6 +53,36 @@ def _approve(d: Draft, gate: Gate, request: Request) -> None:
 
 
 def _promote(d: Draft, request: Request) -> Answer:
+    inconclusive = _inconclusive_runs(d)  # before passing: a background run judged by a person is reset
+    accepted, message = _pass(d, request)
+    if accepted and inconclusive and request.action == RequestAction.PROMOTE:
+        names = ", ".join(sorted(run["key"] for run in inconclusive))
+        message += f"; the inconclusive analysis {names} is skipped, not passed (retry-analysis runs it again)"
+    return accepted, message
+
+
+def _inconclusive_runs(d: Draft) -> list[dict]:
+    """The analysis runs of the running rollout that ended inconclusive and wait for a person."""
+    return [
+        run for run in d.state.runs if run.get("phase") == runs.INCONCLUSIVE and run.get("revision") == d.state.canary
+    ]
+
+
+def _retry_analysis(d: Draft, request: Request) -> Answer:
+    if not d.canary_active():
+        return False, "no rollout in progress"
+    inconclusive = _inconclusive_runs(d)
+    if not inconclusive:
+        return False, "no analysis is inconclusive: nothing to run again"
+    keys = {run["key"] for run in inconclusive}
+    d.update(runs=tuple(run for run in d.state.runs if run.get("key") not in keys))
+    d.unpause(PauseReason.INCONCLUSIVE)
+    names = ", ".join(sorted(keys))
+    return True, f"revision {d.state.canary}: analysis {names} runs again from its first measurement"
+
+
+def _pass(d: Draft, request: Request) -> Answer:
+    """What `promote` passes: the gate, pause, stage or step the rollout waits at now."""
     state = d.state
     if not d.canary_active():
         return False, "no rollout in progress"
@@ -166,6 +198,7 @@ HANDLERS: dict[RequestAction, Callable[[Draft, Request], Answer]] = {
     RequestAction.PROMOTE_FULL: _promote,
     RequestAction.ABORT: _abort,
     RequestAction.RETRY: _retry,
+    RequestAction.RETRY_ANALYSIS: _retry_analysis,
     RequestAction.PAUSE: _pause,
     RequestAction.RESUME: _resume,
     RequestAction.UNDO: _undo,
