@@ -34,8 +34,8 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     if args.action == "build":
         from modelrollout.devcluster.prepare import prepare_all
 
-        for part in prepare_all():
-            print(part.line())
+        for part in prepare_all(say=lambda line: print(line, flush=True)):
+            print(part.line(), flush=True)
     elif args.action == "up":
         print(state.up(directory))
     elif args.action == "down":

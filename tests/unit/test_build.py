@@ -36,3 +36,26 @@ def test_dev_cluster_build_says_what_each_part_is_and_whether_it_was_built():
     built = Prepared("Traefik (data plane)", Path("/cache/bin/traefik-v3.6.12/traefik"), 421.4).line()
     assert cached.split() == ["Traefik", "(data", "plane)", "cached", "/cache/bin/traefik-v3.6.12/traefik"]
     assert "built in 421s" in built and "Binaries(" not in built
+
+
+def test_a_cold_build_says_which_part_and_how_long_so_far_while_a_cached_part_says_nothing(monkeypatch, tmp_path):
+    import threading
+
+    from modelrollout.devcluster import prepare
+
+    told: list[str] = []
+    noticed = threading.Event()
+
+    def say(line: str) -> None:
+        told.append(line)
+        noticed.set()
+
+    def slow(root: Path) -> Path:
+        assert noticed.wait(10), "no progress line while the part was building"
+        return root / "slow"
+
+    monkeypatch.setattr(prepare, "FIRST_NOTICE_SECONDS", 0.05)
+    monkeypatch.setattr(prepare, "PARTS", (("cached part", lambda root: root / "cached"), ("cold part", slow)))
+    ready = list(prepare.prepare_all(tmp_path, say))
+    assert [part.name for part in ready] == ["cached part", "cold part"]
+    assert told and all(line.startswith("  … cold part: building, ") and line.endswith("s so far") for line in told)

@@ -8,8 +8,10 @@ trees the CRDs come from. A second run finds everything in the cache and builds 
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,22 +33,45 @@ class Prepared:
         return f"{self.name:<46} {took:<16} {self.where}"
 
 
-def _timed(name: str, make: Callable[[], Path]) -> Prepared:
+PARTS: tuple[tuple[str, Callable[[Path], Path]], ...] = (
+    ("control plane (etcd, kube-*, kwok)", lambda root: ensure_binaries(root).kube_apiserver.parent.parent),
+    ("Traefik (data plane)", traefik.ensure_traefik),
+    ("Flux source + kustomize controllers", lambda root: flux.ensure_flux(root).source_controller.parent),
+    ("Prometheus (Kubernetes discovery)", prometheus.kubernetes_sd_binary),
+    ("MLServer (model servers)", lambda root: install.ensure_mlserver(root).parent.parent),
+    ("demo models (scikit-learn, trained)", lambda root: models.ensure_models(root).directory),
+    ("data plane CRDs (Gateway API, Istio, Traefik)", lambda root: routercrds.router_crds()[0].parent),
+)
+FIRST_NOTICE_SECONDS = 10.0  # a cached part is ready well before this: it prints nothing but its line
+NOTICE_EVERY_SECONDS = 30.0
+
+
+@contextlib.contextmanager
+def _progress(name: str, say: Callable[[str], None]) -> Iterator[None]:
+    """While `name` takes long (a cold build), say so now and then, so the first run does not look hung."""
+    done = threading.Event()
     started = time.monotonic()
-    where = make()
-    return Prepared(name, where, time.monotonic() - started)
+
+    def tell() -> None:
+        wait = FIRST_NOTICE_SECONDS
+        while not done.wait(wait):
+            say(f"  … {name}: building, {time.monotonic() - started:.0f}s so far")
+            wait = NOTICE_EVERY_SECONDS
+
+    thread = threading.Thread(target=tell, daemon=True, name="build-progress")
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
-def prepare_all(root: Path | None = None) -> list[Prepared]:
-    """Build or install every part the tests and the demo need; the slow parts print as they finish."""
+def prepare_all(root: Path | None = None, say: Callable[[str], None] = print) -> Iterator[Prepared]:
+    """Build or install every part the tests and the demo need, yielding each as it is ready."""
     root = root or cache_root()
-    parts = [
-        _timed("control plane (etcd, kube-*, kwok)", lambda: ensure_binaries(root).kube_apiserver.parent.parent),
-        _timed("Traefik (data plane)", lambda: traefik.ensure_traefik(root)),
-        _timed("Flux source + kustomize controllers", lambda: flux.ensure_flux(root).source_controller.parent),
-        _timed("Prometheus (Kubernetes discovery)", lambda: prometheus.kubernetes_sd_binary(root)),
-        _timed("MLServer (model servers)", lambda: install.ensure_mlserver(root).parent.parent),
-        _timed("demo models (scikit-learn, trained)", lambda: models.ensure_models(root).directory),
-        _timed("data plane CRDs (Gateway API, Istio, Traefik)", lambda: routercrds.router_crds()[0].parent),
-    ]
-    return parts
+    for name, make in PARTS:
+        started = time.monotonic()
+        with _progress(name, say):
+            where = make(root)
+        yield Prepared(name, where, time.monotonic() - started)
