@@ -242,6 +242,7 @@ def modeldeployment_event(type: str, body: kopf.Body, namespace: str, name: str,
     key = (namespace, name)
     if type == "DELETED":
         memo.matchers.pop(key, None)
+        memo.poller.forget(key)
         metrics.forget(namespace, name)
         return
     memo.matchers[key] = _alert_matchers(body)

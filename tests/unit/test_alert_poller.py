@@ -149,3 +149,13 @@ def test_the_poller_thread_polls_on_its_own():
         assert woken.wait(timeout=10) and polls.found(KEY) == ("Errors",)
     finally:
         polls.stop()
+
+
+def test_a_deleted_model_deployment_is_no_longer_polled():
+    prometheus, clock, woken = Prometheus(), Clock(), []
+    polls = poller(prometheus, clock, woken)
+    polls.track(KEY, spec(), running=True)
+    polls.poll_due()
+    polls.forget(KEY)
+    clock.now += 1
+    assert polls.poll_due() is None and len(prometheus.queries) == 1 and polls.found(KEY) == ()

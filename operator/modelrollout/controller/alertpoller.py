@@ -106,6 +106,11 @@ class AlertPoller:
             self._changes += 1
             self._changed.notify_all()
 
+    def forget(self, key: Hashable) -> None:
+        """Stop polling for `key` (a deleted ModelDeployment is never reconciled again to say so)."""
+        with self._changed:
+            self._schedules.pop(key, None)
+
     def found(self, key: Hashable) -> tuple[str, ...]:
         """The alerts `key`'s last poll found firing (described as in `rollbackOn`)."""
         with self._changed:
