@@ -72,7 +72,10 @@ def test_a_whole_rollout_is_told_at_info_and_a_reconcile_that_changes_nothing_is
         "MODELROLLOUT_WEBHOOK_TOKEN": token,
     }
     log = tmp_path / "operator.log"
-    with operator_process(control_plane.kubeconfig, log, settings, args=("--log-format", "json")):
+    # Only this namespace: ModelDeployments other tests left elsewhere would add their own lines.
+    with operator_process(
+        control_plane.kubeconfig, log, settings, args=("--log-format", "json", "--namespace", namespace)
+    ):
         stable, canary = start(control_plane, namespace, monitoring, body, Behaviour(error_ratio=0.001))
         wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "paused at the pause step")
         assert plugin(control_plane, "promote", NAME, "-n", namespace).returncode == 0
