@@ -14,6 +14,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -94,11 +95,11 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     loop = asyncio.get_running_loop()
     memo.poller = AlertPoller(
         os.environ.get("MODELROLLOUT_PROMETHEUS_URL", ""),
-        wake=lambda key: loop.call_soon_threadsafe(memo.queue.add, key),
+        wake=lambda key: loop.call_soon_threadsafe(functools.partial(memo.queue.add, key, urgent=True)),
     ).start()
     alarms = AlarmChecker(memo.webhook, memo.poller)
     memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms)
-    memo.executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="reconcile")
+    memo.executor = ThreadPoolExecutor(max_workers=WORKERS + 1, thread_name_prefix="reconcile")
     memo.peering_monitor = None
     if peering is None:
         memo.leadership = Leadership(True, "active: peering is off (standalone)")
@@ -110,6 +111,8 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         )
         memo.peering_monitor = asyncio.create_task(monitor.run(), name="modelrollout-peering")
     memo.workers = [asyncio.create_task(_worker(memo), name=f"modelrollout-worker-{i}") for i in range(WORKERS)]
+    # One more worker for the urgent lane only: an alarm or a person's action never waits for a free worker.
+    memo.workers.append(asyncio.create_task(_worker(memo, urgent_only=True), name="modelrollout-worker-urgent"))
     memo.server = None
     address = os.environ.get("MODELROLLOUT_HTTP_ADDRESS") or default_http_address(os.environ)
     if address != "off":
@@ -195,7 +198,7 @@ def _queue_matching(memo: kopf.Memo, firing: list[dict[str, str]]) -> None:
     """Queue every ModelDeployment whose rollbackOn matches one of the alerts just pushed."""
     for key, matchers in list(memo.matchers.items()):
         if any(matcher.matches(alert) for matcher in matchers for alert in firing):
-            memo.queue.add(key)
+            memo.queue.add(key, urgent=True)
 
 
 @kopf.on.cleanup()
@@ -212,12 +215,12 @@ async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.kube.close()
 
 
-async def _worker(memo: kopf.Memo) -> None:
+async def _worker(memo: kopf.Memo, urgent_only: bool = False) -> None:
     loop = asyncio.get_running_loop()
     queue: WorkQueue = memo.queue
     leadership: Leadership = memo.leadership
     while True:
-        key = await leadership.next_key(queue)
+        key = await leadership.next_key(queue, urgent_only)
         namespace, name = key
         try:
             with metrics.RECONCILE_SECONDS.time():
@@ -246,7 +249,8 @@ def modeldeployment_event(type: str, body: kopf.Body, namespace: str, name: str,
         metrics.forget(namespace, name)
         return
     memo.matchers[key] = _alert_matchers(body)
-    memo.queue.add(key)
+    # A person's action (status.request) is safety work: it goes before routine reconciles.
+    memo.queue.add(key, urgent=bool((body.get("status") or {}).get("request")))
 
 
 def _alert_matchers(body: kopf.Body) -> tuple[AlertMatcher, ...]:

@@ -53,3 +53,42 @@ def test_backoff_doubles_caps_and_resets():
     assert delays[-1] == MAX_BACKOFF_SECONDS
     queue.forget("a")
     assert queue.retry_delay("a") == 0.5
+
+
+def test_urgent_keys_go_before_every_routine_one_and_a_waiting_key_is_promoted():
+    async def scenario():
+        queue = WorkQueue()
+        for key in ("a", "b", "c"):
+            queue.add(key)
+        queue.add("x", urgent=True)
+        queue.add("c", urgent=True)  # waiting as routine: promoted, and taken once only
+        taken = [await queue.get() for _ in range(4)]
+        return taken, len(queue)
+
+    assert run(scenario()) == (["x", "c", "a", "b"], 0)
+
+
+def test_the_urgent_only_worker_never_takes_routine_work():
+    async def scenario():
+        queue = WorkQueue()
+        queue.add("routine")
+        urgent = asyncio.create_task(queue.get(urgent_only=True))
+        await asyncio.sleep(0)  # one turn of the loop: the urgent worker looks, finds only routine work, waits
+        waited = not urgent.done()
+        queue.add("alarm", urgent=True)
+        return waited, await asyncio.wait_for(urgent, timeout=5), await queue.get()
+
+    assert run(scenario()) == (True, "alarm", "routine")
+
+
+def test_an_urgent_add_while_processing_reruns_it_in_the_urgent_lane():
+    async def scenario():
+        queue = WorkQueue()
+        queue.add("a")
+        key = await queue.get()
+        queue.add("a", urgent=True)
+        queue.add("b")
+        queue.done(key)
+        return queue.urgent_waiting(), await queue.get(urgent_only=True), await queue.get()
+
+    assert run(scenario()) == (1, "a", "b")

@@ -246,16 +246,16 @@ class Leadership:
         metrics.LEADER.set(1 if active else 0)
         return became_active
 
-    async def next_key(self, queue: WorkQueue) -> Hashable:
+    async def next_key(self, queue: WorkQueue, urgent_only: bool = False) -> Hashable:
         """The next key to reconcile, once this replica is active. A key taken just as the replica
         stepped down is put back (parked) for when it is active again."""
         while True:
             await self._active.wait()
-            key = await queue.get()
+            key = await queue.get(urgent_only)
             if self.active:
                 return key
             queue.done(key)
-            queue.add(key)
+            queue.add(key, urgent=urgent_only)
 
 
 class PeeringMonitor:

@@ -1,8 +1,12 @@
-"""A level-triggered work queue of object keys, in the manner of client-go's.
+"""A level-triggered work queue of object keys, in the manner of client-go's, with a lane for safety.
 
 Rules:
 - A key is processed by at most one worker at a time; adding it while it is processed marks it
   dirty so it runs once more afterwards (events are coalesced, never lost).
+- Urgent keys (a firing alarm, a person's action) go before every routine one (watch events,
+  timed steps, resyncs), and a key already waiting as routine is promoted when it becomes urgent.
+  A worker may take urgent keys only (`get(urgent_only=True)`), so a safety reconcile never waits
+  for a worker to finish routine work when many ModelDeployments roll out at once.
 - `add_after` schedules a key (time-based steps, resyncs); the earliest due time wins.
 - Failures back off per key exponentially, capped, and reset after a success.
 """
@@ -19,23 +23,37 @@ MAX_BACKOFF_SECONDS = 300.0
 
 class WorkQueue:
     def __init__(self) -> None:
-        self._queue: deque[Hashable] = deque()
-        self._dirty: set[Hashable] = set()
+        self._urgent: deque[Hashable] = deque()
+        self._routine: deque[Hashable] = deque()
+        self._waiting: dict[Hashable, bool] = {}  # queued key -> urgent; the deques may hold stale entries
+        self._dirty: dict[Hashable, bool] = {}  # added while processing -> urgent
         self._processing: set[Hashable] = set()
         self._timers: dict[Hashable, tuple[float, asyncio.TimerHandle]] = {}
         self._failures: dict[Hashable, int] = {}
-        self._ready = asyncio.Event()
+        self._changed = asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._waiting)
 
-    def add(self, key: Hashable) -> None:
-        if key in self._dirty:
+    def urgent_waiting(self) -> int:
+        return sum(self._waiting.values())
+
+    def add(self, key: Hashable, urgent: bool = False) -> None:
+        if key in self._processing:
+            self._dirty[key] = self._dirty.get(key, False) or urgent
             return
-        self._dirty.add(key)
-        if key not in self._processing:
-            self._queue.append(key)
-            self._ready.set()
+        self._enqueue(key, urgent)
+
+    def _enqueue(self, key: Hashable, urgent: bool) -> None:
+        queued = self._waiting.get(key)
+        if queued is None:
+            (self._urgent if urgent else self._routine).append(key)
+        elif urgent and not queued:
+            self._urgent.append(key)  # its routine entry goes stale
+        else:
+            return
+        self._waiting[key] = urgent or bool(queued)
+        self._changed.set()
 
     def add_after(self, key: Hashable, delay: float) -> None:
         if delay <= 0:
@@ -54,20 +72,30 @@ class WorkQueue:
         self._timers.pop(key, None)
         self.add(key)
 
-    async def get(self) -> Hashable:
-        while not self._queue:
-            self._ready.clear()
-            await self._ready.wait()
-        key = self._queue.popleft()
-        self._processing.add(key)
-        self._dirty.discard(key)
-        return key
+    async def get(self, urgent_only: bool = False) -> Hashable:
+        """The next key, urgent ones first; with `urgent_only`, wait for an urgent one."""
+        while True:
+            key = self._pop(self._urgent, urgent=True)
+            if key is None and not urgent_only:
+                key = self._pop(self._routine, urgent=False)
+            if key is not None:
+                self._processing.add(key)
+                return key
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _pop(self, lane: deque[Hashable], urgent: bool) -> Hashable | None:
+        while lane:
+            key = lane.popleft()
+            if self._waiting.get(key) is urgent:  # else stale: taken from the other lane already
+                del self._waiting[key]
+                return key
+        return None
 
     def done(self, key: Hashable) -> None:
         self._processing.discard(key)
         if key in self._dirty:
-            self._queue.append(key)
-            self._ready.set()
+            self._enqueue(key, self._dirty.pop(key))
 
     def retry_delay(self, key: Hashable) -> float:
         """Record a failure of `key` and return how long to wait before the next try."""
