@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
 from pathlib import Path
 
 
@@ -66,8 +67,17 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(keep=args.keep, simulator=args.simulator)
 
 
+def installed_version() -> str:
+    """The installed distribution's version (pyproject.toml's), or what to do when it is not installed."""
+    try:
+        return metadata.version("modelrollout")
+    except metadata.PackageNotFoundError:
+        return "(not installed: pip install . to get the version and the console scripts)"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="modelrollout", description="Roll out new versions of ML models safely.")
+    root.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = root.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the operator (in a pod, or against the current kubeconfig)")

@@ -107,11 +107,11 @@ def test_the_entry_point_runs_as_the_image_user(unpacked):
     assert "Read-only file system: '/opt/probe'" in written.stderr  # all checks run on a read-only root
 
 
-def test_the_installed_version_is_the_projects(unpacked):
+def test_modelrollout_version_is_the_projects(unpacked):
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    shown = run_in_image(unpacked, "python3", "-c", "import importlib.metadata as m; print(m.version('modelrollout'))")
+    shown = run_in_image(unpacked, *unpacked.config["config"]["Entrypoint"], "--version")
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.strip() == project["version"]
+    assert shown.stdout.strip() == f"modelrollout {project['version']}"
 
 
 def test_every_module_of_the_package_imports_inside_the_image(unpacked):

@@ -42,3 +42,16 @@ def test_json_logs_are_one_object_per_line_with_the_object_context():
     entry = json.loads(JsonFormatter().format(record))
     assert entry["level"] == "warning" and entry["message"] == "reconcile failed: 409"
     assert (entry["namespace"], entry["name"], entry["logger"]) == ("fraud", "scorer", "modelrollout.handlers")
+
+
+def test_modelrollout_version_is_the_installed_distributions(capsys):
+    import importlib.metadata
+
+    import pytest
+
+    from modelrollout import cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"modelrollout {importlib.metadata.version('modelrollout')}"
