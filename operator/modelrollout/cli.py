@@ -33,10 +33,15 @@ def _dev_cluster(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir) if args.dir else None
     if args.action == "build":
-        from modelrollout.devcluster.prepare import prepare_all
+        from modelrollout.devcluster.prepare import PreparationFailed, prepare_all
 
-        for part in prepare_all(say=lambda line: print(line, flush=True)):
-            print(part.line(), flush=True)
+        try:
+            for part in prepare_all(say=lambda line: print(line, flush=True)):
+                print(part.line(), flush=True)
+        except PreparationFailed as error:
+            print(f"modelrollout dev-cluster build: {error}", file=sys.stderr)
+            print("Run it again once the cause is fixed: parts already built stay cached.", file=sys.stderr)
+            return 1
     elif args.action == "up":
         print(state.up(directory))
     elif args.action == "down":

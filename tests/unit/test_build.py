@@ -59,3 +59,17 @@ def test_a_cold_build_says_which_part_and_how_long_so_far_while_a_cached_part_sa
     ready = list(prepare.prepare_all(tmp_path, say))
     assert [part.name for part in ready] == ["cached part", "cold part"]
     assert told and all(line.startswith("  … cold part: building, ") and line.endswith("s so far") for line in told)
+
+
+def test_a_part_that_fails_is_named_with_the_tools_own_message_and_no_traceback(monkeypatch, capsys):
+    from modelrollout import cli
+    from modelrollout.devcluster import prepare
+
+    def broken(root: Path) -> Path:
+        raise RuntimeError("go build failed (exit 1); log /cache/build.log:\nmissing go.sum entry")
+
+    monkeypatch.setattr(prepare, "PARTS", (("Traefik (data plane)", broken),))
+    assert cli.main(["dev-cluster", "build"]) == 1
+    shown = capsys.readouterr()
+    assert "modelrollout dev-cluster build: Traefik (data plane) failed after 0s: go build failed" in shown.err
+    assert "missing go.sum entry" in shown.err and "Traceback" not in shown.err + shown.out

@@ -9,6 +9,7 @@ trees the CRDs come from. A second run finds everything in the cache and builds 
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,10 @@ from pathlib import Path
 from modelrollout.devcluster import flux, image, prometheus, routercrds, traefik
 from modelrollout.devcluster.build import cache_root, ensure_binaries
 from modelrollout.modelserver import install, models
+
+
+class PreparationFailed(RuntimeError):
+    """A part could not be built or installed; the message names it and carries the tool's own output."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ def prepare_all(root: Path | None = None, say: Callable[[str], None] = print) ->
     root = root or cache_root()
     for name, make in PARTS:
         started = time.monotonic()
-        with _progress(name, say):
-            where = make(root)
+        try:
+            with _progress(name, say):
+                where = make(root)
+        except (RuntimeError, ValueError, OSError, subprocess.SubprocessError) as error:
+            raise PreparationFailed(f"{name} failed after {time.monotonic() - started:.0f}s: {error}") from error
         yield Prepared(name, where, time.monotonic() - started)
