@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelrollout.devcluster import flux, image, prometheus, routercrds, traefik
+from modelrollout.devcluster import flux, helm, image, prometheus, routercrds, traefik, wheelhouse
 from modelrollout.devcluster.build import cache_root, ensure_binaries
 from modelrollout.modelserver import install, models
 
@@ -47,6 +47,8 @@ PARTS: tuple[tuple[str, Callable[[Path], Path]], ...] = (
     ("demo models (scikit-learn, trained)", lambda root: models.ensure_models(root).directory),
     ("data plane CRDs (Gateway API, Istio, Traefik)", lambda root: routercrds.router_crds()[0].parent),
     ("operator image (Dockerfile, buildah)", image.ensure_image),
+    ("Helm (lints and renders the chart)", lambda root: helm.ensure_helm(root).parent),
+    ("wheelhouse (the wheel test's offline deps)", wheelhouse.ensure_wheelhouse),
 )
 FIRST_NOTICE_SECONDS = 10.0  # a cached part is ready well before this: it prints nothing but its line
 NOTICE_EVERY_SECONDS = 30.0
