@@ -383,3 +383,121 @@ def api_requests(exported: str) -> dict[tuple[str, str, str], float]:
         for sample in family.samples
         if sample.name.endswith("_total")
     }
+
+
+HELM_CHART = REPO / "manifests" / "helm" / "modelrollout"
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the pinned helm that `modelrollout dev-cluster build` builds; a missing one fails the test saying so."""
+    import pytest
+
+    from modelrollout.devcluster.helm import VERSION, helm_path
+
+    path = helm_path()
+    if not path.is_file():
+        pytest.fail(f"helm {VERSION} is not built ({path} is missing): run `modelrollout dev-cluster build` first")
+    result = subprocess.run([str(path), *args], capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        output = result.stderr + result.stdout
+        raise AssertionError(f"helm {' '.join(args)} failed (exit {result.returncode}):\n{output}")
+    return result
+
+
+def helm_template(release: str, namespace: str, *values: str, include_crds: bool = False) -> list[dict]:
+    """The chart rendered offline (`helm template`) with `--set` values, as parsed objects."""
+    args = ["template", release, str(HELM_CHART), "--namespace", namespace]
+    args += [argument for value in values for argument in ("--set", value)]
+    rendered = helm(*args, *(["--include-crds"] if include_crds else [])).stdout
+    return [document for document in yaml.safe_load_all(rendered) if document]
+
+
+def permissions(rules: list[dict]) -> set[tuple[str, str, str, str]]:
+    """What RBAC rules allow, one (apiGroup, resource, resourceName or '*', verb) each: rules compare as
+    grants, however they are grouped or ordered."""
+    return {
+        (group, resource, name, verb)
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for name in rule.get("resourceNames") or ["*"]
+        for verb in rule["verbs"]
+    }
+
+
+class OperatorProcess:
+    """`modelrollout run` as its own process (as in a pod), its output in a log shown when it dies."""
+
+    def __init__(self, process: subprocess.Popen, http: str, log: str) -> None:
+        self.process = process
+        self.http = http
+        self.log = log
+
+    def log_tail(self, characters: int = 4000) -> str:
+        with open(self.log, errors="replace") as output:
+            return output.read()[-characters:]
+
+    def metric(self, name: str) -> float | None:
+        """An unlabelled sample from its /metrics; fails the test at once (with its log) if it has exited."""
+        import pytest
+
+        from modelrollout.devcluster.stack import operator_metric
+
+        if self.process.poll() is not None:
+            pytest.fail(f"the operator exited with {self.process.returncode}; its log ends:\n{self.log_tail()}")
+        return operator_metric(self.http, name)
+
+
+@contextlib.contextmanager
+def operator_process(
+    executable: str,
+    prometheus_url: str,
+    kubeconfig: str,
+    log: str,
+    namespaces: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> Iterator[OperatorProcess]:
+    """Run `executable run [--namespace NS ...]` until the block ends, serving HTTP on a free loopback port.
+
+    Unlike conftest's in-process `running_operator`, this runs a given installation (e.g. a wheel in a clean
+    venv) with exactly the command line a pod has, `--namespace` included. PYTHONPATH is dropped, so the
+    process imports what its own interpreter has installed and nothing from this tree.
+    """
+    from modelrollout.devcluster.cluster import free_port
+
+    http = f"127.0.0.1:{free_port()}"
+    settings = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    settings.update(
+        {
+            "KUBECONFIG": kubeconfig,
+            "MODELROLLOUT_HTTP_ADDRESS": http,
+            "MODELROLLOUT_PROMETHEUS_URL": prometheus_url,
+            "MODELROLLOUT_WEBHOOK_TOKEN": os.urandom(16).hex(),
+            **(env or {}),
+        }
+    )
+    args = [executable, "run", *(f"--namespace={namespace}" for namespace in namespaces)]
+    with open(log, "ab") as output:
+        process = subprocess.Popen(args, env=settings, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+    running = OperatorProcess(process, http, log)
+    try:
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def analysed_canary_steps(prometheus_url: str) -> list[dict]:
+    """Canary steps that exercise every right the operator needs: a weight, an analysis, a pause, promotion."""
+    analysis = {"templates": [{"name": "error-rate"}], "args": [{"name": "prometheus", "value": prometheus_url}]}
+    return [
+        {"setWeight": 30},
+        {"analysis": analysis},
+        {"pause": {}},
+        {"setWeight": 100},
+    ]
