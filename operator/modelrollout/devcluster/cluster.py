@@ -37,6 +37,27 @@ DEFAULT_NODES = 3
 SERVICE_CIDR = "10.96.0.0/16"  # room for the scale benchmark: three Services per ModelDeployment
 
 
+# What kubectl prints when the apiserver is starting, restarting or overloaded: worth another try.
+TRANSIENT_KUBECTL_ERRORS = (
+    "connection refused",
+    "connection reset",
+    "i/o timeout",
+    "TLS handshake timeout",
+    "EOF",
+    "etcdserver",
+    "the server is currently unable to handle the request",
+    "storage is (re)initializing",
+    "Too Many Requests",
+    "the server was unable to return a response in the time allotted",
+    "context deadline exceeded",
+    "the server could not find the requested resource",
+)
+
+
+class KubectlFailed(RuntimeError):
+    """kubectl failed for good: the message has the command and kubectl's own stderr."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -112,6 +133,24 @@ class Cluster:
             check=check,
             timeout=120,
         )
+
+    def kubectl_retrying(self, *args: str, input: str | None = None, timeout: float = 90.0) -> str:
+        """`kubectl`, retried while the apiserver answers with a transient error (a fresh or loaded control
+        plane refuses, times out or is still initializing); any other failure, or the deadline, raises
+        `KubectlFailed` with kubectl's own message."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.kubectl(*args, input=input, check=False)
+            if result.returncode == 0:
+                return result.stdout
+            transient = any(marker in result.stderr for marker in TRANSIENT_KUBECTL_ERRORS)
+            if not transient or time.monotonic() > deadline:
+                waited = f" (still failing after {timeout:.0f}s of retries)" if transient else ""
+                raise KubectlFailed(
+                    f"kubectl {' '.join(args[:4])} exited with {result.returncode}{waited}: {result.stderr.strip()}\n"
+                    f"The control plane's logs are in {self.workdir / 'logs'}; on a busy machine, run it again."
+                )
+            time.sleep(0.5)
 
     def process(self, name: str) -> Process:
         return next(process for process in self.processes if process.name == name)

@@ -38,8 +38,8 @@ def install_crds(running: cluster.Cluster, crd_dir: Path = CRD_DIR, routers: boo
     own = [path for path in sorted(crd_dir.glob("*.yaml")) if path.name != "kustomization.yaml"]
     paths = [*own, *(router_crds() if routers else [])]
     arguments = [argument for path in paths for argument in ("-f", str(path))]
-    running.kubectl("apply", "--server-side", "--force-conflicts", *arguments)
-    running.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    running.kubectl_retrying("apply", "--server-side", "--force-conflicts", *arguments)
+    running.kubectl_retrying("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
 
 def _pids(directory: Path) -> list[int]:
