@@ -180,7 +180,7 @@ def deploy(running, simulator: SimulatorProcess, driver: TrafficDriver, revision
     """Apply `version`; its pods start exporting (with no traffic yet) as the spec is applied."""
     simulator.set(NAMESPACE, revision, dataclasses.replace(VERSIONS[version], requests_per_second=0.001))
     driver.live.add(revision)
-    running.kubectl("apply", "-f", "-", input=json.dumps(model_deployment(version)))
+    running.kubectl_retrying("apply", "-f", "-", input=json.dumps(model_deployment(version)))
 
 
 def run(keep: bool = False) -> int:
@@ -202,8 +202,10 @@ def _story(stack: Stack, revisions: dict[str, str], behaviours: dict[str, Behavi
     driver = TrafficDriver(running, simulator, behaviours)
     summary: list[str] = []
     try:
-        running.kubectl("create", "namespace", NAMESPACE)
-        running.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(t) for t in demo_templates(prometheus.url)))
+        running.kubectl_retrying("create", "namespace", NAMESPACE)
+        running.kubectl_retrying(
+            "apply", "-f", "-", input="\n---\n".join(json.dumps(t) for t in demo_templates(prometheus.url))
+        )
         print(f"  control plane {running.server}, Prometheus {prometheus.url}, traffic simulator {simulator.address}")
         print(f"  kubeconfig: {running.kubeconfig}\n")
         driver.start()

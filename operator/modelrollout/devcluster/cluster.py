@@ -361,7 +361,7 @@ def _start_all(cluster: Cluster, certs: Path, nodes: int, timeout: float) -> Non
     )
 
     for index in range(nodes):
-        cluster.kubectl("apply", "-f", "-", input=json.dumps(fake_node(f"kwok-node-{index}")))
+        cluster.kubectl_retrying("apply", "-f", "-", input=json.dumps(fake_node(f"kwok-node-{index}")))
 
     def node_ready() -> bool:
         for process in cluster.processes:

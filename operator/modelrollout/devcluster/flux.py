@@ -190,9 +190,9 @@ def flux_crds() -> list[Path]:
 def install_crds(running: Cluster, timeout: float = 60.0) -> None:
     """Apply Flux's CRDs to a cluster and wait until the apiserver serves them."""
     paths = flux_crds()
-    running.kubectl("apply", "--server-side", "--force-conflicts", *[f"--filename={path}" for path in paths])
+    running.kubectl_retrying("apply", "--server-side", "--force-conflicts", *[f"--filename={path}" for path in paths])
     names = [f"crd/{yaml.safe_load(path.read_text())['metadata']['name']}" for path in paths]
-    running.kubectl("wait", "--for=condition=Established", f"--timeout={timeout:.0f}s", *names)
+    running.kubectl_retrying("wait", "--for=condition=Established", f"--timeout={timeout:.0f}s", *names)
 
 
 @dataclass

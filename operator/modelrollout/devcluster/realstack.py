@@ -148,7 +148,7 @@ def real_stack(rules: list[dict], namespace: str, nodes: int = cluster.DEFAULT_N
     traefik = harness = prometheus = None
     try:
         state.install_crds(running)
-        running.kubectl("create", "namespace", namespace)
+        running.kubectl_retrying("create", "namespace", namespace)
         traefik = traefik_dataplane.start(running, workdir=running.workdir / "traefik")
         harness = start_harness(running, namespace, running.workdir / "model-servers")
         prometheus = prometheus_server.start(

@@ -328,7 +328,7 @@ def _wait_ready(running: Traefik, instance: str, timeout: float) -> None:
     objects = gateway_objects(
         running.gateway_namespace, running.gateway_name, running.gateway_class, instance, running.web_port
     )
-    running.cluster.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(body) for body in objects))
+    running.cluster.kubectl_retrying("apply", "-f", "-", input="\n---\n".join(json.dumps(body) for body in objects))
     seen: dict = {}
 
     def programmed() -> bool:
