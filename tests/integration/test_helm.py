@@ -235,3 +235,26 @@ def test_chart_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, name
     assert done["status"]["analysisRuns"][0]["phase"] == "Successful"
     assert get_json(control_plane, "httproute", "fraud-scorer", "-n", namespace)
     assert {"RolloutStarted", "Promoted"} <= {event["reason"] for event in events(control_plane, namespace)}
+
+
+def test_helm_install_and_upgrade_keep_the_webhook_token(control_plane):
+    """Helm itself against the apiserver: install (CRDs present, so skipped), upgrade, uninstall; the token it
+    generated on install survives the upgrade (the chart looks the Secret up), so Alertmanager keeps working."""
+    release, home = "helm-install-modelrollout", "helm-install-modelrollout-system"
+    helm("install", release, str(HELM_CHART), "--namespace", home, "--create-namespace", "--wait", "--timeout=60s")
+    try:
+
+        def token() -> str:
+            secret = get_json(control_plane, "secret", f"{release}-webhook-token", "-n", home)
+            return base64.b64decode(secret["data"]["token"]).decode()
+
+        installed = token()
+        helm("upgrade", release, str(HELM_CHART), "--namespace", home, "--set", "replicas=3", "--wait", "--timeout=60s")
+        deployment = get_json(control_plane, "deployment", f"{release}-operator", "-n", home)
+        assert deployment["spec"]["replicas"] == 3 and deployment["status"]["availableReplicas"] == 3
+        assert token() == installed and len(installed) == 32
+    finally:
+        helm("uninstall", release, "--namespace", home)
+    gone = lambda: get_json(control_plane, "deployment", f"{release}-operator", "-n", home) is None  # noqa: E731
+    wait_for(gone, what="helm uninstall to remove the operator Deployment")
+    assert get_json(control_plane, "crd", "modeldeployments.modelrollout.io")  # Helm never deletes crds/
