@@ -85,6 +85,11 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     # Reconnect watches regularly so a silently dropped connection heals without a restart.
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
+    served = tuple(memo.get("served_namespaces") or ())
+    if served and all(_exact(namespace) for namespace in served):
+        # Exact namespaces need no Namespace list or watch to match patterns; the namespaced RBAC grants
+        # none, and kopf would retry the refused list for a minute, at ERROR, before serving anything.
+        settings.scanning.disabled = True
     memo.kube = KubeClient.from_environment(tally=TALLY)
     # Before kopf's first list: a fresh CRD answers 429 for a moment, which kopf would log at ERROR.
     namespaces = list(memo.get("served_namespaces") or ()) or [None]
@@ -156,9 +161,14 @@ def _peering_locations(name: str, clusterwide: bool, served_namespaces: Any) -> 
     if clusterwide:
         return [PeeringLocation(CLUSTER_PEERING, None, name)]
     namespaces = list(served_namespaces or ())
-    if not namespaces or any(set(namespace) & set("*?[!,") for namespace in namespaces):
+    if not namespaces or not all(_exact(namespace) for namespace in namespaces):
         raise kopf.PermanentError("namespaced peering needs exact namespaces: run `modelrollout run --namespace NS`")
     return [PeeringLocation(NAMESPACED_PEERING, namespace, name) for namespace in namespaces]
+
+
+def _exact(namespace: str) -> bool:
+    """A namespace name, not one of kopf's patterns (globs, lists, negations)."""
+    return not set(namespace) & set("*?[!,")
 
 
 def _read_peerings(kube: KubeClient, locations: list[PeeringLocation]) -> list[tuple[str, dict | None]]:

@@ -70,3 +70,9 @@ def test_a_refusal_that_waiting_cannot_fix_is_raised_at_once():
 def test_the_http_address_is_loopback_off_cluster_and_every_interface_in_a_pod():
     assert default_http_address({}) == "127.0.0.1:8080"
     assert default_http_address({"KUBERNETES_SERVICE_HOST": "10.96.0.1"}) == "0.0.0.0:8080"
+
+
+def test_a_crd_that_is_not_installed_is_named_with_what_to_do():
+    apiserver = Apiserver(refusals=1, status=404)
+    with pytest.raises(RuntimeError, match=r"does not serve modeldeployments .* install the CRDs first"):
+        wait_until_served(apiserver, (MODEL_DEPLOYMENT,), [None])

@@ -40,6 +40,11 @@ def wait_until_served(
             pending.pop(0)
             continue
         except KubeError as error:
+            if error.not_found:
+                raise RuntimeError(
+                    f"the apiserver does not serve {kind.plural} ({kind.api_version}): install the CRDs first "
+                    "(kubectl apply -k crds, or the Helm chart), then start the operator again"
+                ) from error
             if error.status not in TRANSIENT_STATUSES:
                 raise
             reason = error.message
