@@ -45,7 +45,7 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     elif args.action == "up":
         print(state.up(directory))
     elif args.action == "down":
-        state.down(directory)
+        print(state.report(state.down(directory), directory))
     elif args.action == "kubeconfig":
         path = (directory or state.default_dir()) / "kubeconfig"
         if not path.exists():

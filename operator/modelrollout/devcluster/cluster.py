@@ -4,7 +4,8 @@ kube-scheduler and kwok with a few fake Nodes.
 Rules:
 - Everything listens on 127.0.0.1 on ports chosen free at start; nothing is reachable from outside.
 - Every process runs in its own session and is stopped (TERM, then KILL) on `stop()`, so no stray
-  process or held port survives a test run.
+  process or held port survives a test run; and it dies with the process that started it, should that one
+  die before `stop()` (`modelrollout.lifetime`), unless the cluster is detached (`dev-cluster up`).
 - Readiness is polled with deadlines, never assumed after a sleep.
 - The admin identity is a static token in system:masters; the serving certificate is the one the
   apiserver generates for 127.0.0.1, and the kubeconfig trusts exactly that certificate.
@@ -24,11 +25,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from modelrollout import lifetime
 from modelrollout.devcluster.build import Binaries, ensure_binaries
 from modelrollout.modelserver.stages import with_readiness_gates
 
@@ -110,6 +113,7 @@ class Cluster:
     token: str
     processes: list[Process] = field(default_factory=list)
     remove_workdir: bool = True
+    detached: bool = False  # outlives the process that started it (`dev-cluster up`); see modelrollout.lifetime
 
     @property
     def server(self) -> str:
@@ -181,12 +185,12 @@ class Cluster:
         log = self.workdir / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
-            popen = subprocess.Popen(
+            popen = lifetime.popen(
                 args,
+                detached_in=self.workdir if self.detached else None,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
                 close_fds=True,
             )
         process = Process(name, popen, log, list(args))
@@ -246,24 +250,32 @@ def start(
     binaries: Binaries | None = None,
     detach: bool = False,
     timeout: float = 120.0,
+    extra_apiserver_flags: Sequence[str] = (),
 ) -> Cluster:
-    """Build (if needed) and start everything; returns once a Node is Ready and the apiserver is healthy."""
+    """Build (if needed) and start everything; returns once a Node is Ready and the apiserver is healthy.
+
+    `detach`: the processes outlive the caller and the directory stays (`dev-cluster up`). `extra_apiserver_flags`
+    are appended to kube-apiserver's own (later flags win), e.g. `--audit-policy-file=...` and
+    `--audit-log-path=...` for a benchmark's audit log; `restart()` keeps them.
+    """
     binaries = binaries or ensure_binaries()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="modelrollout-cluster-"))
     workdir.mkdir(parents=True, exist_ok=True)
     certs = workdir / "certs"
     certs.mkdir(exist_ok=True)
     token = secrets.token_hex(16)
-    cluster = Cluster(workdir, binaries, free_port(), token, remove_workdir=not detach)
+    cluster = Cluster(workdir, binaries, free_port(), token, remove_workdir=not detach, detached=detach)
     try:
-        _start_all(cluster, certs, nodes, timeout)
+        _start_all(cluster, certs, nodes, timeout, tuple(extra_apiserver_flags))
     except BaseException:
         cluster.stop()
         raise
     return cluster
 
 
-def _start_all(cluster: Cluster, certs: Path, nodes: int, timeout: float) -> None:
+def _start_all(
+    cluster: Cluster, certs: Path, nodes: int, timeout: float, extra_apiserver_flags: tuple[str, ...]
+) -> None:
     workdir, binaries = cluster.workdir, cluster.binaries
     sa_key = certs / "sa.key"
     subprocess.run(["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True)
@@ -314,6 +326,7 @@ def _start_all(cluster: Cluster, certs: Path, nodes: int, timeout: float) -> Non
             f"--service-account-key-file={sa_key}",
             f"--service-account-signing-key-file={sa_key}",
             f"--token-auth-file={certs / 'tokens.csv'}",
+            *extra_apiserver_flags,
         ],
     )
 

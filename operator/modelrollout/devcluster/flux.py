@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from modelrollout import lifetime
 from modelrollout.devcluster import versions
 from modelrollout.devcluster.build import (
     GO_DIRECTIVE,
@@ -225,13 +226,12 @@ class FluxControllers:
 
 def _launch(name: str, args: list[str], env: dict[str, str], log: Path) -> Process:
     with log.open("ab") as out:
-        popen = subprocess.Popen(
+        popen = lifetime.popen(
             args,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
             close_fds=True,
         )
     return Process(name, popen, log, list(args))

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from modelrollout import lifetime
 from modelrollout.devcluster import versions
 from modelrollout.devcluster.build import cache_root, go_run, install_atomically, is_complete
 from modelrollout.devcluster.cluster import Cluster, Process, free_port, wait_until
@@ -99,7 +100,7 @@ def kubernetes_sd_binary(root: Path | None = None) -> Path:
 def _launch(workdir: Path, port: int, executable: str) -> Process:
     log = workdir / "prometheus.log"
     with log.open("ab") as out:
-        popen = subprocess.Popen(
+        popen = lifetime.popen(
             [
                 executable,
                 f"--config.file={workdir / 'prometheus.yml'}",
@@ -112,7 +113,6 @@ def _launch(workdir: Path, port: int, executable: str) -> Process:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
         )
     return Process("prometheus", popen, log)
 

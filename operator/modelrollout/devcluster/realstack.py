@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelrollout import lifetime
 from modelrollout.devcluster import cluster, routercrds, state
 from modelrollout.devcluster import prometheus as prometheus_server
 from modelrollout.devcluster import traefik as traefik_dataplane
@@ -95,9 +96,7 @@ def start_harness(running: cluster.Cluster, namespace: str, workdir: Path) -> Ha
     command = [sys.executable, "-m", HARNESS_MODULE, "--kubeconfig", str(running.kubeconfig)]
     command += ["--namespace", namespace, "--workdir", str(workdir)]
     with log.open("ab") as out:
-        popen = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        popen = lifetime.popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     return HarnessProcess(popen, log, workdir)
 
 

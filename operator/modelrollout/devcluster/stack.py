@@ -19,6 +19,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelrollout import lifetime
 from modelrollout.devcluster import cluster, state
 from modelrollout.devcluster import prometheus as prometheus_server
 from modelrollout.simulator.process import SimulatorProcess
@@ -87,7 +88,8 @@ def operator_process(
     environment and its output in `log_path`; on exit it is terminated (killed after 30s) unless it ended."""
     env = dict(os.environ, KUBECONFIG=str(kubeconfig), **settings)
     with log_path.open("w") as log:
-        process = subprocess.Popen(
+        # Its own session too: a terminal's Ctrl-C reaches the caller, which terminates it below.
+        process = lifetime.popen(
             [sys.executable, "-m", "modelrollout.cli", "run", *args], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         try:

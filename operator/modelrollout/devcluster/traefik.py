@@ -26,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelrollout import lifetime
 from modelrollout.devcluster import versions
 from modelrollout.devcluster.build import (
     cache_root,
@@ -286,13 +287,12 @@ def start(
     env.pop("KUBERNETES_SERVICE_PORT", None)
     log = workdir / "traefik.log"
     with log.open("ab") as out:
-        popen = subprocess.Popen(
+        popen = lifetime.popen(
             arguments(binary, web_port, metrics_port, ping_port, instance, workdir),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            start_new_session=True,
             close_fds=True,
         )
     process = Process("traefik", popen, log, popen.args)

@@ -1,8 +1,9 @@
 """One MLServer process serving one pod: its folder, its process group, its readiness probe.
 
 Each server runs in its own session (process group), so stopping it (TERM, then KILL after a grace
-period) also ends MLServer's parallel worker. Its output goes to `<folder>/mlserver.log`, shown when it
-fails.
+period) also ends MLServer's parallel worker. Should the harness die first, the server dies with it, and
+its worker (which ignores SIGTERM) is ended by the stack's warden (`modelrollout.lifetime`). Its output
+goes to `<folder>/mlserver.log`, shown when it fails.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelrollout import lifetime
 from modelrollout.modelserver.models import ModelStore
 from modelrollout.modelserver.settings import ServerSpec, write_folder
 
@@ -85,14 +87,13 @@ def start(spec: ServerSpec, folder: Path, store: ModelStore, feature_names: list
     write_folder(spec, folder, store.artifact(spec.behaviour.artifact), feature_names)
     log = folder / "mlserver.log"
     with log.open("ab") as out:
-        popen = subprocess.Popen(
+        popen = lifetime.popen(
             [str(executable), "start", str(folder)],
             cwd=folder,
             env=_child_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
             close_fds=True,
         )
     return ModelServer(spec, folder, popen)

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from dataclasses import asdict
 
+from modelrollout import lifetime
 from modelrollout.simulator.exporter import Behaviour, TrafficSimulator
 
 READY_SECONDS = 30
@@ -32,12 +33,11 @@ class SimulatorProcess:
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self._popen = subprocess.Popen(
+        self._popen = lifetime.popen(
             [sys.executable, "-m", "modelrollout.simulator.process", "--port", str(self.port)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
         )
         deadline = time.monotonic() + READY_SECONDS
         while not self._ready():
