@@ -176,7 +176,7 @@ def _watch(owner: str, lifeline: int) -> None:
         found = [process for process in marked_processes() if process.owner == owner]
         if not found:
             return
-        stop(found, grace=5.0)
+        stop(found, grace=2.0)  # orphans: their owner cannot stop them in order any more
 
 
 # --- finding and stopping them ---------------------------------------------------------------------------
@@ -233,9 +233,19 @@ def _name(pid: int) -> str:
     argv = [part.decode(errors="replace") for part in argv if part]
     if not argv:
         return "?"
-    if Path(argv[0]).name.startswith("python") and len(argv) > 1:
-        return argv[2] if argv[1] == "-m" and len(argv) > 2 else Path(argv[1]).name
-    return Path(argv[0]).name
+    interpreter = Path(argv[0]).name
+    if not interpreter.startswith("python"):
+        return interpreter
+    arguments = iter(argv[1:])
+    for argument in arguments:
+        if argument == "-m":
+            return next(arguments, interpreter)
+        if argument == "-c":  # multiprocessing's workers and resource tracker (MLServer's) start this way
+            code = next(arguments, "")
+            return f"{interpreter} -c ({'multiprocessing' if 'multiprocessing' in code else 'inline code'})"
+        if not argument.startswith("-"):
+            return Path(argument).name
+    return interpreter
 
 
 def listening_addresses(pid: int) -> tuple[str, ...]:
