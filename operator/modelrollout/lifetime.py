@@ -16,7 +16,8 @@ therefore started with `popen()`, which ties it to its owner in two ways that co
 - **A warden.** One small process per owner (`python -m modelrollout.lifetime --warden ...`), started with
   the owner's first child, blocks reading a pipe whose write end only the owner holds. However the owner
   ends, the kernel closes that end and the warden reads EOF; it then ends (TERM, then KILL) every process
-  that carries the owner's marker, grandchildren included, and exits.
+  that carries the owner's marker, grandchildren included, and exits. On a normal exit the owner waits for
+  it (atexit), so nothing it started outlives it, not even the warden.
 - **The marker** is `MODELROLLOUT_STACK_OWNER=<owner pid>:<its start time>` in every child's environment,
   which their own children inherit (the start time tells a reused pid apart). A stack process that starts
   processes itself (the harness) passes its owner's marker on, so one warden covers the whole tree.
@@ -34,6 +35,7 @@ Only the standard library is imported here: the warden starts in a few tens of m
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import ctypes
 import ipaddress
@@ -162,7 +164,21 @@ def _ensure_warden() -> None:
             )
         finally:
             os.close(read_end)
+        if _warden_of_pid != os.getpid():
+            atexit.register(_dismiss_warden)
         _warden_of_pid, _lifeline = os.getpid(), write_end
+
+
+def _dismiss_warden() -> None:
+    """On a normal exit, let the warden check that nothing is left and wait until it is gone, so that no
+    process the owner started outlives it, the warden included (a killed owner's warden runs on, alone)."""
+    global _lifeline
+    if _warden_of_pid != os.getpid() or _warden is None or _lifeline < 0:
+        return
+    os.close(_lifeline)
+    _lifeline = -1
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        _warden.wait(timeout=30)
 
 
 def _watch(owner: str, lifeline: int) -> None:

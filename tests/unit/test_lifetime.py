@@ -168,3 +168,19 @@ def test_proc_net_addresses():
     assert lifetime._address("0100007F:1F90") == "127.0.0.1:8080"
     assert lifetime._address("0100F40A:0050") == "10.244.0.1:80"
     assert lifetime._address("00000000000000000000000001000000:0050") == "[::1]:80"
+
+
+def test_an_owner_that_exits_normally_leaves_neither_a_child_it_forgot_nor_its_warden():
+    script = textwrap.dedent(
+        f"""
+        import subprocess, sys
+        from modelrollout import lifetime
+        child = lifetime.popen([sys.executable, "-c", {STUBBORN!r}], stdout=subprocess.DEVNULL)
+        print(lifetime._warden.pid, child.pid)
+        """
+    )
+    owner = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    warden, child = map(int, owner.stdout.split())
+    # The owner's exit waited for the warden, which ended the child: both are gone once it has returned.
+    assert not lifetime.running(warden)
+    assert not lifetime.running(child)
