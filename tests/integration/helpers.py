@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelrollout import lifetime
 from modelrollout.core.spec import parse_spec
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import REPO, get_json, wait_for
@@ -479,7 +480,8 @@ def operator_process(
     )
     args = [executable, "run", *(f"--namespace={namespace}" for namespace in namespaces)]
     with open(log, "ab") as output:
-        process = subprocess.Popen(args, env=settings, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+        # Tied to this test session like every process of the local stack: a killed pytest leaves no operator.
+        process = lifetime.popen(args, env=settings, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
     running = OperatorProcess(process, http, log)
     try:
         yield running
