@@ -503,3 +503,18 @@ def analysed_canary_steps(prometheus_url: str) -> list[dict]:
         {"pause": {}},
         {"setWeight": 100},
     ]
+
+
+def analysed_canary_promoted(control_plane, namespace: str, first: dict, second: dict, under: str) -> dict:
+    """Deploy `first`, roll `second` out through its analysis to the pause, promote it; returns the object."""
+    assert apply(control_plane, namespace, first).returncode == 0
+    wait_for(lambda: healthy(control_plane, namespace), what=f"first Ready under {under}")
+    assert apply(control_plane, namespace, second).returncode == 0
+    wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "analysed, waiting at the pause")
+    assert plugin(control_plane, "promote", "fraud-scorer", "-n", namespace).returncode == 0
+    return wait_status(
+        control_plane,
+        namespace,
+        lambda s: s["phase"] == "Healthy" and s["stableRevision"] == revision_of(second),
+        f"promoted under {under}",
+    )

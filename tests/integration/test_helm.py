@@ -16,20 +16,17 @@ from tests.integration.conftest import REPO, get_json, wait_for
 from tests.integration.helpers import (
     HELM_CHART,
     NEXT_VERSION,
+    analysed_canary_promoted,
     analysed_canary_steps,
-    apply,
     events,
-    healthy,
     helm,
     helm_template,
     kubectl_apply,
     operator_process,
     permissions,
-    plugin,
     revision_of,
     sample,
     template,
-    wait_status,
     with_version,
 )
 
@@ -213,17 +210,7 @@ def test_chart_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, name
         env=peering,
     ) as operator:
         wait_for(lambda: operator.metric("modelrollout_leader") == 1, what="the operator active under the chart")
-        assert apply(control_plane, namespace, first).returncode == 0
-        wait_for(lambda: healthy(control_plane, namespace), what="first Ready under the chart's RBAC")
-        assert apply(control_plane, namespace, second).returncode == 0
-        wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "analysed, waiting at the pause")
-        assert plugin(control_plane, "promote", "fraud-scorer", "-n", namespace).returncode == 0
-        done = wait_status(
-            control_plane,
-            namespace,
-            lambda s: s["phase"] == "Healthy" and s["stableRevision"] == revision_of(second),
-            "promoted under the chart's RBAC",
-        )
+        done = analysed_canary_promoted(control_plane, namespace, first, second, "the chart's RBAC")
         # RBAC's refusals name the ServiceAccount (a 403 for a terminating namespace left by another test does not).
         refused = f'User "system:serviceaccount:{home}:{release}" cannot'
         denials = [line for line in operator.log_tail(1_000_000).splitlines() if refused in line]

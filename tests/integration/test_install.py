@@ -12,15 +12,12 @@ from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import REPO, get_json, running_operator, wait_for
 from tests.integration.helpers import (
     NEXT_VERSION,
-    apply,
+    analysed_canary_promoted,
     events,
-    healthy,
     kubectl_apply,
-    plugin,
     revision_of,
     sample,
     template,
-    wait_status,
     with_version,
 )
 
@@ -130,17 +127,7 @@ def test_shipped_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, na
     peering = {"MODELROLLOUT_PEERING": "modelrollout", "POD_ID": f"install-test-{namespace}"}
     with running_operator(monitoring.prometheus.url, kubeconfig=str(restricted), env=peering) as operator:
         wait_for(lambda: operator_metric(operator.http, "modelrollout_leader") == 1, what="the operator active")
-        assert apply(control_plane, namespace, first).returncode == 0
-        wait_for(lambda: healthy(control_plane, namespace), what="first Ready under the shipped RBAC")
-        assert apply(control_plane, namespace, second).returncode == 0
-        wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "analysed, waiting at the pause")
-        assert plugin(control_plane, "promote", "fraud-scorer", "-n", namespace).returncode == 0
-        done = wait_status(
-            control_plane,
-            namespace,
-            lambda s: s["phase"] == "Healthy" and s["stableRevision"] == revision_of(second),
-            "promoted under the shipped RBAC",
-        )
+        done = analysed_canary_promoted(control_plane, namespace, first, second, "the shipped RBAC")
     assert done["status"]["analysisRuns"][0]["phase"] == "Successful"
     assert get_json(control_plane, "httproute", "fraud-scorer", "-n", namespace)
     assert {"RolloutStarted", "Promoted"} <= {event["reason"] for event in events(control_plane, namespace)}
