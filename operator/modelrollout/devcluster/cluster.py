@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -22,6 +23,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -61,10 +63,40 @@ class KubectlFailed(RuntimeError):
     """kubectl failed for good: the message has the command and kubectl's own stderr."""
 
 
+LOWEST_PORT = 10000
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on, below the kernel's ephemeral range, never handed out twice.
+
+    A port the kernel picks (bind to 0) comes from the ephemeral range, which outgoing connections draw
+    from too: between this choice and its server's bind, a connection (kwok or the controller-manager to
+    the apiserver, say) could take it ("bind: address already in use", 1 demo in 7 on a loaded machine).
+    """
+    low = _ephemeral_low()
+    with _handed_out_lock:
+        for _ in range(1000):
+            port = random.randrange(LOWEST_PORT, low) if low > LOWEST_PORT + 1000 else 0
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # something listens there already
+                port = sock.getsockname()[1]
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free loopback port between {LOWEST_PORT} and {low}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def wait_until(check, timeout: float, what: str, interval: float = 0.2):
