@@ -204,8 +204,9 @@ def test_dev_cluster_down_stops_leftovers_of_crashed_runs_it_never_started_and_s
 
         output = modelrollout("dev-cluster", "down", "--dir", str(tmp_path / "no-dev-cluster-here")).stdout
 
-        line = f"  etcd (pid {crashed.pid}, listening on 127.0.0.1:{client}, 127.0.0.1:{peer})"
-        assert leftover.listening == tuple(sorted([f"127.0.0.1:{client}", f"127.0.0.1:{peer}"]))
+        addresses = sorted([f"127.0.0.1:{client}", f"127.0.0.1:{peer}"])  # down lists them in this order
+        line = f"  etcd (pid {crashed.pid}, listening on {', '.join(addresses)})"
+        assert leftover.listening == tuple(addresses)
         assert f"{line}: a run that ended without stopping it (pid {gone.pid})" in output.splitlines()
         assert crashed.wait(timeout=5) is not None
         wait_until_gone([crashed.pid], {client, peer}, timeout=5)
