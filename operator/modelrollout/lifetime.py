@@ -74,6 +74,16 @@ def popen(args: Sequence[str], *, detached_in: Path | None = None, **popen_kwarg
     return _from_long_lived_thread(lambda: subprocess.Popen(args, env=env, preexec_fn=preexec, **popen_kwargs))
 
 
+def terminate(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """End one process started by `popen`: SIGTERM, then SIGKILL if it is still running after `grace` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace)
+
+
 def owner_marker() -> str:
     """The marker this process's children carry: the one it inherited as a stack process itself, else its own."""
     return os.environ.get(OWNER_VARIABLE) or _token(os.getpid()) or f"{os.getpid()}:0"

@@ -486,12 +486,7 @@ def operator_process(
     try:
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        lifetime.terminate(process, grace=20)
 
 
 def analysed_canary_steps(prometheus_url: str) -> list[dict]:

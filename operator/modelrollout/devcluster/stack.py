@@ -95,12 +95,7 @@ def operator_process(
         try:
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+            lifetime.terminate(process, grace=30)
 
 
 def operator_metric(http: str, name: str) -> float | None:

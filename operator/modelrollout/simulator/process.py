@@ -72,12 +72,7 @@ class SimulatorProcess:
         urllib.request.urlopen(request, timeout=5).read()
 
     def stop(self) -> None:
-        self._popen.terminate()
-        try:
-            self._popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._popen.kill()
-            self._popen.wait(timeout=10)
+        lifetime.terminate(self._popen, grace=10)
 
 
 def main(argv: list[str] | None = None) -> int:
