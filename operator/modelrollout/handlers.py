@@ -6,6 +6,10 @@ Rules:
 - kopf's `on.event` handlers keep no state on the objects: no finalizers, no annotations on the
   user's ModelDeployment, so Git and the cluster never disagree because of the operator.
 - Reconciles use the synchronous Kubernetes client, so they run in a thread pool off the event loop.
+- Reconciles read from memory (`controller.cache`): ModelDeployments as kopf's watch delivers them, and
+  what they own from informers that also wake the owner's reconcile when a child changes.
+- Handlers are coroutines: they run on the event loop, where the work queue lives (kopf would run a
+  plain function in a thread, and the queue is not thread-safe).
 - With peering on (`MODELROLLOUT_PEERING`, see `controller.peering`), workers reconcile only while this
   replica is the active one; on becoming active it queues every ModelDeployment, since a standby
   replica's kopf watches were frozen and its queue holds only what was parked.
@@ -14,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
 import os
@@ -28,6 +33,7 @@ from modelrollout.controller import apiready, metrics
 from modelrollout.controller.alertpoller import AlertPoller
 from modelrollout.controller.alerts import AlarmChecker, WebhookAlerts
 from modelrollout.controller.analysis import AnalysisRunner
+from modelrollout.controller.cache import OwnedCache
 from modelrollout.controller.peering import (
     CLUSTER_PEERING,
     NAMESPACED_PEERING,
@@ -39,7 +45,6 @@ from modelrollout.controller.peering import (
 from modelrollout.controller.reconciler import Reconciler, utcnow
 from modelrollout.controller.server import OperatorServer
 from modelrollout.controller.workqueue import WorkQueue
-from modelrollout.core import labels
 from modelrollout.core.spec import AlertMatcher, parse_spec
 from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, SERVICE, KubeClient, load_configuration
 from modelrollout.kube.tally import TALLY, count_kopf_requests
@@ -103,7 +108,12 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         wake=lambda key: loop.call_soon_threadsafe(functools.partial(memo.queue.add, key, urgent=True)),
     ).start()
     alarms = AlarmChecker(memo.webhook, memo.poller)
-    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms)
+    memo.cache = OwnedCache(
+        memo.kube,
+        _informer_namespaces(memo.get("served_namespaces")),
+        lambda namespace, name: loop.call_soon_threadsafe(memo.queue.add, (namespace, name)),
+    )
+    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms, memo.cache)
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS + 1, thread_name_prefix="reconcile")
     memo.peering_monitor = None
     if peering is None:
@@ -166,6 +176,12 @@ def _peering_locations(name: str, clusterwide: bool, served_namespaces: Any) -> 
     return [PeeringLocation(NAMESPACED_PEERING, namespace, name) for namespace in namespaces]
 
 
+def _informer_namespaces(served_namespaces: Any) -> list[str | None]:
+    """One informer per served namespace when they are exact names, else one for all namespaces."""
+    namespaces = list(served_namespaces or ())
+    return namespaces if namespaces and all(_exact(namespace) for namespace in namespaces) else [None]
+
+
 def _exact(namespace: str) -> bool:
     """A namespace name, not one of kopf's patterns (globs, lists, negations)."""
     return not set(namespace) & set("*?[!,")
@@ -188,6 +204,7 @@ async def _resync_all(memo: kopf.Memo) -> None:
     except Exception as error:  # noqa: BLE001 - kopf re-lists on resume and queues them anyway
         log.warning("resync after becoming active failed; relying on kopf's re-list: %s", error)
         return
+    memo.cache.replace_models(bodies)
     for body in bodies:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         memo.matchers[key] = _alert_matchers(body)
@@ -221,6 +238,7 @@ async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
     memo.queue.close()
     memo.poller.stop()
+    memo.cache.stop()
     memo.executor.shutdown(wait=True, cancel_futures=True)
     memo.kube.close()
 
@@ -251,13 +269,17 @@ async def _worker(memo: kopf.Memo, urgent_only: bool = False) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def modeldeployment_event(type: str, body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def modeldeployment_event(
+    type: str, event: kopf.RawEvent, body: kopf.Body, namespace: str, name: str, memo: kopf.Memo, **_: Any
+) -> None:
     key = (namespace, name)
     if type == "DELETED":
+        memo.cache.forget(namespace, name, body.metadata.get("resourceVersion"))
         memo.matchers.pop(key, None)
         memo.poller.forget(key)
         metrics.forget(namespace, name)
         return
+    memo.cache.remember(copy.deepcopy(dict(event["object"])))
     memo.matchers[key] = _alert_matchers(body)
     # A person's action (status.request) is safety work: it goes before routine reconciles.
     memo.queue.add(key, urgent=bool((body.get("status") or {}).get("request")))
@@ -268,28 +290,3 @@ def _alert_matchers(body: kopf.Body) -> tuple[AlertMatcher, ...]:
         return parse_spec(dict(body.get("spec") or {})).rollback_alerts
     except (KeyError, TypeError, ValueError):
         return ()  # the reconcile reports a bad spec; the index just skips it
-
-
-@kopf.on.event("apps", "v1", "deployments", labels={labels.DEPLOYMENT_LABEL: kopf.PRESENT})
-def deployment_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    owner = _controller_owner(body)
-    if owner is not None:
-        memo.queue.add((body.metadata.namespace, owner))
-
-
-@kopf.on.event("", "v1", "services", labels={labels.DEPLOYMENT_LABEL: kopf.PRESENT})
-def service_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    owner = _controller_owner(body)
-    if owner is not None:
-        memo.queue.add((body.metadata.namespace, owner))
-
-
-def _controller_owner(body: kopf.Body) -> str | None:
-    for reference in body.metadata.get("ownerReferences", []):
-        if (
-            reference.get("controller")
-            and reference.get("kind") == "ModelDeployment"
-            and reference.get("apiVersion", "").startswith(GROUP + "/")
-        ):
-            return reference["name"]
-    return None

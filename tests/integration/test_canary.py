@@ -74,18 +74,18 @@ def routed_weights(control_plane, namespace: str, router: str) -> tuple[int, int
     return None
 
 
-def pod_tracks(control_plane, namespace: str) -> dict[str, set[str]]:
-    """Track labels of the running pods, by revision."""
-    pods = get_json(control_plane, "pods", "-n", namespace, "-l", "modelrollout.io/deployment=fraud-scorer")["items"]
-    tracks: dict[str, set[str]] = {}
-    for pod in pods:
-        if pod["metadata"].get("deletionTimestamp"):
-            continue
-        pod_labels = pod["metadata"]["labels"]
-        tracks.setdefault(pod_labels["modelrollout.io/revision"], set()).add(
-            pod_labels.get("modelrollout.io/track", "")
-        )
-    return tracks
+def deployment_tracks(control_plane, namespace: str) -> dict[str, str]:
+    """Track labels of the Deployments (one per revision), by revision."""
+    items = get_json(control_plane, "deployments", "-n", namespace, "-l", "modelrollout.io/deployment=fraud-scorer")
+    return {
+        item["metadata"]["labels"]["modelrollout.io/revision"]: item["metadata"]["labels"].get("modelrollout.io/track")
+        for item in items["items"]
+    }
+
+
+def pod_uids(control_plane, namespace: str, revision: str) -> set[str]:
+    pods = get_json(control_plane, "pods", "-n", namespace, "-l", f"modelrollout.io/revision={revision}")["items"]
+    return {pod["metadata"]["uid"] for pod in pods if not pod["metadata"].get("deletionTimestamp")}
 
 
 def service_revision(control_plane, namespace: str, name: str) -> str:
@@ -128,10 +128,8 @@ def test_template_change_walks_every_weight_through_the_router(control_plane, op
             assert service_revision(control_plane, namespace, "fraud-scorer-canary") == new
             assert service_revision(control_plane, namespace, "fraud-scorer-stable") == old
         assert condition(body, "Paused")["status"] == "True"
-        wait_for(
-            lambda n=new: pod_tracks(control_plane, namespace) == {old: {"stable"}, n: {"canary"}},
-            what="pods labelled with their track",
-        )
+        assert deployment_tracks(control_plane, namespace) == {old: "stable", new: "canary"}
+        canary_pods = pod_uids(control_plane, namespace, new)
         promoted = plugin(control_plane, "promote", "fraud-scorer", "-n", namespace)
         assert promoted.returncode == 0, promoted.stderr
 
@@ -151,8 +149,12 @@ def test_template_change_walks_every_weight_through_the_router(control_plane, op
         assert replicas[old] == 4
         assert [entry["revision"] for entry in done["status"]["scaleDowns"]] == [old]
     wait_for(lambda: replicas_by_revision(control_plane, namespace)[old] == 0, what="old revision scaled down")
-    # Promotion relabels the pods in place: the canary's pods become the stable ones without a restart.
-    wait_for(lambda: pod_tracks(control_plane, namespace) == {new: {"stable"}}, what="new pods labelled stable")
+    # Promotion is a selector write per Service: the canary's pods become the stable ones as they are,
+    # without a restart, and no pod is written (they carry their revision from the template).
+    assert deployment_tracks(control_plane, namespace)[new] == "stable"
+    assert canary_pods and canary_pods <= pod_uids(control_plane, namespace, new)
+    pods = get_json(control_plane, "pods", "-n", namespace, "-l", f"modelrollout.io/revision={new}")["items"]
+    assert all("modelrollout.io/track" not in pod["metadata"]["labels"] for pod in pods)
     assert md(control_plane, namespace)["metadata"]["generation"] == 2  # the operator never wrote the spec
     recorded = {event["reason"] for event in events(control_plane, namespace)}
     assert {"RolloutStarted", "StepCompleted", "ManualPromote", "Promoted"} <= recorded

@@ -92,8 +92,11 @@ def route_traffic(route: dict) -> tuple[int, int]:
 
 
 def shadow_pods(control_plane, namespace: str, revision: str) -> bool:
+    """The revision's Deployment is on the shadow track and has pods (which carry only its revision)."""
     selector = f"modelrollout.io/revision={revision},modelrollout.io/track=shadow"
-    return bool(get_json(control_plane, "pods", "-n", namespace, "-l", selector)["items"])
+    deployments = get_json(control_plane, "deployments", "-n", namespace, "-l", selector)["items"]
+    pods = get_json(control_plane, "pods", "-n", namespace, "-l", f"modelrollout.io/revision={revision}")["items"]
+    return bool(deployments) and bool(pods)
 
 
 def deploy(control_plane, namespace: str, monitoring, new_behaviour: Behaviour) -> tuple[dict, str, str]:
@@ -111,7 +114,7 @@ def test_a_shadow_like_the_stable_model_goes_on_to_the_canary(control_plane, ope
     body, _stable, new = deploy(control_plane, namespace, monitoring, Behaviour())
     with object_versions(control_plane, namespace, "httproute", "fraud-scorer") as routes:
         assert apply(control_plane, namespace, with_version(body, NEXT_VERSION)).returncode == 0
-        wait_for(lambda: shadow_pods(control_plane, namespace, new), what="shadow pods labelled track=shadow")
+        wait_for(lambda: shadow_pods(control_plane, namespace, new), what="shadow Deployment (track=shadow) with pods")
         done = wait_status(
             control_plane,
             namespace,

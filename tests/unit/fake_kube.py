@@ -257,3 +257,41 @@ class FakeKube:
             if kind.group == group and kind.plural == plural:
                 return kind, namespace, name, subresource
         raise NotImplementedError(f"unknown resource {group}/{plural}")
+
+
+class CachedReads:
+    """The reads of a reconcile from a watch cache that is never behind `FakeKube` (`controller.reads.Reads`).
+
+    `stale_model` makes `model` answer an older copy of the ModelDeployment until `refresh`, as a cache
+    whose watch event has not arrived yet would.
+    """
+
+    def __init__(self, kube: FakeKube) -> None:
+        self._kube = kube
+        self.stale_model: dict[str, Any] | None = None
+        self.refreshed = 0
+
+    def model(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if self.stale_model is not None:
+            return copy.deepcopy(self.stale_model)
+        return self._kube.object("ModelDeployment", namespace, name)
+
+    def revisions(self, namespace: str, owner: str) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(obj)
+            for (kind_name, ns, _), obj in sorted(self._kube.objects.items())
+            if kind_name == DEPLOYMENT.kind and ns == namespace and _matches(obj, f"{labels.DEPLOYMENT_LABEL}={owner}")
+        ]
+
+    def live(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._kube.object(kind, namespace, name)
+
+    def wrote(self, kind: Kind, obj: dict[str, Any]) -> None:
+        pass
+
+    def deleted(self, kind: Kind, namespace: str, name: str) -> None:
+        pass
+
+    def refresh(self, namespace: str, name: str) -> None:
+        self.refreshed += 1
+        self.stale_model = None

@@ -20,7 +20,7 @@ from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
 from modelrollout.core.rollout import Decision
 from modelrollout.core.spec import parse_spec
 from modelrollout.kube.client import DEPLOYMENT, EVENT, MODEL_DEPLOYMENT, SERVICE
-from tests.unit.fake_kube import FakeKube
+from tests.unit.fake_kube import CachedReads, FakeKube
 
 NS = "models"
 NAME = "fraud-scorer"
@@ -74,13 +74,18 @@ class FiringAlarm:
 class Cluster:
     """One ModelDeployment in a fake apiserver, its reconciler, and a clock the test moves."""
 
-    def __init__(self, body: dict[str, Any], analysis=no_analysis, alarms: FiringAlarm | None = None) -> None:
+    def __init__(
+        self, body: dict[str, Any], analysis=no_analysis, alarms: FiringAlarm | None = None, cached: bool = False
+    ) -> None:
         self.body = body
         self.name = body["metadata"]["name"]
         self.kube = FakeKube()
         self.kube.add(body)
         self.now = T0
-        self.reconciler = Reconciler(self.kube, clock=lambda: self.now, analysis=analysis, alarms=alarms)
+        self.reads = CachedReads(self.kube) if cached else None
+        self.reconciler = Reconciler(
+            self.kube, clock=lambda: self.now, analysis=analysis, alarms=alarms, reads=self.reads
+        )
         self.v1 = revision_of(body, "1")
         self.v2 = revision_of(body, "2")
 
@@ -389,6 +394,103 @@ def test_status_is_patched_with_a_resource_version_precondition_and_only_when_it
     cluster.now += timedelta(seconds=1)  # nothing observed changed: the same status
     calls = cluster.reconcile()
     assert [call for call in calls if call[0] == "patch-status"] == []
+
+
+# --- 3b. reads from the watch caches, writes only of what changed ----------------------------------
+
+
+def test_from_the_caches_a_reconcile_that_changes_nothing_sends_no_request():
+    cluster = Cluster(model_deployment(), cached=True)
+    cluster.healthy()
+    cluster.canary_paused()
+    cluster.now += timedelta(seconds=5)
+
+    assert cluster.reconcile() == []
+
+
+def test_from_the_caches_a_step_whose_pods_are_up_writes_the_route_and_nothing_else():
+    cluster = Cluster(model_deployment(steps=[{"setWeight": 25}, {"setWeight": 50}, {"pause": {}}]), cached=True)
+    cluster.healthy()
+    cluster.roll_out("2")
+    while cluster.route_weights() != [75, 25]:
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+        cluster.now += timedelta(seconds=5)
+
+    assert cluster.replicas(cluster.v2) == 2  # the next step's pod was asked for with the 25%
+    writes = []
+    while cluster.route_weights() != [50, 50]:
+        cluster.reconcile()
+        writes += cluster.child_writes()
+        cluster.kube.settle(NS)
+        cluster.now += timedelta(seconds=5)
+
+    assert writes == [("apply", "HTTPRoute", NAME)]
+
+
+def test_from_the_caches_a_service_edited_by_hand_is_applied_again():
+    cluster = Cluster(model_deployment(), cached=True)
+    cluster.healthy()
+    cluster.canary_paused()
+    cluster.kube.edit(
+        SERVICE, NS, f"{NAME}-canary", lambda body: body["spec"]["selector"].update({labels.REVISION_LABEL: cluster.v1})
+    )
+
+    cluster.reconcile()
+
+    assert cluster.child_writes() == [("apply", "Service", f"{NAME}-canary")]
+    assert cluster.service("-canary")["spec"]["selector"][labels.REVISION_LABEL] == cluster.v2
+
+
+def test_from_the_caches_a_field_no_longer_wanted_is_applied_away():
+    """A field the operator stops setting leaves the live object only by applying again: the hash sees it."""
+    cluster = Cluster(model_deployment(), cached=True)
+    cluster.healthy()
+    cluster.edit_spec(lambda spec: spec["service"].update(port=8080))
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()
+
+    assert ("apply", "Service", NAME) in cluster.child_writes()
+    assert cluster.service()["spec"]["ports"][0]["port"] == 8080
+
+
+def test_from_the_caches_a_reconcile_writes_no_pod():
+    cluster = Cluster(model_deployment(), cached=True)
+    cluster.kube.add({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": NS, "labels": {}}})
+    cluster.healthy()
+    cluster.canary_paused()
+    cluster.ask("promote", "promote-1")
+    for _ in range(3):
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+
+    assert cluster.status()["stableRevision"] == cluster.v2
+    assert [call for call in cluster.kube.calls if call[1] == "Pod"] == []
+
+
+def test_a_stale_cached_model_meets_a_conflict_records_nothing_and_is_read_again():
+    cluster = Cluster(model_deployment(), cached=True)
+    cluster.healthy()
+    cluster.roll_out("2")
+    cluster.reconcile()
+    cluster.kube.settle(NS)
+    cluster.reads.stale_model = cluster.kube.object(MODEL_DEPLOYMENT, NS, NAME)
+    cluster.ask("abort", "abort-1")  # the cache has not seen this write yet
+    status_before = cluster.status()
+    cluster.now += timedelta(seconds=5)
+    cluster.kube.forget_calls()
+
+    requeue = cluster.reconciler.reconcile(NS, NAME)
+
+    assert requeue == 0.0  # at once, from the ModelDeployment read again
+    assert cluster.reads.refreshed == 1
+    assert cluster.status() == status_before
+    assert cluster.kube.verbs("create", "Event") == []
+    cluster.reconcile()
+    assert cluster.status()["abort"]["revision"] == cluster.v2
+    assert cluster.route_weights() == [100, 0]
 
 
 # --- 4. manual requests ----------------------------------------------------------------------------

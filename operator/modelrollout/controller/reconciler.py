@@ -7,10 +7,15 @@ Rules:
   template first, then Services, then routing objects, then scale-downs, then deletions.
 - The current revision's Deployment is server-side applied in full; other revisions only get their
   replica count and track label patched, because their templates live only in their own Deployments.
+- Reads come from `reads` (the watch caches in the operator), and a child whose live object already
+  holds what we want is not written (`controller.applied`): a reconcile that changes nothing sends
+  nothing. Traffic follows the revision label every pod carries from its template; no pod is written.
 - The apiserver rejecting a child (400/422), or a routing API that is not installed (404), is the
   user's input error: reported as Stalled with the apiserver's message, serving pods untouched.
 - Status is written with the object's resourceVersion as a precondition, only when it differs; a
-  handled manual request is cleared in that same write, so it can be neither lost nor run twice.
+  handled manual request is cleared in that same write, so it can be neither lost nor run twice. A
+  cached ModelDeployment older than the apiserver's meets a 409 there: it is read again and reconciled
+  once more at once, and the decision made from the older one is never recorded.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.controller import dataplane, decisionlog, metrics
+from modelrollout.controller import applied, dataplane, decisionlog, metrics
 from modelrollout.controller.alerts import AlarmChecker
 from modelrollout.controller.events import EventRecorder
+from modelrollout.controller.reads import ApiReads, Reads
 from modelrollout.controller.routing import kube_kind
 from modelrollout.core import labels
 from modelrollout.core.analysis import AnalysisInput
@@ -30,7 +36,7 @@ from modelrollout.core.enums import Router, ServiceRole, Track
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
 from modelrollout.core.rollout import Decision, decide, invalid_status, journal, rollout_running
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
-from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, POD, SERVICE, KubeClient, KubeError
+from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, SERVICE, Kind, KubeClient, KubeError, kind_of
 from modelrollout.render import workloads
 from modelrollout.render.routers import RouteTarget, router_for
 
@@ -85,8 +91,10 @@ class Reconciler:
         clock: Callable[[], datetime] = utcnow,
         analysis: AnalysisSource = no_analysis,
         alarms: AlarmChecker | None = None,
+        reads: Reads | None = None,
     ) -> None:
         self._kube = kube
+        self._reads: Reads = reads if reads is not None else ApiReads(kube)
         self._clock = clock
         self._analysis = analysis
         self._alarms = alarms
@@ -94,13 +102,13 @@ class Reconciler:
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Converge one ModelDeployment; returns seconds until it must be looked at again, if time matters."""
-        body = self._kube.get(MODEL_DEPLOYMENT, namespace, name)
+        body = self._reads.model(namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None  # gone or going: owner references let the garbage collector remove the children
         meta = parse_meta(body)
         spec = parse_spec(body.get("spec") or {})
         previous = body.get("status") or {}
-        children = self._kube.list(DEPLOYMENT, namespace, f"{labels.DEPLOYMENT_LABEL}={name}")
+        children = self._reads.revisions(namespace, name)
         observations = {}
         for child in children:
             if owned_by(child, meta.uid):
@@ -137,12 +145,20 @@ class Reconciler:
         if request is not None:
             status = {**status, "request": None}
         if any(previous.get(key) != value for key, value in status.items()):
-            self._kube.request(
-                "PATCH",
-                MODEL_DEPLOYMENT.path(namespace, name, "status"),
-                body={"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": status},
-                content_type="application/merge-patch+json",
-            )
+            try:
+                answer = self._kube.request(
+                    "PATCH",
+                    MODEL_DEPLOYMENT.path(namespace, name, "status"),
+                    body={"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": status},
+                    content_type="application/merge-patch+json",
+                )
+            except KubeError as error:
+                if not error.conflict:
+                    raise
+                log.debug("%s/%s changed since it was read; reconciling it again", namespace, name)
+                self._reads.refresh(namespace, name)
+                return 0.0
+            self._reads.wrote(MODEL_DEPLOYMENT, answer)
         for event in events:
             self._events.emit(body, event, now)
         decisionlog.write(meta, status.get("currentRevision") or "", entries)
@@ -174,45 +190,30 @@ class Reconciler:
             if desired.replicas < current_replicas:
                 scale_downs.append((desired, track))
             elif desired.revision == spec.revision:
-                self._guard(
-                    lambda d=desired, t=track: self._kube.apply(
-                        workloads.deployment(meta, spec, d.revision, d.replicas, t)
-                    )
-                )
+                self._apply(workloads.deployment(meta, spec, desired.revision, desired.replicas, track))
             else:
                 self._patch_deployment(meta, existing, desired.replicas, track)
         self._apply_services(meta, spec, decision)
         self._apply_routes(meta, spec, decision)
-        self._label_pods(meta, tracks)
         for desired, track in scale_downs:
             self._patch_deployment(meta, owned[desired.revision], desired.replicas, track)
         for revision in decision.delete_revisions:
-            self._kube.delete(DEPLOYMENT, meta.namespace, owned[revision]["metadata"]["name"])
+            self._delete(DEPLOYMENT, meta.namespace, owned[revision]["metadata"]["name"])
         # Stale Services last: a stale route that still names them is deleted (in _apply_routes) first.
         for role in decision.stale_services:
-            self._kube.delete(SERVICE, meta.namespace, workloads.service_name(meta.name, role))
+            self._delete(SERVICE, meta.namespace, workloads.service_name(meta.name, role))
 
-    def _label_pods(self, meta: ObjectMeta, tracks: Mapping[str, Track]) -> None:
-        """Put the track (stable, canary) on the pods themselves, so queries and dashboards can select it.
+    def _apply(self, body: dict[str, Any], routing: bool = False) -> None:
+        """Server-side apply `body`, unless the live object already holds it."""
+        kind, desired = kind_of(body), applied.stamped(body)
+        metadata = desired["metadata"]
+        if applied.unchanged(desired, self._reads.live(kind, metadata["namespace"], metadata["name"])):
+            return
+        self._reads.wrote(kind, self._guard(lambda: self._kube.apply(desired), routing))
 
-        It is not in the pod template: promoting a canary would then restart its pods. Pods created
-        since the last reconcile get it at the next one (their readiness changes the Deployment's status).
-        """
-        selector = f"{labels.DEPLOYMENT_LABEL}={meta.name}"
-        for pod in self._kube.list(POD, meta.namespace, selector):
-            pod_labels = pod["metadata"].get("labels", {})
-            track = tracks.get(pod_labels.get(labels.REVISION_LABEL, ""))
-            if track and pod_labels.get(labels.TRACK_LABEL) != track and not pod["metadata"].get("deletionTimestamp"):
-                try:
-                    self._kube.request(
-                        "PATCH",
-                        POD.path(meta.namespace, pod["metadata"]["name"]),
-                        body={"metadata": {"labels": {labels.TRACK_LABEL: track}}},
-                        content_type="application/merge-patch+json",
-                    )
-                except KubeError as error:
-                    if not error.not_found:  # a pod may go away between list and patch
-                        raise
+    def _delete(self, kind: Kind, namespace: str, name: str) -> None:
+        self._kube.delete(kind, namespace, name)
+        self._reads.deleted(kind, namespace, name)
 
     def _patch_deployment(self, meta: ObjectMeta, existing: dict[str, Any] | None, replicas: int, track: str) -> None:
         if existing is None:
@@ -221,12 +222,13 @@ class Reconciler:
         same_track = existing["metadata"].get("labels", {}).get(labels.TRACK_LABEL) == track
         if same_replicas and same_track:
             return
-        self._kube.request(
+        answer = self._kube.request(
             "PATCH",
             DEPLOYMENT.path(meta.namespace, existing["metadata"]["name"]),
             body={"metadata": {"labels": {labels.TRACK_LABEL: track}}, "spec": {"replicas": replicas}},
             content_type="application/merge-patch+json",
         )
+        self._reads.wrote(DEPLOYMENT, answer)
 
     def _apply_services(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
         """The Services the decision wants, each selecting its revision (or every revision).
@@ -234,7 +236,7 @@ class Reconciler:
         Blue/green, and a promotion or abort without a router, move traffic by one selector write here.
         """
         for role, revision in decision.services.items():
-            self._guard(lambda r=role, v=revision: self._kube.apply(workloads.service(meta, spec, v, r)))
+            self._apply(workloads.service(meta, spec, revision, role))
 
     def _apply_routes(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
         target = RouteTarget(
@@ -248,14 +250,14 @@ class Reconciler:
             owner=workloads.owner_reference(meta),
         )
         for body in router_for(decision.router).render(target, decision.route_weights):
-            self._guard(lambda b=body: self._kube.apply(b), routing=True)
+            self._apply(body, routing=True)
         if decision.stale_router is not None:
             self._delete_router_objects(meta, decision.stale_router)
 
     def _delete_router_objects(self, meta: ObjectMeta, router: Router) -> None:
         for kind, name in router_for(router).object_names(meta.name):
             try:
-                self._kube.delete(kube_kind(kind), meta.namespace, name)
+                self._delete(kube_kind(kind), meta.namespace, name)
             except KubeError as error:
                 if error.status != 404:  # the API itself may be gone with the router
                     raise

@@ -15,3 +15,4 @@ MODEL_URI_ANNOTATION = PREFIX + "model-uri"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "modelrollout"
 APP_NAME_LABEL = "app.kubernetes.io/name"
+APPLIED_ANNOTATION = PREFIX + "applied"  # hash of what the operator last applied to this object

@@ -137,27 +137,53 @@ class KubeClient:
                 raise KubeError(response.status, "", data) from None
         return json.loads(data) if data else None
 
-    def watch(self, path: str, timeout_seconds: int = 3600) -> Iterator[dict]:
-        """Watch events (`{"type", "object"}`) of a collection, starting with its current objects as ADDED.
+    def watch(
+        self,
+        path: str,
+        timeout_seconds: int = 3600,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        bookmarks: bool = False,
+    ) -> Iterator[dict]:
+        """Watch events (`{"type", "object"}`) of a collection.
 
-        For tools (benchmarks); the operator itself is fed by kopf's watches.
+        Without a resourceVersion it starts with the current objects as ADDED (for tools: benchmarks);
+        the informers (`kube/informer.py`) list first and watch from the list's resourceVersion.
         """
         self.tally.count(OPERATOR, "GET", path + "?watch=true")
+        query = [("watch", "true"), ("timeoutSeconds", str(timeout_seconds))]
+        if resource_version is not None:
+            query.append(("resourceVersion", resource_version))
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if bookmarks:
+            query.append(("allowWatchBookmarks", "true"))
         _, url, headers, _, _ = self._api.param_serialize(
-            "GET",
-            path,
-            query_params=[("watch", "true"), ("timeoutSeconds", str(timeout_seconds))],
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
+            "GET", path, query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
         )
         response = self._api.call_api("GET", url, header_params=headers, _request_timeout=timeout_seconds + 30)
-        buffer = b""
-        for chunk in response.response.stream(64 * 1024):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    yield json.loads(line)
+        if response.status >= 400:
+            response.read()
+            try:
+                status = json.loads(response.data or b"{}")
+            except ValueError:
+                status = {}
+            raise KubeError(response.status, status.get("reason", ""), status.get("message", str(response.data)))
+        buffer, ended = b"", False
+        try:
+            for chunk in response.response.stream(64 * 1024):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            ended = True
+        finally:
+            # A watch left mid-stream still has bytes on its connection: that connection cannot be reused.
+            if ended:
+                response.response.release_conn()
+            else:
+                response.response.close()
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict | None:
         try:

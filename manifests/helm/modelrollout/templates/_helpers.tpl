@@ -89,10 +89,6 @@ manifests/namespaced/role.yaml; tests/integration/test_helm.py checks that they 
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gateways]
   verbs: [get]
-# The track label (stable, canary) is put on the pods themselves.
-- apiGroups: [""]
-  resources: [pods]
-  verbs: [list, patch]
 # Credentials for Prometheus, named by analysis templates: read by name only, never listed.
 - apiGroups: [""]
   resources: [secrets]
