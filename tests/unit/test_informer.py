@@ -114,8 +114,8 @@ def test_a_watch_resumes_from_the_last_version_seen_including_bookmarks():
     )
     subject, seen = informer(kube)
     version = subject.relist()
-    version = subject._follow(version)
-    version = subject._follow(version)
+    version = subject.follow(version)
+    version = subject.follow(version)
     assert kube.watched_from == ["3", "9"]
     assert version == "10"
     assert seen == ["d1", "d1", "d1"]  # listed, modified, deleted
@@ -128,9 +128,9 @@ def test_a_gap_in_the_stream_or_at_the_start_of_a_watch_is_gone():
     subject, _ = informer(kube)
     subject.relist()
     with pytest.raises(Gone):
-        subject._follow("3")
+        subject.follow("3")
     with pytest.raises(Gone):
-        subject._follow("3")
+        subject.follow("3")
 
 
 def test_after_a_gap_the_informer_lists_again_and_reports_what_it_missed():

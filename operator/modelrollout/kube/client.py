@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -144,11 +144,13 @@ class KubeClient:
         resource_version: str | None = None,
         label_selector: str | None = None,
         bookmarks: bool = False,
+        opened: Callable[[Callable[[], None]], None] | None = None,
     ) -> Iterator[dict]:
         """Watch events (`{"type", "object"}`) of a collection.
 
         Without a resourceVersion it starts with the current objects as ADDED (for tools: benchmarks);
         the informers (`kube/informer.py`) list first and watch from the list's resourceVersion.
+        `opened` receives a function that ends the watch from another thread (a blocked read returns).
         """
         self.tally.count(OPERATOR, "GET", path + "?watch=true")
         query = [("watch", "true"), ("timeoutSeconds", str(timeout_seconds))]
@@ -169,6 +171,8 @@ class KubeClient:
             except ValueError:
                 status = {}
             raise KubeError(response.status, status.get("reason", ""), status.get("message", str(response.data)))
+        if opened is not None:
+            opened(response.response.shutdown)
         buffer, ended = b"", False
         try:
             for chunk in response.response.stream(64 * 1024):

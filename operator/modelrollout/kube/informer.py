@@ -164,15 +164,19 @@ class Informer:
         self._selector = label_selector
         self._on_change = on_change
         self._stopping = threading.Event()
+        self._end_watch: Callable[[], None] = lambda: None
+        self.thread: threading.Thread | None = None
 
     def start(self) -> Informer:
         where = self.namespace or "all"
-        threading.Thread(target=self._run, name=f"informer-{self.kind.plural}-{where}", daemon=True).start()
+        self.thread = threading.Thread(target=self._run, name=f"informer-{self.kind.plural}-{where}", daemon=True)
+        self.thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop once the current watch answers or times out; the thread is a daemon either way."""
+        """End the watch now; nothing is reported after this returns."""
         self._stopping.set()
+        self._end_watch()
 
     def _run(self) -> None:
         resource_version: str | None = None
@@ -181,12 +185,14 @@ class Informer:
             try:
                 if resource_version is None:
                     resource_version = self.relist()
-                resource_version = self._follow(resource_version)
+                resource_version = self.follow(resource_version)
                 failures = 0
             except Gone:
                 log.info("%s: watch gap (410 Gone), listing again", self._describe())
                 resource_version = None
             except Exception as error:  # noqa: BLE001 - the apiserver may be away; keep the last good state
+                if self._stopping.is_set():
+                    break  # the watch was ended by stop()
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
                 log.warning("%s: %s; retrying in %.1fs", self._describe(), error, delay)
@@ -199,10 +205,11 @@ class Informer:
         changed = self.store.replace(answer.get("items", []))
         self.synced.set()
         for obj in changed:
-            self._on_change(obj)
+            if not self._stopping.is_set():
+                self._on_change(obj)
         return answer["metadata"]["resourceVersion"]
 
-    def _follow(self, resource_version: str) -> str:
+    def follow(self, resource_version: str) -> str:
         """Apply watch events until the watch ends; returns the resourceVersion to resume from."""
         for event in self._events(resource_version):
             if self._stopping.is_set():
@@ -231,11 +238,17 @@ class Informer:
                 resource_version=resource_version,
                 label_selector=self._selector,
                 bookmarks=True,
+                opened=self._watching,
             )
         except KubeError as error:
             if error.status == 410:
                 raise Gone from error
             raise
+
+    def _watching(self, end: Callable[[], None]) -> None:
+        self._end_watch = end
+        if self._stopping.is_set():  # stopped while the watch was being opened
+            end()
 
     def _describe(self) -> str:
         return f"informer of {self.kind.plural} in {self.namespace or 'all namespaces'}"
