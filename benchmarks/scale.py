@@ -4,12 +4,16 @@ Prints figures; asserts nothing. For each N a fresh local stack (control plane w
 nodes, Prometheus, traffic simulator, the operator as its own process) runs:
 
 1. create N ModelDeployments (1 replica, Gateway API router) and wait until all are Healthy;
-2. idle: operator RSS and CPU seconds per minute over a quiet window;
-3. rollouts: a new model version on all N (steps setWeight 20, pause 10s, setWeight 60, pause);
-   time from each template change to its canary Deployment being created, from each pause being
-   due to its HTTPRoute showing 60%, CPU seconds per minute while they run, API requests per reconcile;
-4. alarm: one Alertmanager webhook with N firing alerts, one per ModelDeployment; time from the POST
-   to each HTTPRoute sending 100% of traffic to stable.
+2. idle: operator RSS and CPU seconds per minute, API requests per minute, over a quiet window;
+3. rollouts: a new model version on all N (steps setWeight 20, pause 10s, setWeight 60, pause), then a
+   person's promote on each at the last pause, until all are Healthy on it: API requests per rollout
+   (template change -> first pause -> promoted), per reconcile, CPU, time from each template change to
+   its canary Deployment, from each pause being due to its HTTPRoute showing 60%;
+4. one alarm under load: another version on all N; while the others roll, one ModelDeployment at a time
+   (5 of them) gets its own alert by webhook once its route shows 20%: time from the POST to its
+   HTTPRoute sending 100% of traffic to stable;
+5. all alarms at once: once the others wait at the last pause, one webhook with an alert for each of
+   them: time from the POST to each HTTPRoute sending 100% to stable.
 
     .venv/bin/python benchmarks/scale.py [--sizes 10 100 1000] [--idle-seconds 60] [--workers 4]
 
@@ -29,7 +33,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -45,6 +49,7 @@ from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, KubeClient
 REPO = Path(__file__).resolve().parents[1]
 NAMESPACE = "scale"
 PAUSE_SECONDS = 10
+PROBES = 5  # ModelDeployments alarmed one at a time while the others roll
 PODS_PER_NODE = 250
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 (HTTPROUTE,) = ROUTER_KINDS[Router.GATEWAY_API]
@@ -124,6 +129,61 @@ def at_final_pause(status: dict) -> bool:
     return status.get("phase") == "Paused" and status.get("currentStepIndex") == 3
 
 
+def name_of(index: int) -> str:
+    return f"model-{index:04d}"
+
+
+def change_version(kube: KubeClient, size: int, version: str) -> dict[str, float]:
+    """A new model version on every ModelDeployment; returns when each was changed."""
+    changed = {}
+    for index in range(size):
+        kube.request(
+            "PATCH",
+            MODEL_DEPLOYMENT.path(NAMESPACE, name_of(index)),
+            body={"spec": {"model": {"version": version}}},
+            content_type="application/merge-patch+json",
+        )
+        changed[name_of(index)] = time.time()
+    return changed
+
+
+def promote_all(kube: KubeClient, size: int) -> None:
+    """A person's promote on each, written as `kubectl modelrollout promote` writes it."""
+    for index in range(size):
+        request = {"action": "promote", "id": f"bench-{index}", "actor": "benchmark", "requestedAt": now_text()}
+        kube.request(
+            "PATCH",
+            MODEL_DEPLOYMENT.path(NAMESPACE, name_of(index), "status"),
+            body={"status": {"request": request}},
+            content_type="application/merge-patch+json",
+        )
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def canary_weight(event: dict) -> int:
+    return event["object"]["spec"]["rules"][0]["backendRefs"][1]["weight"]
+
+
+def fire(stack, indexes: list[int]) -> float:
+    """One Alertmanager webhook with an alert for each index; returns when it was posted."""
+    alerts = [{"status": "firing", "labels": {"alertname": "ScaleAlarm", "md": str(index)}} for index in indexes]
+    request = urllib.request.Request(
+        f"http://{stack.http}/alertmanager",
+        data=json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode(),
+        headers={"Authorization": f"Bearer {stack.webhook_token}", "Content-Type": "application/json"},
+    )
+    posted = time.time()
+    urllib.request.urlopen(request, timeout=30).read()
+    return posted
+
+
+def total(before: collections.Counter, after: collections.Counter, per: float) -> str:
+    return f"{sum(after[key] - before[key] for key in after) / per:.1f}"
+
+
 def all_status(kube: KubeClient, predicate: Callable[[dict], bool], count: int) -> bool:
     items = kube.list(MODEL_DEPLOYMENT, NAMESPACE)
     return len(items) == count and all(
@@ -183,7 +243,9 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
             kube.request("POST", MODEL_DEPLOYMENT.path(NAMESPACE), body=model(index, "v1"))
         wait_until(lambda: all_status(kube, is_healthy, size), 60 + size, "all Healthy", interval=0.5)
         results["create N until all Healthy"] = f"{time.monotonic() - started:.1f}s"
-        results["create: API requests per ModelDeployment"] = by_resource(created0, request_counts(stack.http), size)
+        created1 = request_counts(stack.http)
+        results["create: API requests per ModelDeployment"] = total(created0, created1, size)
+        results["create: by resource"] = by_resource(created0, created1, size)
 
         time.sleep(5)  # let the last reconciles and their watch events drain before the idle window
         cpu0, requests0, reconciles0 = operator.cpu_seconds(), *operator_counts(stack.http)
@@ -215,33 +277,32 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
             ),
         )
         print(f"N={size}: rolling out", flush=True)
-        changed: dict[str, float] = {}
         cpu2, requests2, reconciles2 = operator.cpu_seconds(), *operator_counts(stack.http)
         rolled0 = request_counts(stack.http)
         rollout_started = time.monotonic()
-        for index in range(size):
-            name = f"model-{index:04d}"
-            kube.request(
-                "PATCH",
-                MODEL_DEPLOYMENT.path(NAMESPACE, name),
-                body={"spec": {"model": {"version": "v2"}}},
-                content_type="application/merge-patch+json",
-            )
-            changed[name] = time.time()
+        changed = change_version(kube, size, "v2")
         wait_until(
-            lambda: all_status(kube, at_final_pause, size),
+            lambda: all_status(kube, at_final_pause, size), 120 + 2 * size, "all at the final pause", interval=0.5
+        )
+        at_pause = time.monotonic()
+        results["rollouts: template change until all at the last pause"] = f"{at_pause - rollout_started:.1f}s"
+        results["rollouts: RSS"] = f"{operator.rss_mib():.0f} MiB"
+        promote_all(kube, size)
+        wait_until(
+            lambda: all_status(kube, lambda s: is_healthy(s) and s.get("stableRevision") == new_revision, size),
             120 + 2 * size,
-            "all at the final pause",
+            "all promoted",
             interval=0.5,
         )
         elapsed = time.monotonic() - rollout_started
         cpu3, requests3, reconciles3 = operator.cpu_seconds(), *operator_counts(stack.http)
+        rolled1 = request_counts(stack.http)
         results["rollouts: CPU"] = f"{(cpu3 - cpu2) * 60 / elapsed:.2f} CPU-s/min over {elapsed:.0f}s"
-        results["rollouts: RSS"] = f"{operator.rss_mib():.0f} MiB"
         reconciles = reconciles3 - reconciles2
         results["rollouts: reconciles"] = f"{reconciles:.0f} ({reconciles / size:.1f} per ModelDeployment)"
         results["rollouts: API requests per reconcile"] = f"{(requests3 - requests2) / max(reconciles, 1):.1f}"
-        results["rollouts: API requests per rollout"] = by_resource(rolled0, request_counts(stack.http), size)
+        results["rollouts: API requests per rollout (to promoted)"] = total(rolled0, rolled1, size)
+        results["rollouts: by resource"] = by_resource(rolled0, rolled1, size)
         results["template change -> canary Deployment"] = figures(
             [canary_created.seen[name] - at for name, at in changed.items() if name in canary_created.seen]
         )
@@ -255,28 +316,60 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
                 due_to_route.append(weight_60.seen[name] - (due + PAUSE_SECONDS))
         results["pause due -> HTTPRoute at 60%"] = figures(due_to_route)
 
-        stable_again = Watch(
+        print(f"N={size}: one alarm at a time while the others roll", flush=True)
+        probes = list(range(min(PROBES, size)))
+        at_20 = Watch(
             kube,
             HTTPROUTE.path(NAMESPACE),
-            lambda e: (
-                e["object"]["metadata"]["name"]
-                if e["object"]["spec"]["rules"][0]["backendRefs"][1]["weight"] == 0
-                else None
+            lambda e: e["object"]["metadata"]["name"] if canary_weight(e) == 20 else None,
+        )
+        back = Watch(
+            kube,
+            HTTPROUTE.path(NAMESPACE),
+            lambda e: e["object"]["metadata"]["name"] if canary_weight(e) == 0 else None,
+        )
+        wait_until(lambda: back.received >= size, 60, interval=0.1, what="the watch's initial listing")
+        back.seen.clear()  # every route starts at 0% canary: only a return after the alarm counts
+        change_version(kube, size, "v3")
+        one_alarm, rolling_when_fired = [], []
+        for index in probes:
+            name = name_of(index)
+            wait_until(lambda n=name: n in at_20.seen, 120 + 2 * size, f"{name}'s route at 20%", interval=0.05)
+            back.seen.pop(name, None)
+            rolling_when_fired.append(sum(1 for i in range(size) if i != index and name_of(i) not in at_20.seen))
+            posted = fire(stack, [index])
+            wait_until(lambda n=name: n in back.seen, 60, f"{name}'s route back on stable", interval=0.02)
+            one_alarm.append(back.seen[name] - posted)
+        results["one alarm while the others roll: -> HTTPRoute 100% stable"] = figures(one_alarm)
+        results["one alarm: others not yet at 20% when it fired"] = (
+            f"{min(rolling_when_fired)}..{max(rolling_when_fired)} of {size - 1}"
+        )
+
+        others = [index for index in range(size) if index not in probes]
+        wait_until(
+            lambda: all(
+                at_final_pause(item.get("status") or {})
+                for item in kube.list(MODEL_DEPLOYMENT, NAMESPACE)
+                if int(item["metadata"]["name"].split("-")[1]) in others
             ),
+            120 + 2 * size,
+            "the others at the final pause",
+            interval=0.5,
         )
-        wait_until(lambda: stable_again.received >= size, 60, interval=0.1, what="the watch's initial listing")
-        alerts = [
-            {"status": "firing", "labels": {"alertname": "ScaleAlarm", "md": str(index)}} for index in range(size)
-        ]
-        request = urllib.request.Request(
-            f"http://{stack.http}/alertmanager",
-            data=json.dumps({"version": "4", "status": "firing", "alerts": alerts}).encode(),
-            headers={"Authorization": f"Bearer {stack.webhook_token}", "Content-Type": "application/json"},
-        )
-        posted = time.time()
-        urllib.request.urlopen(request, timeout=30).read()
-        wait_until(lambda: len(stable_again.seen) >= size, 60 + size, interval=0.2, what="all routes back on stable")
-        results["alarm -> HTTPRoute 100% stable"] = figures([at - posted for at in stable_again.seen.values()])
+        if others:
+            for index in others:
+                back.seen.pop(name_of(index), None)  # a route passes 0% as a rollout starts; only the alarm's counts
+            posted = fire(stack, others)
+            wait_until(
+                lambda: all(name_of(i) in back.seen for i in others),
+                60 + size,
+                "all routes back on stable",
+                interval=0.2,
+            )
+            results["all alarms at once: -> HTTPRoute 100% stable"] = figures(
+                [back.seen[name_of(i)] - posted for i in others]
+            )
+        results["RSS at the end"] = f"{operator.rss_mib():.0f} MiB"
         kube.close()
     return results
 
