@@ -206,6 +206,26 @@ def request_counts(http: str) -> collections.Counter[tuple[str, str, str]]:
     return counts
 
 
+def cache_sizes(http: str) -> str:
+    """Objects and bytes per object in the operator's watch caches, per resource, from its /metrics."""
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found: dict[str, dict[str, float]] = collections.defaultdict(dict)
+    for family in text_string_to_metric_families(text):
+        if family.name in ("modelrollout_cache_objects", "modelrollout_cache_bytes"):
+            for sample in family.samples:
+                found[sample.labels["resource"]][family.name] = sample.value
+    return (
+        ", ".join(
+            f"{resource} {sizes['modelrollout_cache_objects']:.0f} x "
+            f"{sizes['modelrollout_cache_bytes'] / max(sizes['modelrollout_cache_objects'], 1) / 1024:.1f} KiB"
+            for resource, sizes in sorted(found.items())
+            if sizes.get("modelrollout_cache_objects")
+        )
+        or "n/a"
+    )
+
+
 def serving(http: str) -> bool:
     try:
         return operator_metric(http, "modelrollout_leader") is not None
@@ -370,6 +390,7 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
                 [back.seen[name_of(i)] - posted for i in others]
             )
         results["RSS at the end"] = f"{operator.rss_mib():.0f} MiB"
+        results["watch caches"] = cache_sizes(stack.http)
         kube.close()
     return results
 

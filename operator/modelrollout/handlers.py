@@ -113,6 +113,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         _informer_namespaces(memo.get("served_namespaces")),
         lambda namespace, name: loop.call_soon_threadsafe(memo.queue.add, (namespace, name)),
     )
+    metrics.CACHE_SIZES.sizes = memo.cache.sizes
     memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms, memo.cache)
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS + 1, thread_name_prefix="reconcile")
     memo.peering_monitor = None

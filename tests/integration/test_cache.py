@@ -11,8 +11,10 @@ resourceVersion without one.
 from __future__ import annotations
 
 import threading
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelrollout.kube.client import DEPLOYMENT, KubeClient
 from modelrollout.kube.informer import Informer
@@ -52,6 +54,15 @@ def test_owned_objects_edited_by_hand_are_restored(control_plane, operator, name
 
     # The informers' watch events wake the reconcile: no resync (every 300 s) is needed.
     wait_for(restored, timeout=60, what="the Service selector, the route's weights and the replicas restored")
+
+    exported = urllib.request.urlopen(f"http://{operator.http}/metrics", timeout=5).read().decode()
+    cached = {
+        sample.labels["resource"]: sample.value
+        for family in text_string_to_metric_families(exported)
+        if family.name == "modelrollout_cache_objects"
+        for sample in family.samples
+    }
+    assert cached["deployments"] >= 1 and cached["services"] >= 3 and cached["httproutes"] >= 1
 
 
 def deployment(name: str, owner: str) -> dict:

@@ -146,3 +146,13 @@ def test_after_a_gap_the_informer_lists_again_and_reports_what_it_missed():
     assert sorted(o["metadata"]["name"] for o in subject.store.indexed("ns", "a")) == ["d2", "d3"]
     assert seen[:2] == ["d1", "d2"] and sorted(seen[2:]) == ["d1", "d2", "d3"]  # d1 vanished in the gap
     assert kube.watched_from == ["4", "13", "13"]
+
+
+def test_the_store_reports_the_bytes_it_holds():
+    store = ObjectStore(OWNER)
+    store.put(obj("d1", 1, spec={"replicas": 1}))
+    one = store.encoded_bytes()
+    store.put(obj("d2", 2, spec={"replicas": 1}))
+    assert one > 0 and store.encoded_bytes() == 2 * one
+    store.remove("ns", "d1")
+    assert store.encoded_bytes() == one

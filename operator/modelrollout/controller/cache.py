@@ -89,6 +89,16 @@ class OwnedCache:
         with self._lock:
             return list(self._informers.values())
 
+    def sizes(self) -> dict[str, tuple[int, int, int]]:
+        """(objects, bytes of JSON, full lists) per resource, for /metrics."""
+        models = (len(self.models), self.models.encoded_bytes(), 0)
+        found: dict[str, tuple[int, int, int]] = {MODEL_DEPLOYMENT.plural: models}
+        for informer in self.informers():
+            objects, size, lists = found.get(informer.kind.plural, (0, 0, 0))
+            store = informer.store
+            found[informer.kind.plural] = (objects + len(store), size + store.encoded_bytes(), lists + informer.lists)
+        return found
+
     def stop(self) -> None:
         for informer in self.informers():
             informer.stop()

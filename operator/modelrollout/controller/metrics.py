@@ -8,10 +8,10 @@ rollout and would grow series without bound).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from modelrollout.core.enums import Phase
@@ -100,6 +100,30 @@ class ApiRequests(Collector):
 
 API_REQUESTS = ApiRequests()
 REGISTRY.register(API_REQUESTS)
+
+
+class CacheSizes(Collector):
+    """What the watch caches hold, per resource: objects, bytes, and how often the informers listed.
+
+    `modelrollout_cache_lists_total` is 1 per informer at start, plus 1 per watch gap (410 Gone).
+    """
+
+    def __init__(self) -> None:
+        self.sizes: Callable[[], dict[str, tuple[int, int, int]]] = dict
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        objects = GaugeMetricFamily("modelrollout_cache_objects", "Objects in the watch caches", labels=["resource"])
+        size = GaugeMetricFamily("modelrollout_cache_bytes", "Bytes of JSON in the watch caches", labels=["resource"])
+        lists = CounterMetricFamily("modelrollout_cache_lists", "Full lists by the informers", labels=["resource"])
+        for resource, (count, held, listed) in sorted(self.sizes().items()):
+            objects.add_metric([resource], count)
+            size.add_metric([resource], held)
+            lists.add_metric([resource], listed)
+        yield from (objects, size, lists)
+
+
+CACHE_SIZES = CacheSizes()
+REGISTRY.register(CACHE_SIZES)
 
 
 def record_status(namespace: str, name: str, status: dict) -> None:

@@ -67,6 +67,11 @@ class ObjectStore:
         with self._lock:
             return len(self._objects)
 
+    def encoded_bytes(self) -> int:
+        """Memory held by the objects' JSON (the dominant part of what the store keeps)."""
+        with self._lock:
+            return sum(len(entry.encoded) for entry in self._objects.values())
+
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         with self._lock:
             entry = self._objects.get((namespace, name))
