@@ -105,6 +105,14 @@ def assert_still_state_is_safe(control_plane, namespace: str, stable: str, new: 
         d["metadata"]["labels"]["modelrollout.io/revision"]: d for d in owned_deployments(control_plane, namespace)
     }
     assert set(children) <= {stable, new} and len(owned_deployments(control_plane, namespace)) == len(children)
+    # Traffic moves by Service selectors on the revision every pod carries from its template, never by
+    # labels written on pods one at a time: a switch is one write, so no pod is selected half-way.
+    services = get_json(control_plane, "services", "-n", namespace, "-l", "modelrollout.io/deployment=fraud-scorer")
+    for service in services["items"]:
+        selector = service["spec"]["selector"]
+        assert "modelrollout.io/track" not in selector, (service["metadata"]["name"], selector)
+    pods = get_json(control_plane, "pods", "-n", namespace, "-l", "modelrollout.io/deployment=fraud-scorer")
+    assert all("modelrollout.io/track" not in pod["metadata"]["labels"] for pod in pods["items"])
     active = get_json(control_plane, "service", "fraud-scorer", "-n", namespace)["spec"]["selector"]
     serving = active.get("modelrollout.io/revision", stable)
     assert available(children.get(serving)) >= REPLICAS, f"the active Service selects {serving}, not at full size"
