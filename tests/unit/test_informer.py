@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from modelrollout.kube.client import DEPLOYMENT, KubeError
-from modelrollout.kube.informer import Gone, Informer, ObjectStore
+from modelrollout.kube.informer import MIN_WATCH_SECONDS, Gone, Informer, ObjectStore
 
 OWNER = "modelrollout.io/deployment"
 
@@ -139,13 +139,19 @@ def test_after_a_gap_the_informer_lists_again_and_reports_what_it_missed():
         [[{"type": "ERROR", "object": {"code": 410}}], []],
     )
     subject, seen = informer(kube)
-    subject._stopping.wait = lambda delay: subject.stop()  # type: ignore[method-assign]
-    kube.watches.append(RuntimeError("end of script"))  # the third watch fails: the loop waits, then stops
+    pauses: list[float] = []
+
+    def pause(delay: float) -> None:  # the loop's only wait: stop there
+        pauses.append(delay)
+        subject.stop()
+
+    subject._stopping.wait = pause  # type: ignore[method-assign]
     subject._run()
     assert subject.lists == 2
     assert sorted(o["metadata"]["name"] for o in subject.store.indexed("ns", "a")) == ["d2", "d3"]
     assert seen[:2] == ["d1", "d2"] and sorted(seen[2:]) == ["d1", "d2", "d3"]  # d1 vanished in the gap
-    assert kube.watched_from == ["4", "13", "13"]
+    assert kube.watched_from == ["4", "13"]
+    assert pauses == [MIN_WATCH_SECONDS]  # the second watch ended at once: a pause, not a busy loop
 
 
 def test_the_store_reports_the_bytes_it_holds():

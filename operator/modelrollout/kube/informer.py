@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 300  # the server ends each watch after this; it resumes from the last resourceVersion
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)  # after a failed list or watch, growing, then steady
+MIN_WATCH_SECONDS = 1.0  # a watch that ends sooner is followed by a pause of this long
 MAX_TOMBSTONES = 10_000  # deletions remembered between lists; beyond, the oldest are forgotten
 
 Key = tuple[str, str]  # (namespace, name)
@@ -190,8 +192,11 @@ class Informer:
             try:
                 if resource_version is None:
                     resource_version = self.relist()
+                began = time.monotonic()
                 resource_version = self.follow(resource_version)
                 failures = 0
+                if time.monotonic() - began < MIN_WATCH_SECONDS:
+                    self._stopping.wait(MIN_WATCH_SECONDS)  # a watch ended at once: never a busy loop
             except Gone:
                 log.info("%s: watch gap (410 Gone), listing again", self._describe())
                 resource_version = None
