@@ -263,8 +263,10 @@ async def _worker(memo: kopf.Memo, urgent_only: bool = False) -> None:
             queue.add_after(key, delay)
         else:
             queue.forget(key)
-            # Time-based steps (pauses, delayed scale-downs) ask to be woken; otherwise resync rarely.
-            queue.add_after(key, min(requeue, RESYNC_SECONDS) if requeue is not None else RESYNC_SECONDS)
+            # Time-based steps (pauses, delayed scale-downs) ask to be woken; otherwise resync rarely. A
+            # deleted ModelDeployment is not: kopf's watch queues it again if it comes back.
+            if memo.cache.model(namespace, name) is not None:
+                queue.add_after(key, min(requeue, RESYNC_SECONDS) if requeue is not None else RESYNC_SECONDS)
         finally:
             queue.done(key)
 

@@ -68,6 +68,10 @@ class WorkQueue:
             scheduled[1].cancel()
         self._timers[key] = (due, loop.call_at(due, self._fire, key))
 
+    def scheduled(self, key: Hashable) -> bool:
+        """Whether `key` is due later (`add_after`)."""
+        return key in self._timers
+
     def _fire(self, key: Hashable) -> None:
         self._timers.pop(key, None)
         self.add(key)
