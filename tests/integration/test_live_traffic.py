@@ -38,6 +38,7 @@ from tests.integration.helpers import (
     kubectl_apply,
     object_watch,
     plugin,
+    ready_pods,
     shipped_alert,
     wait_status,
 )
@@ -138,11 +139,14 @@ def tolerance(share: float, count: int) -> float:
     return SIGMAS * math.sqrt(share * (1 - share) / count)
 
 
-def applied_by_traefik(live: Live, router: str, namespace: str, canary_weight: int) -> float:
+def applied_by_traefik(
+    live: Live, router: str, namespace: str, canary_weight: int, stable_ips: set[str] | None = None
+) -> float:
     """Wait until Traefik's own API serves the split with `canary_weight` to loaded servers; returns when seen.
 
     The weights alone are not enough: Traefik loads a route and the endpoints behind it in separate
-    configuration rounds (two seconds apart at most), and a member without servers answers 503.
+    configuration rounds (two seconds apart at most), and a member without servers answers 503. After a
+    promotion the stable Service selects other pods: `stable_ips` waits until Traefik has loaded exactly those.
     """
     # An HTTPRoute's weighted service is named by Traefik: found by the Services it splits between.
     name = f"{namespace}-{NAME}-split@kubernetescrd" if router == "traefik" else None
@@ -156,11 +160,21 @@ def applied_by_traefik(live: Live, router: str, namespace: str, canary_weight: i
             members = {member["name"]: member.get("weight", 1) for member in weighted.get("services", [])}
             canary = [weight for member, weight in members.items() if f"{NAME}-canary" in member]
             if (name is None or service["name"] == name) and f"{namespace}-" in service["name"] and canary:
-                return canary[0] == canary_weight and serves(service, services)
+                stable = [member for member in members if f"{NAME}-stable" in member]
+                loaded = stable_ips is None or (bool(stable) and servers_of(stable[0], service, services) == stable_ips)
+                return canary[0] == canary_weight and serves(service, services) and loaded
         return False
 
     wait_for(weights_now, timeout=60, what=f"Traefik serving canary weight {canary_weight}")
     return time.monotonic()
+
+
+def servers_of(member: str, parent: dict, services: dict[str, dict]) -> set[str]:
+    """The IPs of the servers Traefik has loaded for one member of a weighted service."""
+    provider = parent["name"].rpartition("@")[2]
+    qualified = member if "@" in member else f"{member}@{provider}"
+    servers = (services.get(qualified) or {}).get("loadBalancer", {}).get("servers", [])
+    return {urllib.parse.urlsplit(server["url"]).hostname for server in servers}
 
 
 def serves(service: dict, services: dict[str, dict]) -> bool:
@@ -229,7 +243,9 @@ def test_live_shares_follow_each_weight_and_the_promotion(control_plane, live, n
             control_plane, namespace, lambda s: s["phase"] == "Healthy", "promoted", name=NAME, timeout=120
         )
         assert done["status"]["stableRevision"] == done["status"]["currentRevision"]
-        promoted = answers_after(generator, applied_by_traefik(live, router, namespace, 0))
+        stable = done["status"]["stableRevision"]
+        new_pods = set(ready_pods(control_plane, namespace, f"modelrollout.io/revision={stable}").values())
+        promoted = answers_after(generator, applied_by_traefik(live, router, namespace, 0, new_pods))
         assert share_of(promoted, NEW_VERSION) == 1.0
 
 

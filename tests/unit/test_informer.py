@@ -162,3 +162,15 @@ def test_the_store_reports_the_bytes_it_holds():
     assert one > 0 and store.encoded_bytes() == 2 * one
     store.remove("ns", "d1")
     assert store.encoded_bytes() == one
+
+
+def test_stop_after_the_connection_went_away_does_not_raise():
+    """urllib3 refuses to shut down a connection already gone (an apiserver restart): stop still stops."""
+    subject, _ = informer(ScriptedKube([], []))
+
+    def gone() -> None:
+        raise ValueError("Cannot shutdown socket as self._sock_shutdown is not set")
+
+    subject._watching(gone)
+    subject.stop()
+    assert subject._stopping.is_set()

@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -171,7 +172,7 @@ class Informer:
         self._selector = label_selector
         self._on_change = on_change
         self._stopping = threading.Event()
-        self._end_watch: Callable[[], None] = lambda: None
+        self._end_watch: Callable[[], None] = _nothing
         self.thread: threading.Thread | None = None
 
     def start(self) -> Informer:
@@ -183,7 +184,8 @@ class Informer:
     def stop(self) -> None:
         """End the watch now; nothing is reported after this returns."""
         self._stopping.set()
-        self._end_watch()
+        with contextlib.suppress(Exception):  # the watch may have ended on its own meanwhile
+            self._end_watch()
 
     def _run(self) -> None:
         resource_version: str | None = None
@@ -254,6 +256,8 @@ class Informer:
             if error.status == 410:
                 raise Gone from error
             raise
+        finally:
+            self._end_watch = _nothing
 
     def _watching(self, end: Callable[[], None]) -> None:
         self._end_watch = end
@@ -262,6 +266,10 @@ class Informer:
 
     def _describe(self) -> str:
         return f"informer of {self.kind.plural} in {self.namespace or 'all namespaces'}"
+
+
+def _nothing() -> None:
+    pass
 
 
 class Gone(Exception):
