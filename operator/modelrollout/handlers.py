@@ -57,6 +57,7 @@ count_kopf_requests(TALLY)
 GROUP, VERSION, PLURAL = "modelrollout.io", "v1alpha1", "modeldeployments"
 RESYNC_SECONDS = float(os.environ.get("MODELROLLOUT_RESYNC_SECONDS", "300"))
 WORKERS = int(os.environ.get("MODELROLLOUT_WORKERS", "4"))
+URGENT_WORKERS = max(1, int(os.environ.get("MODELROLLOUT_URGENT_WORKERS", "4")))
 
 
 @kopf.on.login()
@@ -115,7 +116,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     )
     metrics.CACHE_SIZES.sizes = memo.cache.sizes
     memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms, memo.cache)
-    memo.executor = ThreadPoolExecutor(max_workers=WORKERS + 1, thread_name_prefix="reconcile")
+    memo.executor = ThreadPoolExecutor(max_workers=WORKERS + URGENT_WORKERS, thread_name_prefix="reconcile")
     memo.peering_monitor = None
     if peering is None:
         memo.leadership = Leadership(True, "active: peering is off (standalone)")
@@ -127,8 +128,12 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         )
         memo.peering_monitor = asyncio.create_task(monitor.run(), name="modelrollout-peering")
     memo.workers = [asyncio.create_task(_worker(memo), name=f"modelrollout-worker-{i}") for i in range(WORKERS)]
-    # One more worker for the urgent lane only: an alarm or a person's action never waits for a free worker.
-    memo.workers.append(asyncio.create_task(_worker(memo, urgent_only=True), name="modelrollout-worker-urgent"))
+    # Workers of the urgent lane only: an alarm or a person's action never waits for a free worker, and
+    # many alarms at once (one webhook for a whole fleet) are served by all workers together.
+    memo.workers += [
+        asyncio.create_task(_worker(memo, urgent_only=True), name=f"modelrollout-worker-urgent-{i}")
+        for i in range(URGENT_WORKERS)
+    ]
     memo.server = None
     address = os.environ.get("MODELROLLOUT_HTTP_ADDRESS") or default_http_address(os.environ)
     if address != "off":

@@ -185,15 +185,33 @@ def test_route_weight_moves_to_the_canary_only_after_its_deployment_is_written()
     cluster = Cluster(model_deployment())
     cluster.healthy()
     cluster.roll_out("2")
-    cluster.reconcile()
+    calls = cluster.reconcile()
+    assert calls.index(("apply", "Deployment", f"{NAME}-{cluster.v2}")) < calls.index(("apply", "HTTPRoute", NAME))
+    assert cluster.replicas(cluster.v2) == 1
     assert cluster.route_weights() == [100, 0]  # no canary pod available yet: no traffic for it
     cluster.kube.settle(NS)
     cluster.now += timedelta(seconds=5)
 
-    calls = cluster.reconcile()
+    cluster.reconcile()
 
     assert cluster.route_weights() == [75, 25]
-    assert calls.index(("apply", "Deployment", f"{NAME}-{cluster.v2}")) < calls.index(("apply", "HTTPRoute", NAME))
+    assert cluster.replicas(cluster.v2) == 1  # the pod was asked for (and came) before the weight moved
+
+
+def test_a_track_label_that_adds_no_pod_is_written_after_the_route():
+    """An abort's route write waits for nothing but the Services: the canary's new track label comes after."""
+    cluster = Cluster(model_deployment(), cached=True)
+    cluster.healthy()
+    cluster.canary_paused()
+    cluster.ask("abort", "abort-1")
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()
+
+    writes = cluster.child_writes()
+    assert writes.index(("apply", "HTTPRoute", NAME)) < writes.index(("apply", "Deployment", f"{NAME}-{cluster.v2}"))
+    assert cluster.deployment(cluster.v2)["metadata"]["labels"][labels.TRACK_LABEL] == "old"
+    assert cluster.route_weights() == [100, 0]
 
 
 def abort_by(trigger: str, cluster, alarm) -> None:

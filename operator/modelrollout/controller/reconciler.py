@@ -3,8 +3,9 @@
 Rules:
 - Reads everything first, then asks `core.rollout.decide`, then writes; no decision here.
 - Only children carrying our controller owner reference (by uid) are considered ours.
-- Writes are ordered so no request ever reaches a pod that is not there: scale-ups and the current
-  template first, then Services, then routing objects, then scale-downs, then deletions.
+- Writes are ordered so no request ever reaches a pod that is not there: new Deployments and scale-ups
+  first, then Services, then routing objects, then what adds no pod (a Deployment's track label, a
+  scale-down), then deletions. An abort's route write so waits for nothing but the Services.
 - The current revision's Deployment is server-side applied in full; other revisions only get their
   replica count and track label patched, because their templates live only in their own Deployments.
 - Reads come from `reads` (the watch caches in the operator), and a child whose live object already
@@ -182,26 +183,44 @@ class Reconciler:
         owned: dict[str, dict[str, Any]],
     ) -> None:
         tracks = decision.tracks
-        scale_downs = []
+        later = []  # adds no pod (a track label, a scale-down): after traffic has moved
         for desired in decision.deployments:
             track = tracks.get(desired.revision, Track.OLD)
             existing = owned.get(desired.revision)
             current_replicas = (existing or {}).get("spec", {}).get("replicas", 0)
-            if desired.replicas < current_replicas:
-                scale_downs.append((desired, track))
-            elif desired.revision == spec.revision:
-                self._apply(workloads.deployment(meta, spec, desired.revision, desired.replicas, track))
+            if existing is not None and desired.replicas <= current_replicas:
+                later.append((desired, track, desired.replicas < current_replicas))
             else:
-                self._patch_deployment(meta, existing, desired.replicas, track)
+                self._write_deployment(meta, spec, desired.revision, desired.replicas, track, existing)
         self._apply_services(meta, spec, decision)
         self._apply_routes(meta, spec, decision)
-        for desired, track in scale_downs:
-            self._patch_deployment(meta, owned[desired.revision], desired.replicas, track)
+        for desired, track, scale_down in sorted(later, key=lambda entry: entry[2]):  # labels, then scale-downs
+            existing = owned[desired.revision]
+            if scale_down:
+                self._patch_deployment(meta, existing, desired.replicas, track)
+            else:
+                self._write_deployment(meta, spec, desired.revision, desired.replicas, track, existing)
+        if decision.stale_router is not None:
+            self._delete_router_objects(meta, decision.stale_router)
         for revision in decision.delete_revisions:
             self._delete(DEPLOYMENT, meta.namespace, owned[revision]["metadata"]["name"])
-        # Stale Services last: a stale route that still names them is deleted (in _apply_routes) first.
+        # Stale Services last: a stale route that still names them is deleted first (above).
         for role in decision.stale_services:
             self._delete(SERVICE, meta.namespace, workloads.service_name(meta.name, role))
+
+    def _write_deployment(
+        self,
+        meta: ObjectMeta,
+        spec: ModelDeploymentSpec,
+        revision: str,
+        replicas: int,
+        track: Track,
+        existing: dict[str, Any] | None,
+    ) -> None:
+        if revision == spec.revision:
+            self._apply(workloads.deployment(meta, spec, revision, replicas, track))
+        else:
+            self._patch_deployment(meta, existing, replicas, track)
 
     def _apply(self, body: dict[str, Any], routing: bool = False) -> None:
         """Server-side apply `body`, unless the live object already holds it."""
@@ -251,8 +270,6 @@ class Reconciler:
         )
         for body in router_for(decision.router).render(target, decision.route_weights):
             self._apply(body, routing=True)
-        if decision.stale_router is not None:
-            self._delete_router_objects(meta, decision.stale_router)
 
     def _delete_router_objects(self, meta: ObjectMeta, router: Router) -> None:
         for kind, name in router_for(router).object_names(meta.name):
