@@ -18,7 +18,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import logging
 import os
@@ -287,7 +286,7 @@ async def modeldeployment_event(
         memo.poller.forget(key)
         metrics.forget(namespace, name)
         return
-    memo.cache.remember(copy.deepcopy(dict(event["object"])))
+    memo.cache.remember(event["object"])  # kept as its JSON: kopf's dict is neither held nor changed
     memo.matchers[key] = _alert_matchers(body)
     # A person's action (status.request) is safety work: it goes before routine reconciles.
     memo.queue.add(key, urgent=bool((body.get("status") or {}).get("request")))

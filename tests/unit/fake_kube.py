@@ -139,6 +139,10 @@ class FakeKube:
 
     def list(self, kind: Kind, namespace: str | None = None, label_selector: str | None = None) -> list[dict]:
         self._call("list", kind.kind, "")
+        return self.matching(kind, namespace, label_selector)
+
+    def matching(self, kind: Kind, namespace: str | None, label_selector: str | None) -> list[dict]:
+        """What `list` answers, without recording a call (for `CachedReads`, which sends no request)."""
         return [
             copy.deepcopy(obj)
             for (kind_name, ns, _), obj in sorted(self.objects.items())
@@ -277,11 +281,7 @@ class CachedReads:
         return self._kube.object("ModelDeployment", namespace, name)
 
     def revisions(self, namespace: str, owner: str) -> list[dict[str, Any]]:
-        return [
-            copy.deepcopy(obj)
-            for (kind_name, ns, _), obj in sorted(self._kube.objects.items())
-            if kind_name == DEPLOYMENT.kind and ns == namespace and _matches(obj, f"{labels.DEPLOYMENT_LABEL}={owner}")
-        ]
+        return self._kube.matching(DEPLOYMENT, namespace, f"{labels.DEPLOYMENT_LABEL}={owner}")
 
     def live(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         return self._kube.object(kind, namespace, name)

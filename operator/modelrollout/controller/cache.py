@@ -16,7 +16,6 @@ Rules:
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,10 +24,7 @@ from modelrollout.core import labels
 from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, SERVICE, Kind, KubeClient
 from modelrollout.kube.informer import Informer, ObjectStore
 
-log = logging.getLogger(__name__)
-
 CHILD_SELECTOR = labels.DEPLOYMENT_LABEL  # present on every child; its value names the owner
-MODEL_API_VERSION = MODEL_DEPLOYMENT.api_version
 
 
 def controller_owner(obj: dict[str, Any]) -> str | None:

@@ -78,6 +78,15 @@ class KubeError(Exception):
         return self.status == 409
 
 
+def refusal(code: int, data: str) -> KubeError:
+    """An answer of 400 or more as a KubeError, with the reason and message of its Status when it has one."""
+    try:
+        status = json.loads(data)
+    except ValueError:
+        return KubeError(code, "", data)
+    return KubeError(code, status.get("reason", ""), status.get("message", data))
+
+
 def load_configuration(kubeconfig: str | None = None) -> k8s_client.Configuration:
     """In-cluster credentials when running in a pod, else the kubeconfig (the given path or $KUBECONFIG)."""
     configuration = k8s_client.Configuration()
@@ -130,11 +139,7 @@ class KubeClient:
         response.read()
         data = response.data.decode("utf-8") if response.data else ""
         if response.status >= 400:
-            try:
-                status = json.loads(data)
-                raise KubeError(response.status, status.get("reason", ""), status.get("message", data))
-            except ValueError:
-                raise KubeError(response.status, "", data) from None
+            raise refusal(response.status, data)
         return json.loads(data) if data else None
 
     def watch(
@@ -166,11 +171,7 @@ class KubeClient:
         response = self._api.call_api("GET", url, header_params=headers, _request_timeout=timeout_seconds + 30)
         if response.status >= 400:
             response.read()
-            try:
-                status = json.loads(response.data or b"{}")
-            except ValueError:
-                status = {}
-            raise KubeError(response.status, status.get("reason", ""), status.get("message", str(response.data)))
+            raise refusal(response.status, response.data.decode("utf-8") if response.data else "")
         if opened is not None:
             opened(response.response.shutdown)
         buffer, ended = b"", False
