@@ -239,6 +239,17 @@ def operator_counts(http: str) -> tuple[float, float]:
     return sum(request_counts(http).values()), reconciles
 
 
+def cpu_by_process(stack, operator: Process) -> dict[str, float]:
+    """CPU seconds so far of the operator and of each control-plane process (where the time goes)."""
+    processes = {process.name: Process(process.popen.pid) for process in stack.cluster.processes if process.alive()}
+    return {"operator": operator.cpu_seconds()} | {name: process.cpu_seconds() for name, process in processes.items()}
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> str:
+    spent = sorted(((after[name] - before.get(name, 0.0), name) for name in after), reverse=True)
+    return ", ".join(f"{name} {seconds:.1f}" for seconds, name in spent if seconds >= 0.05)
+
+
 def by_resource(before: collections.Counter, after: collections.Counter, per: float) -> str:
     """The requests between two readings, per `per` (e.g. per ModelDeployment), largest first."""
     spent = sorted(((after[key] - before[key]) / per, key) for key in after if after[key] > before[key])
@@ -379,12 +390,22 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
         if others:
             for index in others:
                 back.seen.pop(name_of(index), None)  # a route passes 0% as a rollout starts; only the alarm's counts
+            cpu_before, requests_before = cpu_by_process(stack, operator), request_counts(stack.http)
             posted = fire(stack, others)
             wait_until(
                 lambda: all(name_of(i) in back.seen for i in others),
                 60 + size,
                 "all routes back on stable",
                 interval=0.2,
+            )
+            alarmed = time.time() - posted
+            results["all alarms at once: CPU-s by process until the last route"] = (
+                f"{cpu_spent(cpu_before, cpu_by_process(stack, operator))} in {alarmed:.1f}s"
+            )
+            requests_after = request_counts(stack.http)
+            results["all alarms at once: API requests per ModelDeployment until the last route"] = (
+                f"{total(requests_before, requests_after, len(others))}: "
+                f"{by_resource(requests_before, requests_after, len(others))}"
             )
             results["all alarms at once: -> HTTPRoute 100% stable"] = figures(
                 [back.seen[name_of(i)] - posted for i in others]

@@ -33,6 +33,7 @@ from modelrollout.controller.alertpoller import AlertPoller
 from modelrollout.controller.alerts import AlarmChecker, WebhookAlerts
 from modelrollout.controller.analysis import AnalysisRunner
 from modelrollout.controller.cache import OwnedCache
+from modelrollout.controller.events import EventSender
 from modelrollout.controller.peering import (
     CLUSTER_PEERING,
     NAMESPACED_PEERING,
@@ -114,7 +115,8 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         lambda namespace, name: loop.call_soon_threadsafe(memo.queue.add, (namespace, name)),
     )
     metrics.CACHE_SIZES.sizes = memo.cache.sizes
-    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms, memo.cache)
+    memo.events = EventSender(memo.kube).start()
+    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms, memo.cache, memo.events)
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS + URGENT_WORKERS, thread_name_prefix="reconcile")
     memo.peering_monitor = None
     if peering is None:
@@ -245,6 +247,7 @@ async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.poller.stop()
     memo.cache.stop()
     memo.executor.shutdown(wait=True, cancel_futures=True)
+    await asyncio.to_thread(memo.events.stop)
     memo.kube.close()
 
 

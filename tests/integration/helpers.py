@@ -116,6 +116,20 @@ def events(control_plane, namespace: str, name: str = "fraud-scorer") -> list[di
     )["items"]
 
 
+def wait_events(control_plane, namespace: str, *reasons: str, name: str = "fraud-scorer", timeout=60.0) -> list[dict]:
+    """Every Event of `name`, once one of each of `reasons` is among them.
+
+    The operator writes Events from a thread of its own just after the status it reports them in, so a
+    status a test has seen may come a moment before its Events.
+    """
+
+    def written():
+        found = events(control_plane, namespace, name)
+        return found if set(reasons) <= {event["reason"] for event in found} else None
+
+    return wait_for(written, timeout=timeout, what=f"events {', '.join(reasons)} of {name}")
+
+
 def plugin(control_plane, *args: str) -> subprocess.CompletedProcess:
     """Run `kubectl modelrollout ...` through kubectl's plugin discovery, as a person would."""
     env = dict(os.environ, KUBECONFIG=str(control_plane.kubeconfig))

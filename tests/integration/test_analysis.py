@@ -20,7 +20,6 @@ from tests.integration.conftest import REPO, wait_for
 from tests.integration.helpers import (
     api_requests,
     condition,
-    events,
     kubectl_apply,
     md,
     plugin,
@@ -30,6 +29,7 @@ from tests.integration.helpers import (
     sample,
     start,
     template,
+    wait_events,
     wait_status,
 )
 
@@ -51,7 +51,8 @@ def test_a_healthy_canary_is_promoted_through_its_analysis(control_plane, operat
     (metric,) = run["metrics"]
     assert metric["count"] == 2 and metric["successful"] == 2
     assert float(metric["measurements"][-1]["value"]) < 0.05
-    assert {"StepCompleted", "Promoted"} <= {e["reason"] for e in events(control_plane, namespace)}
+    recorded = wait_events(control_plane, namespace, "StepCompleted", "Promoted")
+    assert [e["type"] for e in recorded if e["reason"] == "Promoted"] == ["Normal"]
 
 
 def test_a_canary_breaking_its_condition_is_rolled_back(control_plane, operator, monitoring, namespace):
@@ -64,9 +65,8 @@ def test_a_canary_breaking_its_condition_is_rolled_back(control_plane, operator,
     assert re.search(r"error-rate: 0\.(29|3)", abort["message"]) and "result < 0.05" in abort["message"]
     assert rolled_back["status"]["stableRevision"] == stable
     assert rolled_back["status"]["weights"]["canary"] == 0
-    warnings = [
-        e for e in events(control_plane, namespace) if e["type"] == "Warning" and e["reason"] == "RolloutAborted"
-    ]
+    recorded = wait_events(control_plane, namespace, "RolloutAborted")
+    warnings = [e for e in recorded if e["type"] == "Warning" and e["reason"] == "RolloutAborted"]
     assert warnings and re.search(r"error-rate: 0\.(29|3)", warnings[0]["note"])
     exported = urllib.request.urlopen(f"http://{operator.http}/metrics", timeout=5).read().decode()
     series = (

@@ -13,13 +13,13 @@ from tests.integration.conftest import get_json, wait_for
 from tests.integration.helpers import (
     apply,
     condition,
-    events,
     healthy,
     md,
     plugin,
     replicas_by_revision,
     sample,
     start_canary,
+    wait_events,
     wait_status,
     with_version,
 )
@@ -156,8 +156,8 @@ def test_template_change_walks_every_weight_through_the_router(control_plane, op
     pods = get_json(control_plane, "pods", "-n", namespace, "-l", f"modelrollout.io/revision={new}")["items"]
     assert all("modelrollout.io/track" not in pod["metadata"]["labels"] for pod in pods)
     assert md(control_plane, namespace)["metadata"]["generation"] == 2  # the operator never wrote the spec
-    recorded = {event["reason"] for event in events(control_plane, namespace)}
-    assert {"RolloutStarted", "StepCompleted", "ManualPromote", "Promoted"} <= recorded
+    recorded = wait_events(control_plane, namespace, "RolloutStarted", "StepCompleted", "ManualPromote", "Promoted")
+    assert "by " in next(event["note"] for event in recorded if event["reason"] == "ManualPromote")
 
 
 def test_abort_returns_traffic_to_stable_and_retry_restarts(control_plane, operator, namespace):
@@ -248,7 +248,8 @@ def test_a_new_revision_mid_rollout_supersedes_the_canary(control_plane, operato
     assert service_revision(control_plane, namespace, "fraud-scorer-canary") == third
     wait_for(lambda: replicas_by_revision(control_plane, namespace)[second] == 0, what="v2 scaled down")
     assert replicas_by_revision(control_plane, namespace)[stable] == 2
-    assert "Superseded" in {event["reason"] for event in events(control_plane, namespace)}
+    (superseded,) = [e for e in wait_events(control_plane, namespace, "Superseded") if e["reason"] == "Superseded"]
+    assert third in superseded["note"]
 
 
 def test_going_back_to_the_stable_template_aborts_at_once(control_plane, operator, namespace):

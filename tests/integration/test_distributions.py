@@ -27,7 +27,7 @@ from modelrollout.kube.client import KubeClient
 from modelrollout.simulator.exporter import FEATURE_BUCKETS, SCORE_BUCKETS, Behaviour, normal_shares, score_shares
 from tests.conftest import FIGURES
 from tests.integration.conftest import REPO, wait_for
-from tests.integration.helpers import events, kubectl_apply, rollout, start, wait_status
+from tests.integration.helpers import kubectl_apply, rollout, start, wait_events, wait_status
 
 BUILT_INS = REPO / "manifests" / "analysis-templates" / "model-templates.yaml"
 SHIFTED = Behaviour(score_mean=0.4)  # scores one standard deviation higher than the default 0.3
@@ -240,4 +240,5 @@ def test_the_operator_rolls_back_a_canary_whose_predictions_shift(control_plane,
     assert abort["reason"] == "AnalysisFailed"
     assert "prediction-distribution-shift: " in abort["message"] and "result <= 0.25" in abort["message"]
     assert rolled_back["status"]["stableRevision"] == stable
-    assert any(e["reason"] == "RolloutAborted" for e in events(control_plane, namespace))
+    aborted = [e for e in wait_events(control_plane, namespace, "RolloutAborted") if e["reason"] == "RolloutAborted"]
+    assert "prediction-distribution-shift" in aborted[0]["note"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.integration.conftest import REPO, get_json, wait_for
-from tests.integration.helpers import SAMPLE, apply, condition, healthy, md, owned_deployments, sample
+from tests.integration.helpers import SAMPLE, apply, condition, healthy, md, owned_deployments, sample, wait_events
 
 
 def test_sample_becomes_ready_with_pods_service_and_kubectl_wait(control_plane, operator, namespace):
@@ -63,10 +63,8 @@ def test_sample_becomes_ready_with_pods_service_and_kubectl_wait(control_plane, 
     printed = control_plane.kubectl("get", "md", "fraud-scorer", "-n", namespace).stdout
     assert "Healthy" in printed and revision in printed and "2026-11-20" in printed
 
-    events = get_json(
-        control_plane, "events.events.k8s.io", "-n", namespace, "--field-selector", "regarding.name=fraud-scorer"
-    )["items"]
-    assert "Healthy" in {event["reason"] for event in events}
+    (ready,) = [event for event in wait_events(control_plane, namespace, "Healthy") if event["reason"] == "Healthy"]
+    assert ready["regarding"]["kind"] == "ModelDeployment"
 
 
 def test_replicas_only_change_keeps_the_revision(control_plane, operator, namespace):
@@ -154,10 +152,8 @@ def test_a_template_the_apiserver_rejects_is_reported_not_retried_silently(contr
     body = wait_for(stalled, what="Stalled=InvalidSpec")
     assert "containerPort" in body["status"]["message"]
     assert body["status"]["phase"] == "Degraded"
-    events = get_json(
-        control_plane, "events.events.k8s.io", "-n", namespace, "--field-selector", "regarding.name=fraud-scorer"
-    )["items"]
-    warnings = [event for event in events if event["type"] == "Warning" and event["reason"] == "InvalidSpec"]
+    recorded = wait_events(control_plane, namespace, "InvalidSpec")
+    warnings = [event for event in recorded if event["type"] == "Warning" and event["reason"] == "InvalidSpec"]
     assert warnings and "containerPort" in warnings[0]["note"]
 
 

@@ -18,7 +18,6 @@ from tests.integration.helpers import (
     NEXT_VERSION,
     analysed_canary_promoted,
     analysed_canary_steps,
-    events,
     helm,
     helm_template,
     kubectl_apply,
@@ -27,6 +26,7 @@ from tests.integration.helpers import (
     revision_of,
     sample,
     template,
+    wait_events,
     with_version,
 )
 
@@ -219,7 +219,10 @@ def test_chart_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, name
     assert denials == []
     assert done["status"]["analysisRuns"][0]["phase"] == "Successful"
     assert get_json(control_plane, "httproute", "fraud-scorer", "-n", namespace)
-    assert {"RolloutStarted", "Promoted"} <= {event["reason"] for event in events(control_plane, namespace)}
+    promoted = [
+        e for e in wait_events(control_plane, namespace, "RolloutStarted", "Promoted") if e["reason"] == "Promoted"
+    ]
+    assert promoted[0]["reportingController"] == "modelrollout.io/operator"
 
 
 def test_helm_install_and_upgrade_keep_the_webhook_token(control_plane):

@@ -13,11 +13,11 @@ from tests.integration.conftest import REPO, get_json, running_operator, wait_fo
 from tests.integration.helpers import (
     NEXT_VERSION,
     analysed_canary_promoted,
-    events,
     kubectl_apply,
     revision_of,
     sample,
     template,
+    wait_events,
     with_version,
 )
 
@@ -130,4 +130,7 @@ def test_shipped_rbac_is_enough_for_a_full_rollout(control_plane, monitoring, na
         done = analysed_canary_promoted(control_plane, namespace, first, second, "the shipped RBAC")
     assert done["status"]["analysisRuns"][0]["phase"] == "Successful"
     assert get_json(control_plane, "httproute", "fraud-scorer", "-n", namespace)
-    assert {"RolloutStarted", "Promoted"} <= {event["reason"] for event in events(control_plane, namespace)}
+    promoted = [
+        e for e in wait_events(control_plane, namespace, "RolloutStarted", "Promoted") if e["reason"] == "Promoted"
+    ]
+    assert promoted[0]["reportingController"] == "modelrollout.io/operator"

@@ -33,13 +33,13 @@ from tests.conftest import FIGURES
 from tests.integration.conftest import REPO, get_json, running_operator, wait_for
 from tests.integration.helpers import (
     apply,
-    events,
     healthy,
     kubectl_apply,
     object_watch,
     plugin,
     ready_pods,
     shipped_alert,
+    wait_events,
     wait_status,
 )
 
@@ -426,6 +426,10 @@ def test_gateway_api_shadow_on_a_class_that_does_not_declare_mirroring_waits_and
     assert held["status"]["phase"] == "Progressing" and live.traefik.gateway_class in held["status"]["message"]
     route = get_json(control_plane, "httproute", NAME, "-n", namespace)
     assert "filters" not in route["spec"]["rules"][0]
-    warnings = [e for e in events(control_plane, namespace, NAME) if e["reason"] == "MirrorUnsupported"]
+    warnings = [
+        e
+        for e in wait_events(control_plane, namespace, "MirrorUnsupported", name=NAME)
+        if e["reason"] == "MirrorUnsupported"
+    ]
     assert warnings and live.traefik.gateway_class in warnings[0]["note"]
     assert snapshot.error_ratio() == 0.0 and share_of(snapshot, STABLE_VERSION) == 1.0

@@ -14,13 +14,13 @@ from tests.integration.conftest import get_json, wait_for
 from tests.integration.helpers import (
     NEXT_VERSION,
     apply,
-    events,
     gateway_that_mirrors,
     healthy,
     kubectl_apply,
     object_versions,
     revision_of,
     sample,
+    wait_events,
     wait_status,
     with_version,
 )
@@ -151,5 +151,5 @@ def test_a_shadow_whose_predictions_differ_never_gets_live_traffic(control_plane
     (run,) = status["analysisRuns"]
     assert run["key"] == f"{new}-shadow" and run["phase"] == "Failed"
     assert float(run["metrics"][0]["measurements"][-1]["value"]) > 0.25
-    aborted = [e for e in events(control_plane, namespace) if e["reason"] == "RolloutAborted"]
+    aborted = [e for e in wait_events(control_plane, namespace, "RolloutAborted") if e["reason"] == "RolloutAborted"]
     assert aborted and "never served live traffic" in aborted[-1]["note"]

@@ -71,6 +71,12 @@ LEADER = Gauge(
 ALERT_POLLS = Counter(
     "modelrollout_alert_polls", "Polls of a rollout's rollbackOn alerts in Prometheus' ALERTS series", registry=REGISTRY
 )
+EVENTS_DROPPED = Counter(
+    "modelrollout_events_dropped",
+    "Kubernetes Events not written: the sender's queue was full, or the apiserver refused them",
+    ["cause"],
+    registry=REGISTRY,
+)
 WEBHOOK_ALERTS = Counter(
     "modelrollout_webhook_alerts", "Alertmanager webhook alerts received, by status", ["status"], registry=REGISTRY
 )

@@ -17,6 +17,8 @@ Rules:
   handled manual request is cleared in that same write, so it can be neither lost nor run twice. A
   cached ModelDeployment older than the apiserver's meets a 409 there: it is read again and reconciled
   once more at once, and the decision made from the older one is never recorded.
+- Events go out only once the status holding them is written, and are handed to a sender with a
+  thread of its own (`EventSender`): a reconcile never waits for them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 
 from modelrollout.controller import applied, dataplane, decisionlog, metrics
 from modelrollout.controller.alerts import AlarmChecker
-from modelrollout.controller.events import EventRecorder
+from modelrollout.controller.events import EventRecorder, Events
 from modelrollout.controller.reads import ApiReads, Reads
 from modelrollout.controller.routing import kube_kind
 from modelrollout.core import labels
@@ -93,13 +95,14 @@ class Reconciler:
         analysis: AnalysisSource = no_analysis,
         alarms: AlarmChecker | None = None,
         reads: Reads | None = None,
+        events: Events | None = None,
     ) -> None:
         self._kube = kube
         self._reads: Reads = reads if reads is not None else ApiReads(kube)
         self._clock = clock
         self._analysis = analysis
         self._alarms = alarms
-        self._events = EventRecorder(kube)
+        self._events: Events = events if events is not None else EventRecorder(kube)
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Converge one ModelDeployment; returns seconds until it must be looked at again, if time matters."""
