@@ -229,9 +229,9 @@ def _webhook_token() -> str:
 
 
 def _queue_matching(memo: kopf.Memo, firing: list[dict[str, str]]) -> None:
-    """Queue every ModelDeployment whose rollbackOn matches one of the alerts just pushed."""
+    """Queue every ModelDeployment whose rollbackOn could match one of the alerts just pushed."""
     for key, matchers in list(memo.matchers.items()):
-        if any(matcher.matches(alert) for matcher in matchers for alert in firing):
+        if any(matcher.may_match(alert) for matcher in matchers for alert in firing):
             memo.queue.add(key, urgent=True)
 
 

@@ -220,6 +220,45 @@ def test_an_alertmanager_webhook_rolls_back_and_strangers_are_refused(control_pl
     assert "FraudScorerLatency" in rolled_back["status"]["abort"]["message"]
 
 
+def test_an_alarm_scoped_to_the_canary_revision_ignores_the_stable_revisions_alert(
+    control_plane, operator, monitoring, namespace
+):
+    steps = {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}], "abortScaleDownDelaySeconds": 1}}
+    scoped = {"namespace": "{{args.namespace}}", "revision": "{{args.canary-revision}}"}
+    body = sample(
+        replicas=2,
+        strategy=steps,
+        trafficRouting={"nginx": {"host": "fraud.example.com"}},
+        rollbackOn={"alerts": [{"alertname": "ModelErrorRateHigh", "labels": scoped}]},
+    )
+    stable, canary = start(control_plane, namespace, monitoring, body, Behaviour())
+    wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "paused at 20%")
+
+    def alert_about(revision: str) -> dict:
+        payload = alertmanager_payload(namespace)
+        payload["alerts"][0]["labels"] = {
+            "alertname": "ModelErrorRateHigh",
+            "namespace": namespace,
+            "revision": revision,
+        }
+        payload["alerts"][0]["fingerprint"] = f"fp-{revision}"
+        return payload
+
+    answer, text = webhook(operator, alert_about(stable), operator.webhook_token)
+    assert (answer, text.strip()) == (200, "1 firing")
+    # A person's pause: the operator answers it in a reconcile that sees the stable's alert firing.
+    paused = plugin(control_plane, "pause", "fraud-scorer", "-n", namespace)
+    assert paused.returncode == 0, paused.stderr
+    status = md(control_plane, namespace)["status"]
+    assert (status["phase"], status["weights"]["canary"], status.get("abort")) == ("Paused", 20, None)
+
+    assert webhook(operator, alert_about(canary), operator.webhook_token)[0] == 200
+    rolled_back = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "rolled back by webhook")
+    assert rolled_back["status"]["abort"]["reason"] == "AlertFiring"
+    assert f'revision="{canary}"' in rolled_back["status"]["abort"]["message"]
+    assert rolled_back["status"]["weights"]["canary"] == 0
+
+
 def test_every_built_in_template_query_runs_on_real_data(control_plane, operator, monitoring, namespace):
     built_ins = list(yaml.safe_load_all(BUILT_INS.read_text()))
     assert len(built_ins) == 9

@@ -113,6 +113,11 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
         'spec.rollbackOn.alerts[0].alertname: Invalid value: "bad name!"',
     ),
     (
+        "alert-label-names-an-unknown-argument",
+        lambda s: s.update(rollbackOn={"alerts": [{"alertname": "A", "labels": {"revision": "{{args.version}}"}}]}),
+        'spec.rollbackOn.alerts[0].labels: Invalid value: "object": a label value can name only {{args.namespace}}',
+    ),
+    (
         "alert-poll-too-fast",
         lambda s: s.update(rollbackOn={"pollInterval": "99ms", "alerts": [{"alertname": "A"}]}),
         "must be at least 100ms",

@@ -159,3 +159,49 @@ def test_a_deleted_model_deployment_is_no_longer_polled():
     polls.forget(KEY)
     clock.now += 1
     assert polls.poll_due() is None and len(prometheus.queries) == 1 and polls.found(KEY) == ()
+
+
+def scoped_spec() -> object:
+    """Rolls back on `Errors` only when the alert is about the rollout's canary revision."""
+    return parse_spec(
+        {
+            "model": {"name": "fraud", "version": "v2", "uri": "s3://models/fraud/v2"},
+            "template": {"spec": {"containers": [{"name": "server", "image": "server:1"}]}},
+            "rollbackOn": {
+                "pollInterval": "100ms",
+                "alerts": [{"alertname": "Errors", "labels": {"revision": "{{args.canary-revision}}"}}],
+            },
+        }
+    )
+
+
+def arguments(canary: str) -> dict[str, str]:
+    return {"namespace": "models", "name": "fraud-scorer", "canary-revision": canary, "stable-revision": "r1"}
+
+
+def test_a_scoped_alarm_fires_only_for_the_canary_revision_it_names():
+    webhook = WebhookAlerts()
+    checker = AlarmChecker(webhook)
+    webhook.receive({"alerts": [{"status": "firing", "labels": {"alertname": "Errors", "revision": "r1"}}]})
+    assert checker.firing(KEY, scoped_spec(), NOW, running=True, arguments=arguments("r2")) == ()
+    webhook.receive({"alerts": [{"status": "firing", "labels": {"alertname": "Errors", "revision": "r2"}}]})
+    assert checker.firing(KEY, scoped_spec(), NOW, running=True, arguments=arguments("r2")) == (
+        'Errors{revision="r2"}',
+    )
+    assert checker.firing(KEY, scoped_spec(), NOW, running=True, arguments=arguments("")) == ()  # no canary
+
+
+def test_a_scoped_alarm_is_polled_with_the_canary_revision_filled_in():
+    prometheus, clock, woken = Prometheus(), Clock(), []
+    polls = poller(prometheus, clock, woken)
+    checker = AlarmChecker(WebhookAlerts(), polls)
+    checker.firing(KEY, scoped_spec(), NOW, running=True, arguments=arguments("r2"))
+    polls.poll_due()
+    assert prometheus.queries == ['ALERTS{alertname="Errors",alertstate="firing",revision="r2"}']
+    checker.firing(KEY, scoped_spec(), NOW, running=True, arguments=arguments("r3"))  # superseded by r3
+    clock.now += 0.1
+    polls.poll_due()
+    assert prometheus.queries[-1] == 'ALERTS{alertname="Errors",alertstate="firing",revision="r3"}'
+    checker.firing(KEY, scoped_spec(), NOW, running=True, arguments=arguments(""))
+    clock.now += 10
+    assert polls.poll_due() is None and len(prometheus.queries) == 2  # nothing to poll without a canary

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelrollout.controller.analysis import PLACEHOLDER, AnalysisRunner, substitute
+from modelrollout.controller.analysis import AnalysisRunner, substitute
 from modelrollout.core.rollout import AnalysisRun, Decision, Weights
-from modelrollout.core.spec import AnalysisRef, TemplateRef
+from modelrollout.core.spec import ARGUMENT, AnalysisRef, TemplateRef
 
 REPO = Path(__file__).resolve().parents[2]
 BUILT_INS = REPO / "manifests" / "analysis-templates" / "model-templates.yaml"
@@ -144,7 +144,7 @@ def test_real_server_templates_are_shaped_like_the_model_templates():
         prometheus = metric["provider"]["prometheus"]
         assert prometheus["address"] == "{{args.prometheus}}" and prometheus["timeout"] == "10s", name
         assert set(prometheus) == {"address", kind, "timeout"}, name
-        used = set(PLACEHOLDER.findall(yaml.safe_dump(template["spec"])))
+        used = set(ARGUMENT.findall(yaml.safe_dump(template["spec"])))
         assert used <= set(args) | set(BUILT_IN_ARGS), f"{name}: undeclared {used - set(args) - set(BUILT_IN_ARGS)}"
         assert "{{args.window}}" in yaml.safe_dump(prometheus[kind]), name
 

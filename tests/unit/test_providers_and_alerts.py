@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 
 from modelrollout.controller.alertpoller import alerts_query
-from modelrollout.controller.alerts import WebhookAlerts
+from modelrollout.controller.alerts import WebhookAlerts, alarm_arguments
 from modelrollout.controller.analysis import ResolutionError, escape_promql, substitute
-from modelrollout.core.spec import AlertMatcher
+from modelrollout.core.spec import AlertMatcher, parse_spec
 from modelrollout.providers import NoDataError, ProviderError
 from modelrollout.providers.prometheus import parse_histogram, parse_result
 
@@ -128,3 +128,38 @@ def test_webhook_alerts_fire_until_resolved_or_expired():
 def test_webhook_rejects_what_is_not_an_alertmanager_payload():
     with pytest.raises(ValueError, match="no alerts list"):
         WebhookAlerts().receive({"hello": "world"})
+
+
+def test_a_scoped_matcher_is_filled_in_from_the_arguments_and_wakes_for_any_value():
+    matcher = AlertMatcher("Errors", (("namespace", "{{args.namespace}}"), ("revision", "{{ args.canary-revision }}")))
+    filled = matcher.resolve({"namespace": "models", "canary-revision": "r2"})
+    assert filled == AlertMatcher("Errors", (("namespace", "models"), ("revision", "r2")))
+    assert matcher.resolve({"namespace": "models", "canary-revision": ""}) is None
+    assert matcher.may_match({"alertname": "Errors", "namespace": "elsewhere", "revision": "r9"})
+    assert not matcher.may_match({"alertname": "Latency", "namespace": "models", "revision": "r2"})
+    plain = AlertMatcher("Errors", (("namespace", "models"),))
+    assert plain.resolve({}) is plain and not plain.may_match({"alertname": "Errors", "namespace": "other"})
+
+
+def test_alarm_arguments_come_from_status_and_the_spec_before_the_first_decision():
+    spec = parse_spec(
+        {
+            "model": {"name": "fraud", "version": "v2", "uri": "s3://models/fraud/v2"},
+            "template": {"spec": {"containers": [{"name": "server", "image": "server:1"}]}},
+        }
+    )
+    rolling = alarm_arguments("models", "fraud-scorer", spec, {"stableRevision": "r1", "canaryRevision": "r2"})
+    assert rolling == {"namespace": "models", "name": "fraud-scorer", "canary-revision": "r2", "stable-revision": "r1"}
+    assert alarm_arguments("models", "f", spec, {"stableRevision": "r1"})["canary-revision"] == spec.revision
+    settled = alarm_arguments("models", "f", spec, {"stableRevision": spec.revision})
+    assert settled["canary-revision"] == ""
+
+
+def test_a_rollback_label_naming_an_unknown_argument_is_refused_with_the_known_ones():
+    body = {
+        "model": {"name": "fraud", "version": "v2", "uri": "s3://models/fraud/v2"},
+        "template": {"spec": {"containers": [{"name": "server", "image": "server:1"}]}},
+        "rollbackOn": {"alerts": [{"alertname": "Errors", "labels": {"revision": "{{args.version}}"}}]},
+    }
+    with pytest.raises(ValueError, match=r"label revision names unknown argument version.*args.canary-revision"):
+        parse_spec(body)

@@ -14,6 +14,7 @@ import pytest
 
 from modelrollout.controller import metrics
 from modelrollout.controller import reconciler as reconciler_module
+from modelrollout.controller.alerts import AlarmChecker, WebhookAlerts
 from modelrollout.controller.reconciler import Reconciler, no_analysis
 from modelrollout.core import labels
 from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
@@ -67,7 +68,7 @@ class FiringAlarm:
     def __init__(self) -> None:
         self.alerts: tuple[str, ...] = ()
 
-    def firing(self, key: Any, spec: Any, now: datetime, running: bool) -> tuple[str, ...]:
+    def firing(self, key: Any, spec: Any, now: datetime, running: bool, arguments: Any = None) -> tuple[str, ...]:
         return self.alerts
 
 
@@ -655,6 +656,35 @@ def test_a_deployment_owned_by_another_object_is_neither_scaled_nor_deleted():
     assert [call for call in calls if call[2] == f"{NAME}-leftover"] == []
     assert cluster.kube.object(DEPLOYMENT, NS, f"{NAME}-leftover")["spec"]["replicas"] == 2
     assert cluster.status()["phase"] == "Healthy"
+
+
+def test_an_alarm_scoped_to_the_canary_revision_ignores_another_revisions_alert():
+    """rollbackOn names `{{args.canary-revision}}`: the stable revision's alert leaves the canary alone."""
+    body = model_deployment()
+    body["spec"]["rollbackOn"] = {
+        "alerts": [{"alertname": "ModelErrorRateHigh", "labels": {"revision": "{{args.canary-revision}}"}}]
+    }
+    webhook = WebhookAlerts()
+    cluster = Cluster(body, alarms=AlarmChecker(webhook))
+    cluster.healthy()
+    cluster.canary_paused()
+
+    def fire(revision: str) -> None:
+        alert = {"status": "firing", "labels": {"alertname": "ModelErrorRateHigh", "revision": revision}}
+        webhook.receive({"alerts": [alert]})
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+
+    fire(cluster.v1)
+    assert (cluster.status()["phase"], cluster.route_weights()) == ("Paused", [75, 25])
+    fire(cluster.v2)
+    status = cluster.status()
+    assert (status["phase"], status["abort"]["reason"], cluster.route_weights()) == (
+        "Degraded",
+        "AlertFiring",
+        [100, 0],
+    )
+    assert f'revision="{cluster.v2}"' in status["abort"]["message"]
 
 
 # --- 7. metrics ----------------------------------------------------------------------------------

@@ -87,12 +87,15 @@ class AlertPoller:
 
     # --- what reconciles tell and read ------------------------------------------------------
 
-    def track(self, key: Hashable, spec: ModelDeploymentSpec, running: bool) -> None:
-        """Poll `key`'s alerts while its rollout is `running`; forget it otherwise."""
+    def track(
+        self, key: Hashable, spec: ModelDeploymentSpec, running: bool, matchers: tuple[AlertMatcher, ...] | None = None
+    ) -> None:
+        """Poll `key`'s alerts (`matchers`, resolved; default the spec's) while its rollout is `running`."""
         address = spec.alerts_prometheus or self._default
-        target = PollTarget(address, spec.rollback_alerts, spec.alerts_poll_seconds)
+        matchers = spec.rollback_alerts if matchers is None else matchers
+        target = PollTarget(address, matchers, spec.alerts_poll_seconds)
         with self._changed:
-            if not (running and address and spec.rollback_alerts):
+            if not (running and address and matchers):
                 self._schedules.pop(key, None)
                 return
             schedule = self._schedules.get(key)

@@ -2,7 +2,8 @@
 
 Rules:
 - An alert rolls back a ModelDeployment when it is firing and matches one of its `rollbackOn.alerts`
-  (same alertname, and every listed label with the same value).
+  (same alertname, and every listed label with the same value). A label value may name the rollout's
+  arguments (`{{args.canary-revision}}`), filled in from status at each reconcile.
 - Polling runs on its own schedule (`alertpoller`), only while a rollout is in progress; a reconcile
   reads the last poll's answer and never queries Prometheus itself.
 - Webhook alerts are kept until Alertmanager reports them resolved or their `endsAt` passes, so a
@@ -12,7 +13,7 @@ Rules:
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -63,14 +64,41 @@ class AlarmChecker:
         self._webhook = webhook
         self._poller = poller
 
-    def firing(self, key: Hashable, spec: ModelDeploymentSpec, now: datetime, running: bool) -> tuple[str, ...]:
-        """The alerts firing for `key`; its polling follows `running` (polled only while a rollout runs)."""
+    def firing(
+        self,
+        key: Hashable,
+        spec: ModelDeploymentSpec,
+        now: datetime,
+        running: bool,
+        arguments: Mapping[str, str] | None = None,
+    ) -> tuple[str, ...]:
+        """The alerts firing for `key`; its polling follows `running` (polled only while a rollout runs).
+
+        `arguments` fill in scoped matchers (`alarm_arguments`); a scoped matcher whose argument is
+        empty (no canary) matches nothing.
+        """
+        matchers = resolved(spec.rollback_alerts, arguments or {})
         if self._poller is not None:
-            self._poller.track(key, spec, running)
-        if not spec.rollback_alerts:
+            self._poller.track(key, spec, running, matchers)
+        if not matchers:
             return ()
-        found = set(self._webhook.matching(spec.rollback_alerts, now))
+        found = set(self._webhook.matching(matchers, now))
         if self._poller is not None and running:
-            wanted = {matcher.describe() for matcher in spec.rollback_alerts}
+            wanted = {matcher.describe() for matcher in matchers}
             found.update(alert for alert in self._poller.found(key) if alert in wanted)
         return tuple(sorted(found))
+
+
+def resolved(matchers: tuple[AlertMatcher, ...], arguments: Mapping[str, str]) -> tuple[AlertMatcher, ...]:
+    return tuple(found for matcher in matchers if (found := matcher.resolve(arguments)) is not None)
+
+
+def alarm_arguments(namespace: str, name: str, spec: ModelDeploymentSpec, status: Mapping[str, Any]) -> dict[str, str]:
+    """What `{{args.*}}` in rollbackOn means for this reconcile, from the state decisions wrote.
+
+    The canary is the one in status; before the first decision of a rollout has written it, the
+    spec's revision when it is not the stable one.
+    """
+    stable = str(status.get("stableRevision") or "")
+    canary = str(status.get("canaryRevision") or (spec.revision if spec.revision != stable else ""))
+    return {"namespace": namespace, "name": name, "canary-revision": canary, "stable-revision": stable}

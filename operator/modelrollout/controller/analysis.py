@@ -31,6 +31,7 @@ from modelrollout.core.distributions import STATISTICS, Histogram, HistogramErro
 from modelrollout.core.durations import parse_duration
 from modelrollout.core.expressions import ConditionError, compile_condition
 from modelrollout.core.rollout import AnalysisRun, Decision
+from modelrollout.core.spec import ARGUMENT
 from modelrollout.kube.client import Kind, KubeClient
 from modelrollout.providers import MetricProvider, NoDataError, ProviderError
 from modelrollout.providers.prometheus import PrometheusConfig, PrometheusProvider
@@ -40,7 +41,6 @@ CLUSTER_TEMPLATE = Kind(
     "modelrollout.io", "v1alpha1", "clustermodelanalysistemplates", "ClusterModelAnalysisTemplate", namespaced=False
 )
 SECRET = Kind("", "v1", "secrets", "Secret")
-PLACEHOLDER = re.compile(r"\{\{\s*args\.([A-Za-z0-9][-A-Za-z0-9_]*)\s*\}\}")
 
 ProviderFactory = Callable[[PrometheusConfig], MetricProvider]
 
@@ -62,7 +62,7 @@ def substitute(text: str, args: Mapping[str, str], where: str, escape: bool = Tr
             raise ResolutionError(f"{where}: unknown argument {{{{args.{name}}}}}")
         return escape_promql(args[name]) if escape else args[name]
 
-    return PLACEHOLDER.sub(replace, text)
+    return ARGUMENT.sub(replace, text)
 
 
 def builtin_args(body: dict[str, Any], decision: Decision, revision: str) -> dict[str, str]:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelrollout.controller import applied, dataplane, decisionlog, metrics
-from modelrollout.controller.alerts import AlarmChecker
+from modelrollout.controller.alerts import AlarmChecker, alarm_arguments
 from modelrollout.controller.events import EventRecorder, Events
 from modelrollout.controller.reads import ApiReads, Reads
 from modelrollout.controller.routing import kube_kind
@@ -123,7 +123,11 @@ class Reconciler:
         request = Request.from_status(previous.get("request"))
         now = self._clock()
         running = rollout_running(spec, previous)
-        alerts = self._alarms.firing((namespace, name), spec, now, running) if self._alarms else ()
+        alerts = (
+            self._alarms.firing((namespace, name), spec, now, running, alarm_arguments(namespace, name, spec, previous))
+            if self._alarms
+            else ()
+        )
         undeclared = (
             dataplane.mirroring_undeclared(self._kube, spec, namespace)
             if running and dataplane.needs_mirroring_check(spec)

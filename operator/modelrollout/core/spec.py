@@ -9,6 +9,8 @@ Rules:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,9 +121,17 @@ class BackgroundAnalysis:
     starting_step: int = 0
 
 
+ALARM_ARGUMENTS = ("namespace", "name", "canary-revision", "stable-revision")
+ARGUMENT = re.compile(r"\{\{\s*args\.([A-Za-z0-9][-A-Za-z0-9_]*)\s*\}\}")  # {{args.NAME}}, also in templates
+
+
 @dataclass(frozen=True)
 class AlertMatcher:
-    """`spec.rollbackOn.alerts[]`: a firing alert with this name and these label values rolls back."""
+    """`spec.rollbackOn.alerts[]`: a firing alert with this name and these label values rolls back.
+
+    A label value may name the rollout's arguments (`{{args.canary-revision}}`), so an alarm about
+    another revision in the same namespace leaves this rollout alone.
+    """
 
     alertname: str
     labels: tuple[tuple[str, str], ...] = ()
@@ -129,6 +139,26 @@ class AlertMatcher:
     def matches(self, alert_labels: dict[str, str]) -> bool:
         return alert_labels.get("alertname") == self.alertname and all(
             alert_labels.get(key) == value for key, value in self.labels
+        )
+
+    @property
+    def scoped(self) -> bool:
+        return any(ARGUMENT.search(value) for _, value in self.labels)
+
+    def resolve(self, arguments: Mapping[str, str]) -> AlertMatcher | None:
+        """This matcher with its arguments filled in; None when one is empty (no canary: nothing to match)."""
+        if not self.scoped:
+            return self
+        missing = [name for _, value in self.labels for name in ARGUMENT.findall(value) if not arguments.get(name)]
+        if missing:
+            return None
+        labels = tuple((key, ARGUMENT.sub(lambda m: arguments[m.group(1)], value)) for key, value in self.labels)
+        return AlertMatcher(self.alertname, labels)
+
+    def may_match(self, alert_labels: dict[str, str]) -> bool:
+        """Whether the alert could match once the arguments are filled in (to wake the right reconciles)."""
+        return alert_labels.get("alertname") == self.alertname and all(
+            ARGUMENT.search(value) or alert_labels.get(key) == value for key, value in self.labels
         )
 
     def describe(self) -> str:
@@ -271,10 +301,7 @@ def parse_spec(spec: dict[str, Any]) -> ModelDeploymentSpec:
         shadow=parse_shadow(strategy.get("shadow")),
         blue_green=parse_blue_green(strategy.get("blueGreen")),
         background=_parse_background(spec.get("analysis")),
-        rollback_alerts=tuple(
-            AlertMatcher(str(alert["alertname"]), tuple(sorted((alert.get("labels") or {}).items())))
-            for alert in (spec.get("rollbackOn") or {}).get("alerts") or []
-        ),
+        rollback_alerts=tuple(_parse_alert(alert) for alert in (spec.get("rollbackOn") or {}).get("alerts") or []),
         alerts_prometheus=str(((spec.get("rollbackOn") or {}).get("prometheus") or {}).get("address", "")),
         alerts_poll_seconds=parse_duration((spec.get("rollbackOn") or {}).get("pollInterval") or "15s"),
     )
@@ -295,3 +322,15 @@ def parse_meta(body: dict[str, Any]) -> ObjectMeta:
         uid=metadata.get("uid", ""),
         generation=int(metadata.get("generation", 0)),
     )
+
+
+def _parse_alert(alert: Mapping[str, Any]) -> AlertMatcher:
+    labels = tuple(sorted((str(key), str(value)) for key, value in (alert.get("labels") or {}).items()))
+    for key, value in labels:
+        unknown = [name for name in ARGUMENT.findall(value) if name not in ALARM_ARGUMENTS]
+        if unknown:
+            raise ValueError(
+                f"rollbackOn alert {alert.get('alertname')}: label {key} names unknown argument {unknown[0]}; "
+                f"a rollbackOn label can use {', '.join('{{args.' + name + '}}' for name in ALARM_ARGUMENTS)}"
+            )
+    return AlertMatcher(str(alert["alertname"]), labels)
