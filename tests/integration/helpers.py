@@ -440,6 +440,17 @@ def permissions(rules: list[dict]) -> set[tuple[str, str, str, str]]:
     }
 
 
+def labelled_metric(http: str, name: str, **labels: str) -> float | None:
+    """The sample `name` with exactly these labels from an operator's /metrics; None when it has none."""
+    with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
 class OperatorProcess:
     """`modelrollout run` as its own process (as in a pod), its output in a log shown when it dies."""
 

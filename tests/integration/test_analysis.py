@@ -21,6 +21,7 @@ from tests.integration.helpers import (
     api_requests,
     condition,
     kubectl_apply,
+    labelled_metric,
     md,
     plugin,
     replicas_by_revision,
@@ -53,6 +54,39 @@ def test_a_healthy_canary_is_promoted_through_its_analysis(control_plane, operat
     assert float(metric["measurements"][-1]["value"]) < 0.05
     recorded = wait_events(control_plane, namespace, "StepCompleted", "Promoted")
     assert [e["type"] for e in recorded if e["reason"] == "Promoted"] == ["Normal"]
+
+
+def test_a_failing_dry_run_metric_is_shown_and_the_canary_is_still_promoted(
+    control_plane, operator, monitoring, namespace
+):
+    checks = template("error-rate")
+    strict = template("strict-error-rate", condition="result < 0", dryRun=True, measurementRetention=3)
+    checks["spec"]["metrics"].append(strict["spec"]["metrics"][0])
+    kubectl_apply(control_plane, namespace, checks)
+    body = rollout(monitoring, [checks])
+    _stable, canary = start(control_plane, namespace, monitoring, body, Behaviour(error_ratio=0.001))
+    done = wait_status(
+        control_plane,
+        namespace,
+        lambda s: s["stableRevision"] == canary and s["phase"] == "Healthy",
+        "promoted although the dry-run metric failed",
+    )
+    (run,) = done["status"]["analysisRuns"]
+    assert run["phase"] == "Successful"
+    deciding, dry = run["metrics"]
+    assert (deciding["name"], deciding["phase"], deciding.get("dryRun")) == ("error-rate", "Successful", None)
+    assert (dry["name"], dry["phase"], dry["dryRun"]) == ("strict-error-rate", "Failed", True)
+    assert dry["message"].endswith("did not meet successCondition result < 0 (dry run)")
+    assert dry["message"] in run["message"]
+    failed = labelled_metric(
+        operator.http,
+        "modelrollout_analysis_measurements_total",
+        namespace=namespace,
+        name="fraud-scorer",
+        metric="strict-error-rate",
+        phase="Failed",
+    )
+    assert failed == dry["failed"] == 1
 
 
 def test_a_canary_breaking_its_condition_is_rolled_back(control_plane, operator, monitoring, namespace):

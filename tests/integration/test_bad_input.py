@@ -240,6 +240,13 @@ TEMPLATES: list[tuple[str, Callable[[dict], None], str]] = [
         "set one of bearerTokenSecretRef and basicAuthSecretRef",
     ),
     ("unknown-no-data-policy", metric_change(noDataPolicy="Pass"), 'noDataPolicy: Unsupported value: "Pass"'),
+    ("no-measurements-kept", metric_change(measurementRetention=0), "measurementRetention in body should be greater"),
+    (
+        "too-many-measurements-kept",
+        metric_change(measurementRetention=51),
+        "measurementRetention in body should be less",
+    ),
+    ("dry-run-not-a-boolean", metric_change(dryRun="yes"), "dryRun in body must be of type boolean"),
 ]
 
 

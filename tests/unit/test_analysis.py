@@ -125,3 +125,44 @@ def test_errors_and_no_data_never_count_toward_success():
     assert run_series(metric, [0.5, "refused", "refused"])["phase"] == a.RUNNING
     assert run_series(metric, [0.5, None, None])["phase"] == a.RUNNING
     assert run_series(metric, [0.5, "refused", None, 0.5, 0.5])["phase"] == a.SUCCESSFUL
+
+
+def run_pair(deciding: MetricSpec, dry: MetricSpec, values: list[tuple[float, float]], step=60):
+    """Both metrics measured together: (deciding value, dry-run value) per measurement."""
+    run = None
+    for index, (value, dry_value) in enumerate(values):
+        now = T0 + timedelta(seconds=step * index)
+        measured = {deciding.name: Measurement(now, value), dry.name: Measurement(now, dry_value)}
+        run = a.advance(run, "k", "rev", (deciding, dry), measured, now)
+    return run
+
+
+def test_a_failing_dry_run_metric_is_shown_and_never_fails_the_run():
+    error_rate = MetricSpec("error-rate", count=2, success_condition="result < 0.01")
+    psi = MetricSpec("psi", count=2, success_condition="result < 0.1", dry_run=True)
+
+    run = run_pair(error_rate, psi, [(0.001, 0.3), (0.002, 0.4)])
+
+    assert run["phase"] == a.SUCCESSFUL
+    dry = next(metric for metric in run["metrics"] if metric["name"] == "psi")
+    assert (dry["phase"], dry["failed"], dry["dryRun"]) == (a.FAILED, 1, True)
+    assert "psi: 0.3 did not meet successCondition result < 0.1 (dry run)" in run["message"]
+
+
+def test_a_run_waits_for_its_dry_run_metric_and_still_fails_on_the_deciding_one():
+    error_rate = MetricSpec("error-rate", count=1, success_condition="result < 0.01")
+    psi = MetricSpec("psi", count=3, success_condition="result < 0.1", dry_run=True)
+    waiting = run_pair(error_rate, psi, [(0.001, 0.05)])
+    assert waiting["phase"] == a.RUNNING  # the dry-run metric is not done yet
+    done = run_pair(error_rate, psi, [(0.001, 0.05)] * 3)
+    assert done["phase"] == a.SUCCESSFUL
+    failed = run_pair(error_rate, psi, [(0.5, 0.05)])
+    assert failed["phase"] == a.FAILED and failed["message"].startswith("error-rate: 0.5")
+
+
+def test_measurement_retention_keeps_that_many_per_metric():
+    kept = run_series(
+        MetricSpec("m", count=0, retention=12, success_condition="result < 1"), [0.05 * i for i in range(15)]
+    )
+    (metric,) = kept["metrics"]
+    assert [m["value"] for m in metric["measurements"]] == [f"{0.05 * i:.6g}" for i in range(3, 15)]

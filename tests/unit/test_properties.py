@@ -8,11 +8,13 @@ without a saved database). Run with many more before changing the core, e.g.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelrollout.core import analysis as runs
 from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
 from modelrollout.core.enums import RequestAction, Router
 from modelrollout.core.observed import Request
@@ -30,6 +32,7 @@ PROFILE = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ROUTERS = tuple(Router)
 MIRRORING = tuple(router for router in ROUTERS if TRAITS[router].mirrors)
 CHECKS = {"templates": [{"name": "error-rate"}]}
@@ -91,6 +94,8 @@ def specs(draw) -> dict:
 
 
 OUTCOMES = ("pass", "fail", "no-data", "error", "invalid")
+DRY_RUN_OUTCOMES = (None, "pass", "fail", "no-data", "error")  # a dry-run metric beside it, or none
+VALUES = {"pass": 0.001, "fail": 0.5, "no-data": None, "error": None}
 
 events = st.one_of(
     st.tuples(st.just("advance"), st.sampled_from((1, 30, 61, 301, 601, 3600))),
@@ -100,22 +105,31 @@ events = st.one_of(
     st.tuples(st.just("request"), st.sampled_from(ACTIONS)),
     st.tuples(st.just("alert"), st.booleans()),
     st.tuples(st.just("mirroring-declared"), st.booleans()),
-    st.tuples(st.just("analysis"), st.sampled_from(OUTCOMES)),
+    st.tuples(st.just("analysis"), st.tuples(st.sampled_from(OUTCOMES), st.sampled_from(DRY_RUN_OUTCOMES))),
     st.tuples(st.just("new-version"), st.none()),
     st.tuples(st.just("revert"), st.none()),
     st.tuples(st.just("restart"), st.none()),
 )
 
 
-def analysis_input(outcome: str, count: int, world: World) -> AnalysisInput:
+def measured(outcome: str, world: World) -> Measurement:
+    return Measurement(world.now, VALUES[outcome], "connection refused" if outcome == "error" else "")
+
+
+def analysis_input(outcomes: tuple[str, str | None], count: int, world: World) -> AnalysisInput:
+    """The error-rate metric's outcome, and a dry-run PSI metric's (its outcome must never matter)."""
+    outcome, dry_outcome = outcomes
     if outcome == "invalid":
         return AnalysisInput(error="ModelAnalysisTemplate error-rate not found")
     metric = MetricSpec(
         "error-rate", interval=60, count=count, consecutive_error_limit=1, success_condition="result < 0.01"
     )
-    value = {"pass": 0.001, "fail": 0.5, "no-data": None, "error": None}[outcome]
-    error = "connection refused" if outcome == "error" else ""
-    return AnalysisInput((metric,), {"error-rate": Measurement(world.now, value, error)})
+    if dry_outcome is None:
+        return AnalysisInput((metric,), {"error-rate": measured(outcome, world)})
+    dry = MetricSpec(
+        "psi", interval=60, count=count, consecutive_error_limit=1, success_condition="result < 0.01", dry_run=True
+    )
+    return AnalysisInput((metric, dry), {"error-rate": measured(outcome, world), "psi": measured(dry_outcome, world)})
 
 
 def apply_event(world: World, body: dict, event: tuple, versions: dict[str, str]) -> None:
@@ -194,3 +208,37 @@ def test_a_paused_canary_holds_its_share_and_the_stable_keeps_serving(router, re
         else:
             assert decision.replicas_of(stable) == replicas, seen
             assert decision.route_weights.canary == 50, (decision.route_weights, seen)
+
+
+@PROFILE
+@given(
+    outcomes=st.lists(
+        st.tuples(st.sampled_from(tuple(VALUES)), st.sampled_from(tuple(VALUES))), min_size=1, max_size=12
+    ),
+    count=st.integers(0, 4),
+    limits=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+)
+def test_a_dry_run_metric_never_decides_an_analysis_run(outcomes, count, limits):
+    """Whatever a dry-run metric measures, the run ends as the run of the deciding metric alone would,
+    once the dry-run metric is done (a run waits for all its metrics)."""
+    failure_limit, inconclusive_limit = limits
+    deciding = MetricSpec(
+        "error-rate",
+        interval=60,
+        count=count,
+        failure_limit=failure_limit,
+        inconclusive_limit=inconclusive_limit,
+        success_condition="result < 0.01",
+    )
+    dry = MetricSpec("psi", interval=60, count=count, success_condition="result < 0.01", dry_run=True)
+    alone = together = None
+    for index, (outcome, dry_outcome) in enumerate(outcomes):
+        now = T0 + timedelta(seconds=60 * index)
+        world_now = Measurement(now, VALUES[outcome], "refused" if outcome == "error" else "")
+        dry_now = Measurement(now, VALUES[dry_outcome], "refused" if dry_outcome == "error" else "")
+        alone = runs.advance(alone, "k", "rev", (deciding,), {"error-rate": world_now}, now)
+        together = runs.advance(together, "k", "rev", (deciding, dry), {"error-rate": world_now, "psi": dry_now}, now)
+        dry_done = together["metrics"][1]["phase"] != runs.RUNNING
+        expected = runs.RUNNING if alone["phase"] == runs.SUCCESSFUL and not dry_done else alone["phase"]
+        assert together["phase"] == expected
+        assert together["metrics"][0] == alone["metrics"][0]

@@ -176,6 +176,8 @@ class AnalysisRunner:
                 no_data_policy=runs.NoDataPolicy(metric.get("noDataPolicy", runs.NO_DATA_INCONCLUSIVE)),
                 query=substitute(prometheus["query"], args, where) if "query" in prometheus else "",
                 distribution=self._distribution(prometheus.get("distribution"), args, where),
+                dry_run=bool(metric.get("dryRun", False)),
+                retention=int(metric.get("measurementRetention", runs.MEASUREMENTS_KEPT)),
             )
             timeout = parse_duration(prometheus.get("timeout", "10s"))
         except ValueError as error:

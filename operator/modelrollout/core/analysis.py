@@ -19,8 +19,11 @@ Rules (Argo Rollouts' vocabulary, with the missing-data lessons learned):
   measurements otherwise.
 - A run is Failed if any metric failed, Inconclusive if any is inconclusive, Successful when all
   succeeded, else Running. The failing metric, its value and its condition are in the run's message.
-- The run state is plain data persisted in the ModelDeployment's status; the last
-  `MEASUREMENTS_KEPT` measurements of each metric are kept there.
+- A `dryRun` metric is measured and judged the same way and shown in status and metrics, but its phase
+  never decides the run: the run is Successful once every metric is done and no other metric failed
+  or is inconclusive (Argo Rollouts' dry-run, for calibrating a threshold such as PSI on live traffic).
+- The run state is plain data persisted in the ModelDeployment's status; the last `retention`
+  measurements of each metric (default `MEASUREMENTS_KEPT`) are kept there.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class MetricSpec:
     no_data_policy: NoDataPolicy = NoDataPolicy.INCONCLUSIVE
     query: str = ""
     distribution: DistributionSpec | None = None  # set instead of `query`
+    dry_run: bool = False  # measured and shown, never decides the run
+    retention: int = MEASUREMENTS_KEPT  # measurements kept in status
 
 
 @dataclass(frozen=True)
@@ -245,22 +250,27 @@ def advance(
             recorded = {"time": format_time(measurement.time), "phase": phase, "message": message}
             if measurement.value is not None and not measurement.error:
                 recorded["value"] = describe_value(measurement.value)
-            entry["measurements"] = [*entry["measurements"], recorded][-MEASUREMENTS_KEPT:]
+            entry["measurements"] = [*entry["measurements"], recorded][-max(1, metric.retention) :]
             entry["message"] = f"{metric.name}: {message}"
             entry["condition"] = metric.failure_condition or metric.success_condition
             entry["phase"] = _metric_phase(metric, entry)
             if entry["phase"] == INCONCLUSIVE and entry["consecutiveErrors"] > metric.consecutive_error_limit:
                 entry["message"] = f"{metric.name}: {entry['consecutiveErrors']} consecutive errors, last: {message}"
+            if metric.dry_run:
+                entry["dryRun"] = True
+                entry["message"] = f"{entry['message']} (dry run)"
         updated.append(entry)
     state["metrics"] = updated
-    phases = [entry["phase"] for entry in updated]
-    failing = [entry for entry in updated if entry["phase"] in (FAILED, INCONCLUSIVE)]
+    dry = {metric.name for metric in metrics if metric.dry_run}
+    deciding = [entry for entry in updated if entry["name"] not in dry]
+    phases = [entry["phase"] for entry in deciding]
+    failing = [entry for entry in deciding if entry["phase"] in (FAILED, INCONCLUSIVE)]
     if FAILED in phases:
         state["phase"] = FAILED
     elif INCONCLUSIVE in phases:
         state["phase"] = INCONCLUSIVE
-    elif phases and all(phase == SUCCESSFUL for phase in phases):
-        state["phase"] = SUCCESSFUL
+    elif updated and all(entry["phase"] != RUNNING for entry in updated):
+        state["phase"] = SUCCESSFUL  # every metric is done, and none that decides failed
     else:
         state["phase"] = RUNNING
     if failing:
