@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -13,8 +14,14 @@ def _run_operator(args: argparse.Namespace) -> int:
 
     import modelrollout.handlers  # noqa: F401 - registers the handlers
     from modelrollout import logs
+    from modelrollout.controller.notify import operator_receivers
     from modelrollout.controller.peering import own_identity
 
+    try:
+        operator_receivers(os.environ)  # a setting the operator cannot use is refused before it starts
+    except ValueError as error:
+        print(f"modelrollout run: {error}; fix the operator's environment and start it again", file=sys.stderr)
+        return 2
     logs.configure(args.verbose, args.log_format == "json")
     # Peering (standalone or active/standby) is configured by the startup handler from the environment;
     # kopf gets the identity the handler will look for in the peering object.

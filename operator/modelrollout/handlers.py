@@ -34,6 +34,7 @@ from modelrollout.controller.alerts import AlarmChecker, WebhookAlerts
 from modelrollout.controller.analysis import AnalysisRunner
 from modelrollout.controller.cache import OwnedCache
 from modelrollout.controller.events import EventSender
+from modelrollout.controller.notify import Notifier, operator_receivers
 from modelrollout.controller.peering import (
     CLUSTER_PEERING,
     NAMESPACED_PEERING,
@@ -116,7 +117,10 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     )
     metrics.CACHE_SIZES.sizes = memo.cache.sizes
     memo.events = EventSender(memo.kube).start()
-    memo.reconciler = Reconciler(memo.kube, utcnow, AnalysisRunner(memo.kube), alarms, memo.cache, memo.events)
+    memo.notifier = Notifier(memo.kube, operator_receivers(os.environ)).start()
+    memo.reconciler = Reconciler(
+        memo.kube, utcnow, AnalysisRunner(memo.kube), alarms, memo.cache, memo.events, memo.notifier
+    )
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS + URGENT_WORKERS, thread_name_prefix="reconcile")
     memo.peering_monitor = None
     if peering is None:
@@ -248,6 +252,7 @@ async def operator_cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.cache.stop()
     memo.executor.shutdown(wait=True, cancel_futures=True)
     await asyncio.to_thread(memo.events.stop)
+    await asyncio.to_thread(memo.notifier.stop)
     memo.kube.close()
 
 

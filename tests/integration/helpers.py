@@ -268,6 +268,52 @@ def object_watch(control_plane, namespace: str, kind: str, name: str) -> Iterato
         watch.join()
 
 
+class WebhookReceiver:
+    """A webhook receiver on loopback: keeps each JSON body POSTed to it; with `hold`, answers none until
+    `release()` (a receiver that hangs)."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.bodies: list[dict] = []
+        self.arrived = threading.Condition()
+        self._released = threading.Event()
+        if not hold:
+            self._released.set()
+        owner = self
+
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+                with owner.arrived:
+                    owner.bodies.append(body)
+                    owner.arrived.notify_all()
+                owner._released.wait(120)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True).start()
+
+    def wait_for(self, predicate, what: str, timeout: float = 90.0) -> dict:
+        """The first body that `predicate` accepts, once it has arrived."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: any(predicate(b) for b in self.bodies), timeout):
+                raise TimeoutError(f"the receiver got no {what} in {timeout:.0f}s; it got: {self.bodies}")
+            return next(b for b in self.bodies if predicate(b))
+
+    def release(self) -> None:
+        self._released.set()
+
+    def stop(self) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class PodServers:
     """Tiny HTTP servers, one on each kwok pod's real IP and port, answering the pod's name and counting hits.
 

@@ -122,6 +122,30 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
         lambda s: s.update(rollbackOn={"pollInterval": "99ms", "alerts": [{"alertname": "A"}]}),
         "must be at least 100ms",
     ),
+    (
+        "notification-url-not-http",
+        lambda s: s.update(notifications={"receivers": [{"name": "chat", "url": "ftp://chat.example/hook"}]}),
+        "spec.notifications.receivers[0].url in body should match '^https?://'",
+    ),
+    (
+        "notification-url-twice",
+        lambda s: s.update(
+            notifications={
+                "receivers": [{"name": "chat", "url": "https://chat/h", "urlSecretRef": {"name": "s", "key": "url"}}]
+            }
+        ),
+        "set exactly one of url and urlSecretRef",
+    ),
+    (
+        "notification-without-url",
+        lambda s: s.update(notifications={"receivers": [{"name": "chat", "format": "slack"}]}),
+        "set exactly one of url and urlSecretRef",
+    ),
+    (
+        "unknown-notification-kind",
+        lambda s: s.update(notifications={"receivers": [{"name": "c", "url": "https://c/h", "kinds": ["Started"]}]}),
+        'spec.notifications.receivers[0].kinds[0]: Unsupported value: "Started"',
+    ),
     ("unknown-automation", lambda s: s.update(automation="yolo"), 'spec.automation: Unsupported value: "yolo"'),
     ("zero-progress-deadline", lambda s: s.update(progressDeadlineSeconds=0), "spec.progressDeadlineSeconds"),
     ("history-over-100", lambda s: s.update(revisionHistoryLimit=101), "spec.revisionHistoryLimit: Invalid value: 101"),

@@ -76,7 +76,12 @@ class Cluster:
     """One ModelDeployment in a fake apiserver, its reconciler, and a clock the test moves."""
 
     def __init__(
-        self, body: dict[str, Any], analysis=no_analysis, alarms: FiringAlarm | None = None, cached: bool = False
+        self,
+        body: dict[str, Any],
+        analysis=no_analysis,
+        alarms: FiringAlarm | None = None,
+        cached: bool = False,
+        notifier: Any = None,
     ) -> None:
         self.body = body
         self.name = body["metadata"]["name"]
@@ -85,7 +90,7 @@ class Cluster:
         self.now = T0
         self.reads = CachedReads(self.kube) if cached else None
         self.reconciler = Reconciler(
-            self.kube, clock=lambda: self.now, analysis=analysis, alarms=alarms, reads=self.reads
+            self.kube, clock=lambda: self.now, analysis=analysis, alarms=alarms, reads=self.reads, notifier=notifier
         )
         self.v1 = revision_of(body, "1")
         self.v2 = revision_of(body, "2")
@@ -685,6 +690,66 @@ def test_an_alarm_scoped_to_the_canary_revision_ignores_another_revisions_alert(
         [100, 0],
     )
     assert f'revision="{cluster.v2}"' in status["abort"]["message"]
+
+
+# --- notifications ---------------------------------------------------------------------------------
+
+
+class RecordingNotifier:
+    """Stands in for `Notifier`: keeps what each reconcile handed over."""
+
+    def __init__(self) -> None:
+        self.handed: list[tuple[list, tuple]] = []
+
+    def notify(self, notices, receivers) -> None:
+        self.handed.append((notices, receivers))
+
+    def kinds(self) -> list[str]:
+        return [notice.kind.value for notices, _ in self.handed for notice in notices]
+
+
+def with_receiver(body: dict[str, Any]) -> dict[str, Any]:
+    body["spec"]["notifications"] = {"receivers": [{"name": "team", "format": "slack", "url": "http://chat/hook"}]}
+    return body
+
+
+def test_a_pause_for_a_person_hands_over_one_approval_notice_with_the_promote_command():
+    notifier = RecordingNotifier()
+    cluster = Cluster(with_receiver(model_deployment()), notifier=notifier)
+    cluster.healthy()
+    assert notifier.kinds() == []  # becoming Healthy at first is no news
+    cluster.canary_paused()
+    cluster.now += timedelta(seconds=5)
+    cluster.reconcile()  # still paused: no second notice
+
+    assert notifier.kinds() == ["ApprovalNeeded"]
+    (notices, receivers) = notifier.handed[0]
+    assert notices[0].command == f"kubectl modelrollout promote {NAME} -n {NS}"
+    assert (notices[0].revision, receivers[0].url) == (cluster.v2, "http://chat/hook")
+
+
+def test_a_promotion_and_an_alarm_abort_each_hand_over_their_notice():
+    notifier, alarm = RecordingNotifier(), FiringAlarm()
+    cluster = Cluster(with_receiver(model_deployment()), notifier=notifier, alarms=alarm)
+    cluster.healthy()
+    cluster.canary_paused()
+    abort_by("alert", cluster, alarm)
+    cluster.reconcile()
+    assert notifier.kinds() == ["ApprovalNeeded", "RolledBack"]
+    rolled_back = notifier.handed[-1][0][0]
+    assert "HighErrorRate" in rolled_back.message and rolled_back.command.startswith("kubectl modelrollout status")
+
+    promoted = RecordingNotifier()
+    cluster = Cluster(with_receiver(model_deployment(name="other")), notifier=promoted)
+    cluster.healthy()
+    cluster.canary_paused()
+    cluster.ask("promote", "promote-1")
+    for _ in range(4):
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+    assert cluster.status()["stableRevision"] == cluster.v2
+    assert promoted.kinds() == ["ApprovalNeeded", "Promoted"]
 
 
 # --- 7. metrics ----------------------------------------------------------------------------------

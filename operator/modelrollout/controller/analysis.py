@@ -32,7 +32,7 @@ from modelrollout.core.durations import parse_duration
 from modelrollout.core.expressions import ConditionError, compile_condition
 from modelrollout.core.rollout import AnalysisRun, Decision
 from modelrollout.core.spec import ARGUMENT
-from modelrollout.kube.client import Kind, KubeClient
+from modelrollout.kube.client import SECRET, Kind, KubeClient
 from modelrollout.providers import MetricProvider, NoDataError, ProviderError
 from modelrollout.providers.prometheus import PrometheusConfig, PrometheusProvider
 
@@ -40,7 +40,6 @@ TEMPLATE = Kind("modelrollout.io", "v1alpha1", "modelanalysistemplates", "ModelA
 CLUSTER_TEMPLATE = Kind(
     "modelrollout.io", "v1alpha1", "clustermodelanalysistemplates", "ClusterModelAnalysisTemplate", namespaced=False
 )
-SECRET = Kind("", "v1", "secrets", "Secret")
 
 ProviderFactory = Callable[[PrometheusConfig], MetricProvider]
 

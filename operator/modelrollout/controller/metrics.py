@@ -77,6 +77,12 @@ EVENTS_DROPPED = Counter(
     ["cause"],
     registry=REGISTRY,
 )
+NOTIFICATIONS = Counter(
+    "modelrollout_notifications",
+    "Notification sends by result: sent, retried (one failed attempt), failed (gave up), dropped (queue full)",
+    ["result"],
+    registry=REGISTRY,
+)
 WEBHOOK_ALERTS = Counter(
     "modelrollout_webhook_alerts", "Alertmanager webhook alerts received, by status", ["status"], registry=REGISTRY
 )

@@ -17,8 +17,8 @@ Rules:
   handled manual request is cleared in that same write, so it can be neither lost nor run twice. A
   cached ModelDeployment older than the apiserver's meets a 409 there: it is read again and reconciled
   once more at once, and the decision made from the older one is never recorded.
-- Events go out only once the status holding them is written, and are handed to a sender with a
-  thread of its own (`EventSender`): a reconcile never waits for them.
+- Events and notifications go out only once the status holding them is written, and are handed to
+  senders with threads of their own (`EventSender`, `Notifier`): a reconcile never waits for them.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import Any
 from modelrollout.controller import applied, dataplane, decisionlog, metrics
 from modelrollout.controller.alerts import AlarmChecker, alarm_arguments
 from modelrollout.controller.events import EventRecorder, Events
+from modelrollout.controller.notify import Notifier, notices_of
 from modelrollout.controller.reads import ApiReads, Reads
 from modelrollout.controller.routing import kube_kind
 from modelrollout.core import labels
@@ -96,6 +97,7 @@ class Reconciler:
         alarms: AlarmChecker | None = None,
         reads: Reads | None = None,
         events: Events | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._kube = kube
         self._reads: Reads = reads if reads is not None else ApiReads(kube)
@@ -103,6 +105,7 @@ class Reconciler:
         self._analysis = analysis
         self._alarms = alarms
         self._events: Events = events if events is not None else EventRecorder(kube)
+        self._notifier = notifier
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Converge one ModelDeployment; returns seconds until it must be looked at again, if time matters."""
@@ -146,9 +149,10 @@ class Reconciler:
         try:
             self._act(meta, spec, decision, owned)
             status, events, entries = decision.status, decision.events, journal(observed_now, decision)
+            notices = notices_of(meta, decision, now) if self._notifier is not None else []
         except RejectedChild as error:
             status, events = invalid_status(meta.generation, previous, str(error), now)
-            entries = ()
+            entries, notices = (), []
             log.warning("%s/%s: %s; the stable model keeps serving", namespace, name, error)
         if request is not None:
             status = {**status, "request": None}
@@ -169,6 +173,8 @@ class Reconciler:
             self._reads.wrote(MODEL_DEPLOYMENT, answer)
         for event in events:
             self._events.emit(body, event, now)
+        if notices and self._notifier is not None:
+            self._notifier.notify(notices, spec.receivers)
         decisionlog.write(meta, status.get("currentRevision") or "", entries)
         return decision.requeue_after
 

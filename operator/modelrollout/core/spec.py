@@ -16,6 +16,7 @@ from typing import Any
 
 from modelrollout.core.durations import parse_duration
 from modelrollout.core.enums import Automation, Router
+from modelrollout.core.notifications import Receiver, parse_receivers
 from modelrollout.core.revision import revision_of
 
 DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
@@ -184,6 +185,7 @@ class ModelDeploymentSpec:
     rollback_alerts: tuple[AlertMatcher, ...] = ()
     alerts_prometheus: str = ""
     alerts_poll_seconds: float = 15.0
+    receivers: tuple[Receiver, ...] = ()  # spec.notifications
 
     @property
     def router(self) -> Router:
@@ -304,6 +306,7 @@ def parse_spec(spec: dict[str, Any]) -> ModelDeploymentSpec:
         rollback_alerts=tuple(_parse_alert(alert) for alert in (spec.get("rollbackOn") or {}).get("alerts") or []),
         alerts_prometheus=str(((spec.get("rollbackOn") or {}).get("prometheus") or {}).get("address", "")),
         alerts_poll_seconds=parse_duration((spec.get("rollbackOn") or {}).get("pollInterval") or "15s"),
+        receivers=parse_receivers(spec.get("notifications")),
     )
 
 

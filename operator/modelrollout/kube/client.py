@@ -58,6 +58,7 @@ DEPLOYMENT = Kind("apps", "v1", "deployments", "Deployment")
 SERVICE = Kind("", "v1", "services", "Service")
 POD = Kind("", "v1", "pods", "Pod")
 EVENT = Kind("events.k8s.io", "v1", "events", "Event")
+SECRET = Kind("", "v1", "secrets", "Secret")
 
 
 class KubeError(Exception):

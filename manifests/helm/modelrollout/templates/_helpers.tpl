@@ -89,7 +89,7 @@ manifests/namespaced/role.yaml; tests/integration/test_helm.py checks that they 
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gateways]
   verbs: [get]
-# Credentials for Prometheus, named by analysis templates: read by name only, never listed.
+# Credentials named by analysis templates (Prometheus) and by notifications (webhook URLs): read by name only, never listed.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
