@@ -268,6 +268,40 @@ def object_watch(control_plane, namespace: str, kind: str, name: str) -> Iterato
         watch.join()
 
 
+class JsonEndpoint:
+    """An HTTP server on loopback answering every request with `status` and the JSON `answer`, which a
+    test can change; keeps the paths asked for."""
+
+    def __init__(self, answer: dict, status: int = 200) -> None:
+        self.answer, self.status, self.paths = answer, status, []
+        owner = self
+
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                owner.paths.append(self.path)
+                body = json.dumps(owner.answer).encode()
+                self.send_response(owner.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="json-endpoint", daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class WebhookReceiver:
     """A webhook receiver on loopback: keeps each JSON body POSTed to it; with `hold`, answers none until
     `release()` (a receiver that hangs)."""

@@ -18,7 +18,9 @@ import yaml
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import REPO, wait_for
 from tests.integration.helpers import (
+    JsonEndpoint,
     api_requests,
+    apply,
     condition,
     kubectl_apply,
     labelled_metric,
@@ -32,6 +34,7 @@ from tests.integration.helpers import (
     template,
     wait_events,
     wait_status,
+    with_version,
 )
 
 BUILT_INS = REPO / "manifests" / "analysis-templates" / "model-templates.yaml"
@@ -89,6 +92,61 @@ def test_a_failing_dry_run_metric_is_shown_and_the_canary_is_still_promoted(
     assert failed == dry["failed"] == 1
 
 
+def web_template(url: str, **metric) -> dict:
+    """A ModelAnalysisTemplate whose metric is read from a web endpoint's JSON ($.data.accuracy)."""
+    return {
+        "apiVersion": "modelrollout.io/v1alpha1",
+        "kind": "ModelAnalysisTemplate",
+        "metadata": {"name": "golden-set"},
+        "spec": {
+            "metrics": [
+                {
+                    "name": "golden-set-accuracy",
+                    "successCondition": "result >= 0.9",
+                    "interval": "1s",
+                    "count": 2,
+                    **metric,
+                    "provider": {
+                        "web": {
+                            "url": url + "/score?revision={{args.canary-revision}}",
+                            "jsonPath": "$.data.accuracy",
+                            "timeout": "2s",
+                        }
+                    },
+                }
+            ]
+        },
+    }
+
+
+def test_a_web_metric_promotes_a_good_canary_and_a_missing_value_rolls_one_back(
+    control_plane, operator, monitoring, namespace
+):
+    evaluator = JsonEndpoint({"data": {"accuracy": 0.95}})
+    try:
+        kubectl_apply(control_plane, namespace, web_template(evaluator.url, noDataPolicy="Failure"))
+        body = rollout(monitoring, [web_template(evaluator.url)])
+        _stable, canary = start(control_plane, namespace, monitoring, body, None)
+        done = wait_status(
+            control_plane,
+            namespace,
+            lambda s: s["stableRevision"] == canary and s["phase"] == "Healthy",
+            "promoted by the web metric",
+        )
+        (metric,) = done["status"]["analysisRuns"][0]["metrics"]
+        assert (metric["successful"], metric["measurements"][-1]["value"]) == (2, "0.95")
+        assert f"/score?revision={canary}" in evaluator.paths
+
+        evaluator.answer = {"data": {"precision": 0.99}}  # the next model's answer has no accuracy
+        assert apply(control_plane, namespace, with_version(body, "2026-12-01")).returncode == 0
+        rolled_back = wait_status(control_plane, namespace, lambda s: s["phase"] == "Degraded", "rolled back")
+        assert rolled_back["status"]["abort"]["reason"] == "AnalysisFailed"
+        assert "the answer has no $.data.accuracy" in rolled_back["status"]["abort"]["message"]
+        assert rolled_back["status"]["stableRevision"] == canary
+    finally:
+        evaluator.stop()
+
+
 def test_a_canary_breaking_its_condition_is_rolled_back(control_plane, operator, monitoring, namespace):
     kubectl_apply(control_plane, namespace, template("error-rate"))
     body = rollout(monitoring, [template("error-rate")])
@@ -132,7 +190,7 @@ def test_no_data_pauses_as_inconclusive(control_plane, operator, monitoring, nam
     body = rollout(monitoring, [template("error-rate")])
     start(control_plane, namespace, monitoring, body, None)  # the canary exports nothing
     paused = wait_status(control_plane, namespace, lambda s: s["phase"] == "Paused", "paused for a person")
-    assert "no data (noDataPolicy Inconclusive)" in paused["status"]["message"]
+    assert "no data: the query returned no series (noDataPolicy Inconclusive)" in paused["status"]["message"]
     assert condition(paused, "Paused")["reason"] == "InconclusiveAnalysis"
     assert paused["status"]["stableRevision"] == revision_of(body)
 

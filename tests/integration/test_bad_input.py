@@ -252,7 +252,36 @@ def provider_change(**changes) -> Callable[[dict], None]:
 TEMPLATES: list[tuple[str, Callable[[dict], None], str]] = [
     ("no-condition", lambda m: m.pop("successCondition"), "set successCondition, failureCondition, or both"),
     ("no-provider", lambda m: m.pop("provider"), "provider: Required value"),
-    ("empty-provider", metric_change(provider={}), "set a provider: prometheus"),
+    ("empty-provider", metric_change(provider={}), "set exactly one provider: prometheus or web"),
+    (
+        "two-providers",
+        lambda m: m["provider"].update(web={"url": "http://evaluator/score"}),
+        "set exactly one provider: prometheus or web",
+    ),
+    ("web-url-not-http", metric_change(provider={"web": {"url": "file:///etc/passwd"}}), "url in body should match"),
+    (
+        "web-header-twice",
+        metric_change(
+            provider={
+                "web": {
+                    "url": "https://evaluator/score",
+                    "headers": [
+                        {
+                            "name": "Authorization",
+                            "value": "x",
+                            "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}},
+                        }
+                    ],
+                }
+            }
+        ),
+        "set exactly one of value and valueFrom",
+    ),
+    (
+        "web-path-not-jsonpath",
+        metric_change(provider={"web": {"url": "https://e/s", "jsonPath": "data.score"}}),
+        "jsonPath in body should match",
+    ),
     ("interval-under-100ms", metric_change(interval="50ms"), "must be at least 100ms"),
     ("ftp-address", provider_change(address="ftp://prometheus"), "address in body should match"),
     ("no-query", lambda m: m["provider"]["prometheus"].pop("query"), "set exactly one of query and distribution"),

@@ -35,6 +35,7 @@ from modelrollout.core.spec import ARGUMENT
 from modelrollout.kube.client import SECRET, Kind, KubeClient
 from modelrollout.providers import MetricProvider, NoDataError, ProviderError
 from modelrollout.providers.prometheus import PrometheusConfig, PrometheusProvider
+from modelrollout.providers.web import WebConfig, WebProvider, parse_path
 
 TEMPLATE = Kind("modelrollout.io", "v1alpha1", "modelanalysistemplates", "ModelAnalysisTemplate")
 CLUSTER_TEMPLATE = Kind(
@@ -42,6 +43,28 @@ CLUSTER_TEMPLATE = Kind(
 )
 
 ProviderFactory = Callable[[PrometheusConfig], MetricProvider]
+PROVIDERS = ("prometheus", "web")  # `provider.<kind>` of a template's metric: exactly one
+
+
+def metric_spec(
+    metric: Mapping[str, Any], conditions: Mapping[str, str], default_count: int, **measured: Any
+) -> MetricSpec:
+    """The provider-independent part of a template's metric (`measured`: the provider's own fields)."""
+    return MetricSpec(
+        name=metric["name"],
+        interval=parse_duration(metric.get("interval", "1m")),
+        initial_delay=parse_duration(metric["initialDelay"]) if metric.get("initialDelay") else 0.0,
+        count=int(metric["count"]) if "count" in metric else default_count,
+        failure_limit=int(metric.get("failureLimit", 0)),
+        inconclusive_limit=int(metric.get("inconclusiveLimit", 0)),
+        consecutive_error_limit=int(metric.get("consecutiveErrorLimit", 4)),
+        success_condition=conditions.get("successCondition", ""),
+        failure_condition=conditions.get("failureCondition", ""),
+        no_data_policy=runs.NoDataPolicy(metric.get("noDataPolicy", runs.NO_DATA_INCONCLUSIVE)),
+        dry_run=bool(metric.get("dryRun", False)),
+        retention=int(metric.get("measurementRetention", runs.MEASUREMENTS_KEPT)),
+        **measured,
+    )
 
 
 class ResolutionError(Exception):
@@ -77,9 +100,15 @@ def builtin_args(body: dict[str, Any], decision: Decision, revision: str) -> dic
 
 
 class AnalysisRunner:
-    def __init__(self, kube: KubeClient, provider: ProviderFactory = PrometheusProvider):
+    def __init__(
+        self,
+        kube: KubeClient,
+        provider: ProviderFactory = PrometheusProvider,
+        web: Callable[[WebConfig], WebProvider] = WebProvider,
+    ):
         self._kube = kube
         self._provider = provider
+        self._web = web
 
     def __call__(self, body: dict[str, Any], decision: Decision, now: datetime) -> dict[str, AnalysisInput]:
         """Inputs for the runs `decision` asks for, measured at the reconcile's own `now`."""
@@ -97,13 +126,15 @@ class AnalysisRunner:
             inputs[run.key] = AnalysisInput(specs, measurements)
         return inputs
 
-    def _measure(self, config: PrometheusConfig, spec: MetricSpec, now: datetime) -> Measurement:
+    def _measure(self, config: PrometheusConfig | WebConfig, spec: MetricSpec, now: datetime) -> Measurement:
         try:
+            if isinstance(config, WebConfig):
+                return Measurement(now, self._web(config).measure())
             if spec.distribution is not None:
                 return self._measure_distance(self._provider(config), spec.distribution, now)
             return Measurement(now, self._provider(config).query(spec.query))
-        except NoDataError:
-            return Measurement(now, None)
+        except NoDataError as error:
+            return Measurement(now, None, no_data_reason=str(error))
         except ProviderError as error:
             return Measurement(now, None, str(error))
 
@@ -147,7 +178,7 @@ class AnalysisRunner:
 
     def _metric(
         self, namespace: str, metric: dict[str, Any], args: Mapping[str, str], where: str, default_count: int
-    ) -> tuple[MetricSpec, PrometheusConfig]:
+    ) -> tuple[MetricSpec, PrometheusConfig | WebConfig]:
         conditions = {}
         for condition in ("successCondition", "failureCondition"):
             if metric.get(condition):
@@ -156,32 +187,60 @@ class AnalysisRunner:
                     compile_condition(conditions[condition])
                 except ConditionError as error:
                     raise ResolutionError(f"{where}: {error}") from None
-        prometheus = (metric.get("provider") or {}).get("prometheus")
-        if not prometheus:
-            raise ResolutionError(f"{where}: no provider (set provider.prometheus)")
+        provider = metric.get("provider") or {}
+        kinds = [kind for kind in PROVIDERS if provider.get(kind)]
+        if len(kinds) != 1:
+            raise ResolutionError(f"{where}: set exactly one provider: {' or '.join(PROVIDERS)}")
+        if kinds == ["web"]:
+            return self._web_metric(namespace, metric, provider["web"], conditions, args, where, default_count)
+        prometheus = provider["prometheus"]
         if ("query" in prometheus) == ("distribution" in prometheus):
             raise ResolutionError(f"{where}: set exactly one of provider.prometheus.query and .distribution")
         try:
-            spec = MetricSpec(
-                name=metric["name"],
-                interval=parse_duration(metric.get("interval", "1m")),
-                initial_delay=parse_duration(metric["initialDelay"]) if metric.get("initialDelay") else 0.0,
-                count=int(metric["count"]) if "count" in metric else default_count,
-                failure_limit=int(metric.get("failureLimit", 0)),
-                inconclusive_limit=int(metric.get("inconclusiveLimit", 0)),
-                consecutive_error_limit=int(metric.get("consecutiveErrorLimit", 4)),
-                success_condition=conditions.get("successCondition", ""),
-                failure_condition=conditions.get("failureCondition", ""),
-                no_data_policy=runs.NoDataPolicy(metric.get("noDataPolicy", runs.NO_DATA_INCONCLUSIVE)),
+            spec = metric_spec(
+                metric,
+                conditions,
+                default_count,
                 query=substitute(prometheus["query"], args, where) if "query" in prometheus else "",
                 distribution=self._distribution(prometheus.get("distribution"), args, where),
-                dry_run=bool(metric.get("dryRun", False)),
-                retention=int(metric.get("measurementRetention", runs.MEASUREMENTS_KEPT)),
             )
             timeout = parse_duration(prometheus.get("timeout", "10s"))
         except ValueError as error:
             raise ResolutionError(f"{where}: {error}") from None
         return spec, self._prometheus_config(namespace, prometheus, timeout, args, where)
+
+    def _web_metric(
+        self,
+        namespace: str,
+        metric: dict[str, Any],
+        web: dict[str, Any],
+        conditions: Mapping[str, str],
+        args: Mapping[str, str],
+        where: str,
+        default_count: int,
+    ) -> tuple[MetricSpec, WebConfig]:
+        headers = []
+        for header in web.get("headers") or []:
+            if header.get("valueFrom"):
+                value = self._secret(namespace, header["valueFrom"]["secretKeyRef"], "key", where).strip()
+            else:
+                value = substitute(header.get("value", ""), args, where, escape=False)
+            headers.append((str(header["name"]), value))
+        try:
+            json_path = str(web.get("jsonPath", "$"))
+            parse_path(json_path)
+            config = WebConfig(
+                url=substitute(web["url"], args, where, escape=False),
+                method=str(web.get("method", "GET")),
+                headers=tuple(headers),
+                body=substitute(web.get("body", ""), args, where, escape=False),
+                json_path=json_path,
+                timeout=parse_duration(web.get("timeout", "10s")),
+                insecure_skip_verify=bool(web.get("insecureSkipVerify", False)),
+            )
+            return metric_spec(metric, conditions, default_count), config
+        except ValueError as error:
+            raise ResolutionError(f"{where}: {error}") from None
 
     @staticmethod
     def _distribution(
