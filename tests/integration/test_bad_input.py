@@ -252,11 +252,16 @@ def provider_change(**changes) -> Callable[[dict], None]:
 TEMPLATES: list[tuple[str, Callable[[dict], None], str]] = [
     ("no-condition", lambda m: m.pop("successCondition"), "set successCondition, failureCondition, or both"),
     ("no-provider", lambda m: m.pop("provider"), "provider: Required value"),
-    ("empty-provider", metric_change(provider={}), "set exactly one provider: prometheus or web"),
+    ("empty-provider", metric_change(provider={}), "set exactly one provider: prometheus, web or datadog"),
     (
         "two-providers",
         lambda m: m["provider"].update(web={"url": "http://evaluator/score"}),
-        "set exactly one provider: prometheus or web",
+        "set exactly one provider: prometheus, web or datadog",
+    ),
+    (
+        "datadog-without-keys",
+        metric_change(provider={"datadog": {"query": "sum:errors{*}"}}),
+        "apiKeySecretRef: Required value",
     ),
     ("web-url-not-http", metric_change(provider={"web": {"url": "file:///etc/passwd"}}), "url in body should match"),
     (

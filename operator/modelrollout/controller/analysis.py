@@ -34,6 +34,9 @@ from modelrollout.core.rollout import AnalysisRun, Decision
 from modelrollout.core.spec import ARGUMENT
 from modelrollout.kube.client import SECRET, Kind, KubeClient
 from modelrollout.providers import MetricProvider, NoDataError, ProviderError
+from modelrollout.providers.datadog import AGGREGATORS as DATADOG_AGGREGATORS
+from modelrollout.providers.datadog import DEFAULT_ADDRESS as DATADOG_ADDRESS
+from modelrollout.providers.datadog import DatadogConfig, DatadogProvider
 from modelrollout.providers.prometheus import PrometheusConfig, PrometheusProvider
 from modelrollout.providers.web import WebConfig, WebProvider, parse_path
 
@@ -43,7 +46,8 @@ CLUSTER_TEMPLATE = Kind(
 )
 
 ProviderFactory = Callable[[PrometheusConfig], MetricProvider]
-PROVIDERS = ("prometheus", "web")  # `provider.<kind>` of a template's metric: exactly one
+ProviderConfig = PrometheusConfig | WebConfig | DatadogConfig
+PROVIDERS = ("prometheus", "web", "datadog")  # `provider.<kind>` of a template's metric: exactly one
 
 
 def metric_spec(
@@ -105,10 +109,12 @@ class AnalysisRunner:
         kube: KubeClient,
         provider: ProviderFactory = PrometheusProvider,
         web: Callable[[WebConfig], WebProvider] = WebProvider,
+        datadog: Callable[[DatadogConfig], DatadogProvider] = DatadogProvider,
     ):
         self._kube = kube
         self._provider = provider
         self._web = web
+        self._datadog = datadog
 
     def __call__(self, body: dict[str, Any], decision: Decision, now: datetime) -> dict[str, AnalysisInput]:
         """Inputs for the runs `decision` asks for, measured at the reconcile's own `now`."""
@@ -126,10 +132,12 @@ class AnalysisRunner:
             inputs[run.key] = AnalysisInput(specs, measurements)
         return inputs
 
-    def _measure(self, config: PrometheusConfig | WebConfig, spec: MetricSpec, now: datetime) -> Measurement:
+    def _measure(self, config: ProviderConfig, spec: MetricSpec, now: datetime) -> Measurement:
         try:
             if isinstance(config, WebConfig):
                 return Measurement(now, self._web(config).measure())
+            if isinstance(config, DatadogConfig):
+                return Measurement(now, self._datadog(config).measure())
             if spec.distribution is not None:
                 return self._measure_distance(self._provider(config), spec.distribution, now)
             return Measurement(now, self._provider(config).query(spec.query))
@@ -178,7 +186,7 @@ class AnalysisRunner:
 
     def _metric(
         self, namespace: str, metric: dict[str, Any], args: Mapping[str, str], where: str, default_count: int
-    ) -> tuple[MetricSpec, PrometheusConfig | WebConfig]:
+    ) -> tuple[MetricSpec, ProviderConfig]:
         conditions = {}
         for condition in ("successCondition", "failureCondition"):
             if metric.get(condition):
@@ -190,9 +198,12 @@ class AnalysisRunner:
         provider = metric.get("provider") or {}
         kinds = [kind for kind in PROVIDERS if provider.get(kind)]
         if len(kinds) != 1:
-            raise ResolutionError(f"{where}: set exactly one provider: {' or '.join(PROVIDERS)}")
+            named = f"{', '.join(PROVIDERS[:-1])} or {PROVIDERS[-1]}"
+            raise ResolutionError(f"{where}: set exactly one provider: {named}")
         if kinds == ["web"]:
             return self._web_metric(namespace, metric, provider["web"], conditions, args, where, default_count)
+        if kinds == ["datadog"]:
+            return self._datadog_metric(namespace, metric, provider["datadog"], conditions, args, where, default_count)
         prometheus = provider["prometheus"]
         if ("query" in prometheus) == ("distribution" in prometheus):
             raise ResolutionError(f"{where}: set exactly one of provider.prometheus.query and .distribution")
@@ -208,6 +219,34 @@ class AnalysisRunner:
         except ValueError as error:
             raise ResolutionError(f"{where}: {error}") from None
         return spec, self._prometheus_config(namespace, prometheus, timeout, args, where)
+
+    def _datadog_metric(
+        self,
+        namespace: str,
+        metric: dict[str, Any],
+        datadog: dict[str, Any],
+        conditions: Mapping[str, str],
+        args: Mapping[str, str],
+        where: str,
+        default_count: int,
+    ) -> tuple[MetricSpec, DatadogConfig]:
+        aggregator = str(datadog.get("aggregator", "last"))
+        if aggregator not in DATADOG_AGGREGATORS:
+            raise ResolutionError(f"{where}: aggregator {aggregator!r} is not one of {', '.join(DATADOG_AGGREGATORS)}")
+        try:
+            config = DatadogConfig(
+                query=substitute(datadog["query"], args, where, escape=False),
+                api_key=self._secret(namespace, datadog["apiKeySecretRef"], "key", where).strip(),
+                app_key=self._secret(namespace, datadog["appKeySecretRef"], "key", where).strip(),
+                address=substitute(datadog.get("address", DATADOG_ADDRESS), args, where, escape=False),
+                window=parse_duration(datadog.get("window", "5m")),
+                aggregator=aggregator,
+                formula=str(datadog.get("formula", "")),
+                timeout=parse_duration(datadog.get("timeout", "10s")),
+            )
+            return metric_spec(metric, conditions, default_count), config
+        except ValueError as error:
+            raise ResolutionError(f"{where}: {error}") from None
 
     def _web_metric(
         self,
