@@ -24,6 +24,7 @@ from modelrollout import lifetime
 from modelrollout.core.spec import parse_spec
 from modelrollout.simulator.exporter import Behaviour
 from tests.integration.conftest import REPO, get_json, wait_for
+from tests.loopback import LoopbackServer
 
 SAMPLE = REPO / "manifests" / "samples" / "fraud-scorer.yaml"
 NEXT_VERSION = "2026-11-27"  # the sample's next model version
@@ -273,79 +274,47 @@ class JsonEndpoint:
     test can change; keeps the paths asked for."""
 
     def __init__(self, answer: dict, status: int = 200) -> None:
-        self.answer, self.status, self.paths = answer, status, []
-        owner = self
+        self.answer, self.status = answer, status
+        self._server = LoopbackServer(lambda request: (self.status, self.answer))
+        self.url = self._server.url
 
-        class Answer(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                owner.paths.append(self.path)
-                body = json.dumps(owner.answer).encode()
-                self.send_response(owner.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="json-endpoint", daemon=True).start()
+    @property
+    def paths(self) -> list[str]:
+        return [request.path for request in self._server.requests]
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 class WebhookReceiver:
-    """A webhook receiver on loopback: keeps each JSON body POSTed to it; with `hold`, answers none until
-    `release()` (a receiver that hangs)."""
+    """A webhook receiver on loopback keeping each JSON body POSTed to it; with `hold`, it answers none
+    until `release()` (a receiver that hangs)."""
 
     def __init__(self, hold: bool = False) -> None:
-        self.bodies: list[dict] = []
-        self.arrived = threading.Condition()
         self._released = threading.Event()
         if not hold:
             self._released.set()
-        owner = self
+        self._server = LoopbackServer(self._answer)
+        self.url = self._server.url + "/hook"
 
-        class Answer(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                with owner.arrived:
-                    owner.bodies.append(body)
-                    owner.arrived.notify_all()
-                owner._released.wait(120)
-                self.send_response(204)
-                self.end_headers()
+    def _answer(self, request) -> tuple[int, bytes]:
+        self._released.wait(120)
+        return 204, b""
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-        threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True).start()
+    @property
+    def bodies(self) -> list[dict]:
+        return [request.json() for request in self._server.requests]
 
     def wait_for(self, predicate, what: str, timeout: float = 90.0) -> dict:
         """The first body that `predicate` accepts, once it has arrived."""
-        with self.arrived:
-            if not self.arrived.wait_for(lambda: any(predicate(b) for b in self.bodies), timeout):
-                raise TimeoutError(f"the receiver got no {what} in {timeout:.0f}s; it got: {self.bodies}")
-            return next(b for b in self.bodies if predicate(b))
+        return self._server.wait_for(lambda request: predicate(request.json()), what, timeout).json()
 
     def release(self) -> None:
         self._released.set()
 
     def stop(self) -> None:
         self.release()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 class PodServers:

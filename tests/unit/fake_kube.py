@@ -295,3 +295,14 @@ class CachedReads:
     def refresh(self, namespace: str, name: str) -> None:
         self.refreshed += 1
         self.stale_model = None
+
+
+class ObjectsByName:
+    """The narrowest stand-in for `KubeClient.get`: any kind, any namespace, an object by its name only
+    (templates and Secrets for the analysis runner's resolution)."""
+
+    def __init__(self, objects: dict[str, dict[str, Any]]) -> None:
+        self.objects = objects
+
+    def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return self.objects.get(name)

@@ -5,9 +5,6 @@ formula, nothing in the window, bad keys, rate limited, a query Datadog refuses)
 from __future__ import annotations
 
 import base64
-import http.server
-import json
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +14,8 @@ from modelrollout.core.rollout import AnalysisRun, Decision, Weights
 from modelrollout.core.spec import AnalysisRef, TemplateRef
 from modelrollout.providers import NoDataError, ProviderError
 from modelrollout.providers.datadog import DatadogConfig, DatadogProvider, parse_scalar
+from tests.loopback import LoopbackServer, Request
+from tests.unit.fake_kube import ObjectsByName
 
 NOW = 1_795_400_000.0  # the provider's clock: 2026-11-23
 API_KEY, APP_KEY = "api-key-1", "app-key-1"
@@ -32,38 +31,25 @@ class StandIn:
     def __init__(self) -> None:
         self.columns: dict[str, list[dict]] = {}
         self.status: dict[str, tuple[int, dict]] = {}  # query -> a non-2xx answer
-        self.requests: list[tuple[str, dict, dict]] = []
-        owner = self
+        self.server = LoopbackServer(self.answer)
+        self.address = self.server.url
 
-        class Answer(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.requests.append((self.path, dict(self.headers), body))
-                query = body["data"]["attributes"]["queries"][0]["query"]
-                if self.headers.get("DD-API-KEY") != API_KEY or self.headers.get("DD-APPLICATION-KEY") != APP_KEY:
-                    status, answer = 403, {"errors": ["Forbidden"]}
-                elif query in owner.status:
-                    status, answer = owner.status[query]
-                else:
-                    columns = owner.columns.get(query, [])
-                    status, answer = 200, {"data": {"type": "scalar_response", "attributes": {"columns": columns}}}
-                text = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(text)))
-                self.end_headers()
-                self.wfile.write(text)
+    def answer(self, request: Request) -> tuple[int, dict]:
+        query = request.json()["data"]["attributes"]["queries"][0]["query"]
+        if request.headers.get("DD-API-KEY") != API_KEY or request.headers.get("DD-APPLICATION-KEY") != APP_KEY:
+            return 403, {"errors": ["Forbidden"]}
+        if query in self.status:
+            return self.status[query]
+        columns = self.columns.get(query, [])
+        return 200, {"data": {"type": "scalar_response", "attributes": {"columns": columns}}}
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-        self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+    def sent(self) -> tuple[str, dict, dict]:
+        """The last request: its path, headers and JSON body."""
+        last = self.server.requests[-1]
+        return last.path, last.headers, last.json()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture
@@ -84,7 +70,7 @@ def test_one_value_over_the_window_and_the_request_datadog_expects(datadog):
 
     assert provider(datadog, query, window=600.0, aggregator="avg").measure() == 0.02
 
-    path, headers, body = datadog.requests[-1]
+    path, headers, body = datadog.sent()
     assert path == "/api/v2/query/scalar" and headers["Content-Type"] == "application/json"
     assert body == {
         "data": {
@@ -106,7 +92,7 @@ def test_a_query_by_tag_gives_a_value_per_group_and_a_formula_its_own_column(dat
     assert provider(datadog, "avg:latency{*} by {revision}").measure() == (0.12, 0.31)
     datadog.columns["sum:errors{*}"] = [number("query1 * 100", 2.5)]
     assert provider(datadog, "sum:errors{*}", formula="query1 * 100").measure() == 2.5
-    assert datadog.requests[-1][2]["data"]["attributes"]["formulas"] == [{"formula": "query1 * 100"}]
+    assert datadog.sent()[2]["data"]["attributes"]["formulas"] == [{"formula": "query1 * 100"}]
 
 
 @pytest.mark.parametrize(
@@ -146,14 +132,6 @@ def test_parse_scalar_reads_the_last_number_column():
     assert parse_scalar(answer) == 0.5
 
 
-class TemplatesAndSecrets:
-    def __init__(self, objects: dict[str, dict]) -> None:
-        self.objects = objects
-
-    def get(self, kind, namespace, name):
-        return self.objects.get(name)
-
-
 def test_a_template_datadog_metric_is_resolved_with_its_keys_from_secrets_and_measured(datadog):
     query = "sum:model.errors{revision:canary-1}.as_count()"
     datadog.columns[query] = [number("query1", 0.004)]
@@ -176,7 +154,7 @@ def test_a_template_datadog_metric_is_resolved_with_its_keys_from_secrets_and_me
             ]
         }
     }
-    kube = TemplatesAndSecrets({"dd-errors": template, "datadog": {"data": keys}})
+    kube = ObjectsByName({"dd-errors": template, "datadog": {"data": keys}})
     run = AnalysisRun("step-1", "canary-1", AnalysisRef((TemplateRef("dd-errors"),)))
     decision = Decision((), (), "stable-1", "canary-1", Weights(80, 20), {}, analysis_runs=(run,))
     body = {"metadata": {"namespace": "fraud", "name": "fraud-scorer"}, "status": {}}
@@ -184,4 +162,4 @@ def test_a_template_datadog_metric_is_resolved_with_its_keys_from_secrets_and_me
     measured = AnalysisRunner(kube)(body, decision, datetime(2026, 11, 23, 12, 0, tzinfo=UTC))["step-1"]
 
     assert measured.error == "" and measured.measurements["errors"].value == 0.004
-    assert datadog.requests[-1][2]["data"]["attributes"]["queries"][0]["query"] == query
+    assert datadog.sent()[2]["data"]["attributes"]["queries"][0]["query"] == query

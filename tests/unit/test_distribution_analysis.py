@@ -15,6 +15,7 @@ from modelrollout.core import analysis as runs
 from modelrollout.core.rollout import AnalysisRun, Decision, Weights
 from modelrollout.core.spec import AnalysisRef, TemplateRef
 from modelrollout.providers import NoDataError, ProviderError
+from tests.unit.fake_kube import ObjectsByName
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 INF = math.inf
@@ -47,14 +48,6 @@ def template(**distribution) -> dict:
             ],
         }
     }
-
-
-class FakeKube:
-    def __init__(self, templates: dict[str, dict]) -> None:
-        self.templates = templates
-
-    def get(self, kind, namespace, name):
-        return self.templates.get(name)
 
 
 class FakePrometheus:
@@ -98,7 +91,7 @@ def decision(stable: str = "stable-1") -> Decision:
 
 
 def measure(prometheus: FakePrometheus, stable: str = "stable-1", **distribution) -> runs.AnalysisInput:
-    runner = AnalysisRunner(FakeKube({"shift": template(**distribution)}), prometheus)
+    runner = AnalysisRunner(ObjectsByName({"shift": template(**distribution)}), prometheus)
     return runner(BODY, decision(stable), NOW)["step-1"]
 
 
@@ -167,7 +160,7 @@ def test_histograms_that_cannot_be_compared_are_errors(canary, error):
 def test_query_and_distribution_together_cannot_be_resolved():
     both = template()
     both["spec"]["metrics"][0]["provider"]["prometheus"]["query"] = "up"
-    runner = AnalysisRunner(FakeKube({"shift": both}), FakePrometheus({}))
+    runner = AnalysisRunner(ObjectsByName({"shift": both}), FakePrometheus({}))
     error = runner(BODY, decision(), NOW)["step-1"].error
     assert (
         error

@@ -5,7 +5,6 @@ error), then a template's web metric resolved and measured by the analysis runne
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import threading
 from datetime import UTC, datetime
@@ -17,45 +16,29 @@ from modelrollout.core.rollout import AnalysisRun, Decision, Weights
 from modelrollout.core.spec import AnalysisRef, TemplateRef
 from modelrollout.providers import NoDataError, ProviderError
 from modelrollout.providers.web import WebConfig, WebProvider, parse_path
+from tests.loopback import LoopbackServer, Request
+from tests.unit.fake_kube import ObjectsByName
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 class Evaluator:
-    """An HTTP server on loopback: answers each path from `answers` ((status, text)); `/slow` answers
-    only once `release` is set. Keeps every request's method, path, headers and body."""
+    """An evaluation service on loopback: answers each path from `answers` ((status, text)); `/slow`
+    answers only once `release` is set."""
 
     def __init__(self, answers: dict[str, tuple[int, str]]) -> None:
-        self.answers, self.requests = answers, []
-        self.release = threading.Event()
-        owner = self
+        self.answers, self.release = answers, threading.Event()
+        self.server = LoopbackServer(self.answer)
+        self.url = self.server.url
 
-        class Answer(http.server.BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-                owner.requests.append((self.command, self.path, dict(self.headers), body))
-                if self.path.startswith("/slow"):
-                    owner.release.wait(30)
-                status, text = owner.answers.get(self.path.split("?")[0], (404, "not found"))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(text.encode())
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+    def answer(self, request: Request) -> tuple[int, str]:
+        if request.path.startswith("/slow"):
+            self.release.wait(30)
+        return self.answers.get(request.path.split("?")[0], (404, "not found"))
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture
@@ -124,14 +107,6 @@ def test_a_path_outside_the_subset_is_refused(path):
         parse_path(path)
 
 
-class TemplatesAndSecrets:
-    def __init__(self, objects: dict[str, dict]) -> None:
-        self.objects = objects
-
-    def get(self, kind, namespace, name):
-        return self.objects.get(name)
-
-
 def web_template(url: str, **web) -> dict:
     return {
         "spec": {
@@ -149,7 +124,7 @@ def web_template(url: str, **web) -> dict:
 
 def test_a_template_web_metric_is_resolved_with_arguments_and_a_secret_header_then_measured(evaluator):
     token = base64.b64encode(b"s3cret\n").decode()
-    kube = TemplatesAndSecrets(
+    kube = ObjectsByName(
         {
             "accuracy": web_template(
                 evaluator.url + "/score?revision={{args.canary-revision}}",
@@ -172,13 +147,13 @@ def test_a_template_web_metric_is_resolved_with_arguments_and_a_secret_header_th
     assert measured.error == ""
     assert measured.measurements["golden-set-accuracy"].value == 0.93
     assert measured.metrics[0].success_condition == "result >= 0.9"
-    method, path, headers, sent = evaluator.requests[-1]
-    assert (method, path, sent) == ("POST", "/score?revision=canary-1", '{"revision": "canary-1"}')
-    assert (headers["Authorization"], headers["X-Model"]) == ("s3cret", "fraud-scorer")
+    sent = evaluator.server.requests[-1]
+    assert (sent.method, sent.path, sent.body) == ("POST", "/score?revision=canary-1", b'{"revision": "canary-1"}')
+    assert (sent.headers["Authorization"], sent.headers["X-Model"]) == ("s3cret", "fraud-scorer")
 
 
 def test_a_web_metric_whose_endpoint_fails_is_measured_as_an_error(evaluator):
-    kube = TemplatesAndSecrets({"accuracy": web_template(evaluator.url + "/broken")})
+    kube = ObjectsByName({"accuracy": web_template(evaluator.url + "/broken")})
     run = AnalysisRun("step-1", "canary-1", AnalysisRef((TemplateRef("accuracy"),)))
     decision = Decision((), (), "stable-1", "canary-1", Weights(80, 20), {}, analysis_runs=(run,))
     body = {"metadata": {"namespace": "fraud", "name": "fraud-scorer"}, "status": {}}

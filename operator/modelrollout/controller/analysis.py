@@ -200,10 +200,13 @@ class AnalysisRunner:
         if len(kinds) != 1:
             named = f"{', '.join(PROVIDERS[:-1])} or {PROVIDERS[-1]}"
             raise ResolutionError(f"{where}: set exactly one provider: {named}")
-        if kinds == ["web"]:
-            return self._web_metric(namespace, metric, provider["web"], conditions, args, where, default_count)
-        if kinds == ["datadog"]:
-            return self._datadog_metric(namespace, metric, provider["datadog"], conditions, args, where, default_count)
+        if kinds != ["prometheus"]:
+            configure = {"web": self._web_config, "datadog": self._datadog_config}[kinds[0]]
+            try:
+                config = configure(namespace, provider[kinds[0]], args, where)
+                return metric_spec(metric, conditions, default_count), config
+            except ValueError as error:
+                raise ResolutionError(f"{where}: {error}") from None
         prometheus = provider["prometheus"]
         if ("query" in prometheus) == ("distribution" in prometheus):
             raise ResolutionError(f"{where}: set exactly one of provider.prometheus.query and .distribution")
@@ -220,44 +223,24 @@ class AnalysisRunner:
             raise ResolutionError(f"{where}: {error}") from None
         return spec, self._prometheus_config(namespace, prometheus, timeout, args, where)
 
-    def _datadog_metric(
-        self,
-        namespace: str,
-        metric: dict[str, Any],
-        datadog: dict[str, Any],
-        conditions: Mapping[str, str],
-        args: Mapping[str, str],
-        where: str,
-        default_count: int,
-    ) -> tuple[MetricSpec, DatadogConfig]:
+    def _datadog_config(
+        self, namespace: str, datadog: dict[str, Any], args: Mapping[str, str], where: str
+    ) -> DatadogConfig:
         aggregator = str(datadog.get("aggregator", "last"))
         if aggregator not in DATADOG_AGGREGATORS:
-            raise ResolutionError(f"{where}: aggregator {aggregator!r} is not one of {', '.join(DATADOG_AGGREGATORS)}")
-        try:
-            config = DatadogConfig(
-                query=substitute(datadog["query"], args, where, escape=False),
-                api_key=self._secret(namespace, datadog["apiKeySecretRef"], "key", where).strip(),
-                app_key=self._secret(namespace, datadog["appKeySecretRef"], "key", where).strip(),
-                address=substitute(datadog.get("address", DATADOG_ADDRESS), args, where, escape=False),
-                window=parse_duration(datadog.get("window", "5m")),
-                aggregator=aggregator,
-                formula=str(datadog.get("formula", "")),
-                timeout=parse_duration(datadog.get("timeout", "10s")),
-            )
-            return metric_spec(metric, conditions, default_count), config
-        except ValueError as error:
-            raise ResolutionError(f"{where}: {error}") from None
+            raise ValueError(f"aggregator {aggregator!r} is not one of {', '.join(DATADOG_AGGREGATORS)}")
+        return DatadogConfig(
+            query=substitute(datadog["query"], args, where, escape=False),
+            api_key=self._secret(namespace, datadog["apiKeySecretRef"], "key", where).strip(),
+            app_key=self._secret(namespace, datadog["appKeySecretRef"], "key", where).strip(),
+            address=substitute(datadog.get("address", DATADOG_ADDRESS), args, where, escape=False),
+            window=parse_duration(datadog.get("window", "5m")),
+            aggregator=aggregator,
+            formula=str(datadog.get("formula", "")),
+            timeout=parse_duration(datadog.get("timeout", "10s")),
+        )
 
-    def _web_metric(
-        self,
-        namespace: str,
-        metric: dict[str, Any],
-        web: dict[str, Any],
-        conditions: Mapping[str, str],
-        args: Mapping[str, str],
-        where: str,
-        default_count: int,
-    ) -> tuple[MetricSpec, WebConfig]:
+    def _web_config(self, namespace: str, web: dict[str, Any], args: Mapping[str, str], where: str) -> WebConfig:
         headers = []
         for header in web.get("headers") or []:
             if header.get("valueFrom"):
@@ -265,21 +248,17 @@ class AnalysisRunner:
             else:
                 value = substitute(header.get("value", ""), args, where, escape=False)
             headers.append((str(header["name"]), value))
-        try:
-            json_path = str(web.get("jsonPath", "$"))
-            parse_path(json_path)
-            config = WebConfig(
-                url=substitute(web["url"], args, where, escape=False),
-                method=str(web.get("method", "GET")),
-                headers=tuple(headers),
-                body=substitute(web.get("body", ""), args, where, escape=False),
-                json_path=json_path,
-                timeout=parse_duration(web.get("timeout", "10s")),
-                insecure_skip_verify=bool(web.get("insecureSkipVerify", False)),
-            )
-            return metric_spec(metric, conditions, default_count), config
-        except ValueError as error:
-            raise ResolutionError(f"{where}: {error}") from None
+        json_path = str(web.get("jsonPath", "$"))
+        parse_path(json_path)  # a path outside the subset is refused here, not at each measurement
+        return WebConfig(
+            url=substitute(web["url"], args, where, escape=False),
+            method=str(web.get("method", "GET")),
+            headers=tuple(headers),
+            body=substitute(web.get("body", ""), args, where, escape=False),
+            json_path=json_path,
+            timeout=parse_duration(web.get("timeout", "10s")),
+            insecure_skip_verify=bool(web.get("insecureSkipVerify", False)),
+        )
 
     @staticmethod
     def _distribution(
