@@ -489,8 +489,8 @@ def permissions(rules: list[dict]) -> set[tuple[str, str, str, str]]:
     }
 
 
-def labelled_metric(http: str, name: str, **labels: str) -> float | None:
-    """The sample `name` with exactly these labels from an operator's /metrics; None when it has none."""
+def labelled_metric(http: str, name: str, labels: dict[str, str]) -> float | None:
+    """The sample `name` with exactly `labels` from an operator's /metrics; None when it has none."""
     with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as response:
         text = response.read().decode()
     for family in text_string_to_metric_families(text):

@@ -81,14 +81,8 @@ def test_a_failing_dry_run_metric_is_shown_and_the_canary_is_still_promoted(
     assert (dry["name"], dry["phase"], dry["dryRun"]) == ("strict-error-rate", "Failed", True)
     assert dry["message"].endswith("did not meet successCondition result < 0 (dry run)")
     assert dry["message"] in run["message"]
-    failed = labelled_metric(
-        operator.http,
-        "modelrollout_analysis_measurements_total",
-        namespace=namespace,
-        name="fraud-scorer",
-        metric="strict-error-rate",
-        phase="Failed",
-    )
+    labels = {"namespace": namespace, "name": "fraud-scorer", "metric": "strict-error-rate", "phase": "Failed"}
+    failed = labelled_metric(operator.http, "modelrollout_analysis_measurements_total", labels)
     assert failed == dry["failed"] == 1
 
 

@@ -115,7 +115,7 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     (
         "alert-label-names-an-unknown-argument",
         lambda s: s.update(rollbackOn={"alerts": [{"alertname": "A", "labels": {"revision": "{{args.version}}"}}]}),
-        'spec.rollbackOn.alerts[0].labels: Invalid value: "object": a label value can name only {{args.namespace}}',
+        "spec.rollbackOn.alerts[0].labels: Invalid value: a label value can name only {{args.namespace}}",
     ),
     (
         "alert-poll-too-fast",
