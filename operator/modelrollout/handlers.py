@@ -117,7 +117,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     )
     metrics.CACHE_SIZES.sizes = memo.cache.sizes
     memo.events = EventSender(memo.kube).start()
-    memo.notifier = Notifier(memo.kube, operator_receivers(os.environ)).start()
+    memo.notifier = Notifier(memo.kube, operator_receivers(os.environ), events=memo.events).start()
     memo.reconciler = Reconciler(
         memo.kube, utcnow, AnalysisRunner(memo.kube), alarms, memo.cache, memo.events, memo.notifier
     )

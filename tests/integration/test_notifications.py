@@ -1,12 +1,13 @@
 """Notifications on the local control plane: a receiver on loopback is told that a person must approve,
 with the exact promote command, and then that the model was promoted; a receiver that hangs and one that
-is down delay neither the rollout nor the other receiver."""
+is down delay neither the rollout nor the other receiver, and the one that is down ends as a Warning
+Event naming it."""
 
 from __future__ import annotations
 
 import socket
 
-from tests.integration.helpers import WebhookReceiver, plugin, sample, start_canary, wait_status
+from tests.integration.helpers import WebhookReceiver, plugin, sample, start_canary, wait_events, wait_status
 
 
 def closed_url() -> str:
@@ -50,6 +51,10 @@ def test_a_person_is_asked_to_approve_with_the_command_and_receivers_that_fail_d
         done = team.wait_for(lambda b: b["kind"] == "Promoted", "promoted notice")
         assert done["title"] == f"ModelDeployment {namespace}/fraud-scorer promoted"
         assert [b["kind"] for b in team.bodies] == ["ApprovalNeeded", "Promoted"]
+        # The closed port gave up after its retries (1 + 2 + 4 + 8 + 16 s): a Warning Event says so.
+        recorded = wait_events(control_plane, namespace, "NotificationFailed", timeout=120)
+        failed = [e for e in recorded if e["reason"] == "NotificationFailed" and "receiver down " in e["note"]]
+        assert failed and failed[0]["type"] == "Warning" and "(6 attempts)" in failed[0]["note"]
     finally:
         hanging.stop()
         team.stop()

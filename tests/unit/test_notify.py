@@ -38,6 +38,7 @@ APPROVAL = Notice(
     "step 2/3 pause: waiting for a person",
     "kubectl modelrollout promote fraud-scorer -n models",
     NOW,
+    "uid-1",
 )
 
 
@@ -198,10 +199,20 @@ class StubKube:
         return None if data is None else {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
-def test_a_url_in_a_secret_is_read_when_sent():
-    receivers = Receivers()
+class RecordedEvents:
+    """Stands in for the `EventSender`: keeps (regarding, event)."""
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[dict, Event]] = []
+
+    def emit(self, regarding: dict, event: Event, now: datetime) -> None:
+        self.emitted.append((regarding, event))
+
+
+def test_a_url_in_a_secret_is_read_when_sent_and_a_notice_never_taken_is_a_warning_event():
+    receivers, events = Receivers(), RecordedEvents()
     kube = StubKube({("models", "chat"): {"url": "https://chat.example/hook/T0/B0/x\n"}})
-    notifier = Notifier(kube, send=receivers, retry_delays=()).start()
+    notifier = Notifier(kube, send=receivers, retry_delays=(), events=events).start()
     failed = sent_count("failed")
     hidden = Receiver("chat", NoticeFormat.SLACK, url_secret=SecretKey("chat", "url"))
     missing = Receiver("missing", url_secret=SecretKey("chat", "other-key"))
@@ -211,6 +222,14 @@ def test_a_url_in_a_secret_is_read_when_sent():
     assert receivers.wait_for("https://chat.example/hook/T0/B0/x")[0]["text"].startswith("*ModelDeployment")
     wait_counted("failed", failed + 1)  # the key that is not in the Secret
     notifier.stop(WAIT)
+    ((regarding, warning),) = events.emitted
+    assert regarding["metadata"] == {"name": "fraud-scorer", "namespace": "models", "uid": "uid-1"}
+    assert (warning.type, warning.reason) == (EventType.WARNING, EventReason.NOTIFICATION_FAILED)
+    assert warning.message == (
+        "the ApprovalNeeded notification to receiver missing was not delivered (1 attempt), last error: Secret "
+        "models/chat has no key other-key (receiver missing); check the receiver's URL (or its Secret) and that it "
+        "answers 2xx"
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@ Rules:
 - A notice goes to every receiver that wants its kind: the ModelDeployment's `spec.notifications`
   and the operator-wide one (`MODELROLLOUT_NOTIFY_URL`, `MODELROLLOUT_NOTIFY_FORMAT`).
 - A send that fails (refused, `SEND_TIMEOUT_SECONDS` without an answer, not 2xx, a Secret missing)
-  is tried again after 1, 2, 4, 8 and 16 s, then dropped and counted. A receiver that is down or
-  hangs holds one sender thread per message at most, never a reconcile.
+  is tried again after 1, 2, 4, 8 and 16 s, then dropped, counted, and reported as a Warning Event
+  (`NotificationFailed`) on the ModelDeployment, naming the receiver and the last error. A receiver
+  that is down or hangs holds one sender thread per message at most, never a reconcile.
 - Formats are declared once (`RENDERERS`): generic JSON, Slack, Teams. Secrets never appear in logs.
 """
 
@@ -29,11 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelrollout.controller import metrics
-from modelrollout.core.enums import AbortReason, EventReason
+from modelrollout.controller.events import Events
+from modelrollout.core.enums import AbortReason, EventReason, EventType
 from modelrollout.core.notifications import NoticeFormat, NoticeKind, Receiver
-from modelrollout.core.rollout import Decision
+from modelrollout.core.rollout import Decision, Event
 from modelrollout.core.spec import ObjectMeta
-from modelrollout.kube.client import SECRET, KubeClient, KubeError
+from modelrollout.kube.client import MODEL_DEPLOYMENT, SECRET, KubeClient, KubeError
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
 SEND_THREADS = 4
@@ -52,6 +54,11 @@ class Notice:
     message: str
     command: str  # what a person runs next
     time: datetime
+    uid: str = ""  # the ModelDeployment's, for an Event about a notice that could not be sent
+
+    def regarding(self) -> dict[str, Any]:
+        metadata = {"name": self.name, "namespace": self.namespace, "uid": self.uid}
+        return {"apiVersion": MODEL_DEPLOYMENT.api_version, "kind": MODEL_DEPLOYMENT.kind, "metadata": metadata}
 
 
 def notices_of(meta: ObjectMeta, decision: Decision, now: datetime) -> list[Notice]:
@@ -60,7 +67,7 @@ def notices_of(meta: ObjectMeta, decision: Decision, now: datetime) -> list[Noti
     found: list[Notice] = []
 
     def add(kind: NoticeKind, message: str, command: str) -> None:
-        found.append(Notice(kind, meta.namespace, meta.name, revision, message, command, now))
+        found.append(Notice(kind, meta.namespace, meta.name, revision, message, command, now, meta.uid))
 
     target = f"{meta.name} -n {meta.namespace}"
     for event in decision.events:
@@ -169,8 +176,10 @@ class Notifier:
         clock: Callable[[], float] = time.monotonic,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
         limit: int = PENDING_LIMIT,
+        events: Events | None = None,
     ) -> None:
         self._kube = kube
+        self._events = events
         self._operator_wide = operator_wide
         self._send = send
         self._clock = clock
@@ -242,15 +251,16 @@ class Notifier:
                 metrics.NOTIFICATIONS.labels("retried").inc()
                 return
             metrics.NOTIFICATIONS.labels("failed").inc()
-            log.warning(
-                "could not notify %s of %s for %s/%s after %d attempts: %s",
-                receiver.name,
-                notice.kind,
-                notice.namespace,
-                notice.name,
-                delivery.attempt + 1,
-                error,
+            attempts = delivery.attempt + 1
+            message = (
+                f"the {notice.kind} notification to receiver {receiver.name} was not delivered "
+                f"({attempts} attempt{'' if attempts == 1 else 's'}), last error: {error}; "
+                "check the receiver's URL (or its Secret) and that it answers 2xx"
             )
+            log.warning("%s/%s: %s", notice.namespace, notice.name, message)
+            if self._events is not None:
+                warning = Event(EventType.WARNING, EventReason.NOTIFICATION_FAILED, message)
+                self._events.emit(notice.regarding(), warning, datetime.now(UTC))
             return
         metrics.NOTIFICATIONS.labels("sent").inc()
 

@@ -144,6 +144,7 @@ class EventReason(StrEnum):
     PAUSED = "Paused"
     DEGRADED = "Degraded"
     INVALID_SPEC = "InvalidSpec"
+    NOTIFICATION_FAILED = "NotificationFailed"  # the shell's: a receiver never took a notice
 
     @classmethod
     def manual(cls, action: RequestAction) -> EventReason:
