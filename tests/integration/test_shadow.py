@@ -34,12 +34,16 @@ def mirroring_gateway(control_plane, namespace) -> None:
 
 SCORES = (
     'sum by (le) (increase(model_prediction_score_bucket{{namespace="{{{{args.namespace}}}}",'
-    'revision="{{{{args.{side}}}}}"}}[10s]))'
+    'revision="{{{{args.{side}}}}}"}}[20s]))'
 )
 
 
 def prediction_shift_template() -> dict:
-    """PSI between the stable and the new revision's prediction scores over the last 10 seconds."""
+    """PSI between the stable and the new revision's prediction scores over the last 20 seconds.
+
+    The simulator sends each revision about 10 predictions a second: 20 s hold about 200, well over
+    minSamples 100 even on a loaded machine (10 s held 96 once, and the shadow paused as inconclusive).
+    """
     return {
         "apiVersion": "modelrollout.io/v1alpha1",
         "kind": "ModelAnalysisTemplate",
