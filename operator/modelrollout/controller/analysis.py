@@ -19,7 +19,6 @@ Rules:
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -32,7 +31,7 @@ from modelrollout.core.durations import parse_duration
 from modelrollout.core.expressions import ConditionError, compile_condition
 from modelrollout.core.rollout import AnalysisRun, Decision
 from modelrollout.core.spec import ARGUMENT
-from modelrollout.kube.client import SECRET, Kind, KubeClient
+from modelrollout.kube.client import Kind, KubeClient, SecretMissing, secret_value
 from modelrollout.providers import MetricProvider, NoDataError, ProviderError
 from modelrollout.providers.datadog import AGGREGATORS as DATADOG_AGGREGATORS
 from modelrollout.providers.datadog import DEFAULT_ADDRESS as DATADOG_ADDRESS
@@ -307,11 +306,7 @@ class AnalysisRunner:
         )
 
     def _secret(self, namespace: str, reference: Mapping[str, str], field: str, where: str) -> str:
-        name, key = reference["name"], reference[field]
-        secret = self._kube.get(SECRET, namespace, name)
-        if secret is None:
-            raise ResolutionError(f"{where}: Secret {name} not found in namespace {namespace}")
-        data = secret.get("data") or {}
-        if key not in data:
-            raise ResolutionError(f"{where}: Secret {name} has no key {key}")
-        return base64.b64decode(data[key]).decode("utf-8")
+        try:
+            return secret_value(self._kube, namespace, reference["name"], reference[field])
+        except SecretMissing as error:
+            raise ResolutionError(f"{where}: {error}") from None

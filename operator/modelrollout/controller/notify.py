@@ -14,7 +14,6 @@ Rules:
 
 from __future__ import annotations
 
-import base64
 import heapq
 import itertools
 import json
@@ -35,7 +34,7 @@ from modelrollout.core.enums import AbortReason, EventReason, EventType
 from modelrollout.core.notifications import NoticeFormat, NoticeKind, Receiver
 from modelrollout.core.rollout import Decision, Event
 from modelrollout.core.spec import ObjectMeta
-from modelrollout.kube.client import MODEL_DEPLOYMENT, SECRET, KubeClient, KubeError
+from modelrollout.kube.client import MODEL_DEPLOYMENT, KubeClient, KubeError, SecretMissing, secret_value
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
 SEND_THREADS = 4
@@ -268,11 +267,10 @@ class Notifier:
         if receiver.url_secret is None:
             return receiver.url
         ref = receiver.url_secret
-        secret = self._kube.get(SECRET, namespace, ref.name)
-        data = (secret or {}).get("data") or {}
-        if ref.key not in data:
-            raise ValueError(f"Secret {namespace}/{ref.name} has no key {ref.key} (receiver {receiver.name})")
-        url = base64.b64decode(data[ref.key]).decode("utf-8").strip()
+        try:
+            url = secret_value(self._kube, namespace, ref.name, ref.key).strip()
+        except SecretMissing as error:
+            raise ValueError(f"{error} (receiver {receiver.name})") from None
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"Secret {namespace}/{ref.name} key {ref.key} is not an http(s) URL")
         return url

@@ -12,6 +12,7 @@ Rules:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -77,6 +78,21 @@ class KubeError(Exception):
     @property
     def conflict(self) -> bool:
         return self.status == 409
+
+
+class SecretMissing(LookupError):
+    """A Secret, or the key in it, that a spec or template names is not there."""
+
+
+def secret_value(kube: Any, namespace: str, name: str, key: str) -> str:
+    """The decoded value of `key` in Secret `namespace/name` (read through `kube.get`, as its stand-ins do)."""
+    secret = kube.get(SECRET, namespace, name)
+    if secret is None:
+        raise SecretMissing(f"Secret {name} not found in namespace {namespace}")
+    data = secret.get("data") or {}
+    if key not in data:
+        raise SecretMissing(f"Secret {namespace}/{name} has no key {key}")
+    return base64.b64decode(data[key]).decode("utf-8")
 
 
 def refusal(code: int, data: str) -> KubeError:
