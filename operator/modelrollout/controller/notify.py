@@ -31,7 +31,7 @@ from typing import Any
 from modelrollout.controller import metrics
 from modelrollout.controller.events import Events
 from modelrollout.core.enums import AbortReason, EventReason, EventType
-from modelrollout.core.notifications import NoticeFormat, NoticeKind, Receiver
+from modelrollout.core.notifications import NoticeFormat, NoticeKind, Receiver, is_http_url
 from modelrollout.core.rollout import Decision, Event
 from modelrollout.core.spec import ObjectMeta
 from modelrollout.kube.client import MODEL_DEPLOYMENT, KubeClient, KubeError, SecretMissing, secret_value
@@ -150,7 +150,7 @@ def operator_receivers(environ: Mapping[str, str]) -> tuple[Receiver, ...]:
     url = environ.get("MODELROLLOUT_NOTIFY_URL", "")
     if not url:
         return ()
-    if not url.startswith(("http://", "https://")):
+    if not is_http_url(url):
         raise ValueError("MODELROLLOUT_NOTIFY_URL must start with http:// or https://")
     return (Receiver("operator", NoticeFormat(environ.get("MODELROLLOUT_NOTIFY_FORMAT", "generic")), url=url),)
 
@@ -271,6 +271,6 @@ class Notifier:
             url = secret_value(self._kube, namespace, ref.name, ref.key).strip()
         except SecretMissing as error:
             raise ValueError(f"{error} (receiver {receiver.name})") from None
-        if not url.startswith(("http://", "https://")):
+        if not is_http_url(url):
             raise ValueError(f"Secret {namespace}/{ref.name} key {ref.key} is not an http(s) URL")
         return url

@@ -47,6 +47,11 @@ class Receiver:
         return not self.kinds or kind in self.kinds
 
 
+def is_http_url(url: str) -> bool:
+    """What a receiver's URL must be, however it is given (spec, Secret, operator setting)."""
+    return url.startswith(("http://", "https://"))
+
+
 def parse_receivers(notifications: Mapping[str, Any] | None) -> tuple[Receiver, ...]:
     receivers = []
     for index, item in enumerate((notifications or {}).get("receivers") or []):
@@ -54,7 +59,7 @@ def parse_receivers(notifications: Mapping[str, Any] | None) -> tuple[Receiver, 
         url, ref = str(item.get("url") or ""), item.get("urlSecretRef")
         if bool(url) == bool(ref):
             raise ValueError(f"notifications.receivers[{index}] ({name}): set exactly one of url and urlSecretRef")
-        if url and not url.startswith(("http://", "https://")):
+        if url and not is_http_url(url):
             raise ValueError(f"notifications.receivers[{index}] ({name}): url must start with http:// or https://")
         receivers.append(
             Receiver(
