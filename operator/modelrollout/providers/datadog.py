@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from modelrollout.providers import NoDataError, ProviderError
+from modelrollout.providers.http import send
 
 DEFAULT_ADDRESS = "https://api.datadoghq.com"
 AGGREGATORS = ("last", "avg", "sum", "min", "max")
@@ -72,17 +71,14 @@ class DatadogProvider:
     def measure(self) -> float | tuple[float, ...]:
         config = self._config
         url = config.address.rstrip("/") + "/api/v2/query/scalar"
-        try:
-            answer = requests.post(
-                url,
-                json=scalar_request(config, self._clock()),
-                headers={"DD-API-KEY": config.api_key, "DD-APPLICATION-KEY": config.app_key},
-                timeout=config.timeout,
-            )
-        except requests.Timeout:
-            raise ProviderError(f"Datadog at {config.address} did not answer within {config.timeout:g}s") from None
-        except requests.RequestException as error:
-            raise ProviderError(f"Datadog at {config.address} is unreachable: {type(error).__name__}") from None
+        answer = send(
+            f"Datadog at {config.address}",
+            "POST",
+            url,
+            config.timeout,
+            json=scalar_request(config, self._clock()),
+            headers={"DD-API-KEY": config.api_key, "DD-APPLICATION-KEY": config.app_key},
+        )
         if answer.status_code == 429:
             raise ProviderError(f"Datadog at {config.address} rate-limits the queries (429); measure less often")
         try:

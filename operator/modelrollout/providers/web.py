@@ -17,9 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from modelrollout.providers import NoDataError, ProviderError
+from modelrollout.providers.http import send
 
 SHOWN_ANSWER = 200  # characters of an unexpected answer put in the error message
 _SEGMENT = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\['([^']*)'\]")
@@ -91,20 +90,16 @@ class WebProvider:
 
     def measure(self) -> float | tuple[float, ...]:
         config = self._config
-        try:
-            answer = requests.request(
-                config.method,
-                config.url,
-                headers=dict(config.headers),
-                data=config.body.encode() if config.body else None,
-                timeout=config.timeout,
-                verify=not config.insecure_skip_verify,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise ProviderError(f"{config.method} {config.url} did not answer within {config.timeout:g}s") from None
-        except requests.RequestException as error:
-            raise ProviderError(f"{config.method} {config.url} is unreachable: {type(error).__name__}") from None
+        answer = send(
+            f"{config.method} {config.url}",
+            config.method,
+            config.url,
+            config.timeout,
+            headers=dict(config.headers),
+            data=config.body.encode() if config.body else None,
+            verify=not config.insecure_skip_verify,
+            allow_redirects=False,
+        )
         if not 200 <= answer.status_code < 300:
             raise ProviderError(
                 f"{config.method} {config.url} answered {answer.status_code}: {answer.text[:SHOWN_ANSWER]!r}"
