@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from modelrollout.core import hooks
 from modelrollout.core.rollout import gates, transitions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +70,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "reference": reference,
     "stages": stages,
     "gates": gates.markdown_table,
+    "hooks": hooks.markdown_table,
 }
 
 

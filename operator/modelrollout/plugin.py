@@ -86,6 +86,14 @@ def format_status(body: dict[str, Any]) -> str:
     for pause in status.get("pauseReasons") or []:
         if pause.get("gate"):
             lines.append(f"Waiting:     gate {pause['gate']}: approve with `kubectl modelrollout promote`")
+    for hook in status.get("hooks") or []:
+        step = f" step {hook['step'] + 1}" if hook.get("step") is not None else ""
+        answer = f"HTTP {hook['code']}" if hook.get("code") is not None else "no answer"
+        detail = f": {hook['message']}" if hook.get("message") else ""
+        lines.append(
+            f"Hook:        {hook.get('hook')} at {hook.get('point')}{step}: {hook.get('phase')}, {answer} in "
+            f"{hook.get('latencySeconds', 0)}s after {hook.get('attempts')} attempt(s){detail}"
+        )
     for approval in status.get("approvals") or []:
         lines.append(f"Approved:    {approval.get('gate')} by {approval.get('actor')} at {approval.get('time')}")
     lines += [

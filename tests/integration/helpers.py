@@ -70,6 +70,12 @@ def owned_deployments(control_plane, namespace: str, name: str = "fraud-scorer")
     return listing["items"]
 
 
+def route_weights(control_plane, namespace: str, name: str = "fraud-scorer") -> list[int]:
+    """The HTTPRoute's backend weights: stable first, then canary."""
+    route = get_json(control_plane, "httproute", name, "-n", namespace)
+    return [ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]]
+
+
 def replicas_by_revision(control_plane, namespace: str, name: str = "fraud-scorer") -> dict[str, int]:
     return {
         d["metadata"]["labels"]["modelrollout.io/revision"]: d["spec"]["replicas"]

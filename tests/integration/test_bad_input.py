@@ -146,6 +146,26 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
         lambda s: s.update(notifications={"receivers": [{"name": "c", "url": "https://c/h", "kinds": ["Started"]}]}),
         'spec.notifications.receivers[0].kinds[0]: Unsupported value: "Started"',
     ),
+    (
+        "hook-without-target",
+        lambda s: s.update(hooks=[{"name": "load-test", "at": ["preRollout"]}]),
+        "spec.hooks[0]: Invalid value: a hook needs a target: set webhook.url",
+    ),
+    (
+        "hook-url-not-http",
+        lambda s: s.update(hooks=[{"name": "h", "at": ["preRollout"], "webhook": {"url": "file:///etc/passwd"}}]),
+        "spec.hooks[0].webhook.url in body should match '^https?://'",
+    ),
+    (
+        "hook-unknown-point",
+        lambda s: s.update(hooks=[{"name": "h", "at": ["beforeLunch"], "webhook": {"url": "http://h/"}}]),
+        'spec.hooks[0].at[0]: Unsupported value: "beforeLunch"',
+    ),
+    (
+        "hooks-of-one-name",
+        lambda s: s.update(hooks=[{"name": "h", "at": ["onEvent"], "webhook": {"url": "http://h/"}}] * 2),
+        'spec.hooks[1]: Duplicate value: {"name":"h"}',
+    ),
     ("unknown-automation", lambda s: s.update(automation="yolo"), 'spec.automation: Unsupported value: "yolo"'),
     ("zero-progress-deadline", lambda s: s.update(progressDeadlineSeconds=0), "spec.progressDeadlineSeconds"),
     ("history-over-100", lambda s: s.update(revisionHistoryLimit=101), "spec.revisionHistoryLimit: Invalid value: 101"),

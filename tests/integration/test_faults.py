@@ -18,6 +18,7 @@ from tests.integration.helpers import (
     plugin,
     replicas_by_revision,
     revision_of,
+    route_weights,
     sample,
     start_canary,
     template,
@@ -35,11 +36,6 @@ def routed(replicas=2, steps=None, **spec) -> dict:
         trafficRouting={"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
         **spec,
     )
-
-
-def route_weights(control_plane, namespace: str) -> list[int]:
-    route = get_json(control_plane, "httproute", "fraud-scorer", "-n", namespace)
-    return [ref["weight"] for ref in route["spec"]["rules"][0]["backendRefs"]]
 
 
 def test_prometheus_outage_mid_analysis_neither_promotes_nor_rolls_back(control_plane, operator, monitoring, namespace):

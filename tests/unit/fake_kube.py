@@ -26,6 +26,7 @@ from typing import Any
 
 import modelrollout.controller.routing  # noqa: F401  registers the routers' kinds with the client
 from modelrollout.core import labels
+from modelrollout.core.rollout import Event
 from modelrollout.kube.client import DEPLOYMENT, KINDS, POD, Kind, KubeError, kind_of
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
@@ -306,3 +307,13 @@ class ObjectsByName:
 
     def get(self, kind: Kind, namespace: str | None, name: str) -> dict[str, Any] | None:
         return self.objects.get(name)
+
+
+class RecordedEvents:
+    """Stands in for the `EventSender`: keeps (regarding, event)."""
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[dict, Event]] = []
+
+    def emit(self, regarding: dict, event: Event, now: datetime) -> None:
+        self.emitted.append((regarding, event))

@@ -390,6 +390,16 @@ class Checker:
             )
 
 
+def every(*checks):
+    """One check made of several, run in order on each decision."""
+
+    def run(observation: Observation, decision: Decision, previous: Decision | None = None) -> None:
+        for each in checks:
+            each(observation, decision, previous)
+
+    return run
+
+
 def check(observation: Observation, decision: Decision, previous: Decision | None) -> None:
     """Every invariant but the pause rule, which needs a `Checker`'s memory."""
     no_traffic_without_pods(observation, decision)
@@ -399,3 +409,94 @@ def check(observation: Observation, decision: Decision, previous: Decision | Non
     abort_is_immediate(observation, decision)
     deterministic(observation, decision)
     moves_are_told(observation, decision)
+
+
+@dataclass
+class HookLedger:
+    """Gating hooks hold traffic: what the hooks' side answered (the World's log of calls, shared), and
+    the traffic each decision gives the new revision.
+
+    - No mirror, live weight or switch reaches a revision before each of its `preRollout` hooks answered 2xx.
+    - Each new high of a revision's route weight needs one more step whose `preTrafficIncrease` hooks all
+      answered 2xx; a promotion or blue/green switch needs its `prePromotion` hooks' 2xx.
+    - No hook is called again at a point (and step) where it answered 2xx, within one rollout.
+    A failed hook a person skipped (promote while paused on it) counts as answered.
+    """
+
+    calls: list  # (HookCall, HookAnswer), appended by the World
+    seen: int = 0
+    passed: set = field(default_factory=set)  # (revision, point, step, hook)
+    failed: set = field(default_factory=set)
+    highest: dict = field(default_factory=dict)  # revision -> highest route canary weight so far
+    increases: dict = field(default_factory=dict)  # revision -> new highs so far
+
+    def __call__(self, observation: Observation, decision: Decision, previous: Decision | None = None) -> None:
+        if "RolloutStarted" in [event.reason for event in decision.events]:
+            self._forget(observation.spec.revision)
+        self._skips(observation, previous)
+        for call, answer in self.calls[self.seen :]:
+            key = (call.revision, str(call.point), call.step, call.hook.name)
+            if key in self.passed:
+                _fail("a hook was called again where it had answered 2xx", observation, decision, hook=key)
+            (self.passed if answer.ok else self.failed).add(key)
+        self.seen = len(self.calls)
+        self._traffic(observation, decision, previous)
+
+    def _forget(self, revision: str) -> None:
+        self.passed = {key for key in self.passed if key[0] != revision}
+        self.failed = {key for key in self.failed if key[0] != revision}
+        self.highest.pop(revision, None)
+        self.increases.pop(revision, None)
+
+    def _skips(self, observation: Observation, previous: Decision | None) -> None:
+        request = observation.request
+        if request is None or request.action not in ("promote", "promote-full") or previous is None:
+            return
+        if any(pause.get("reason") == "HookFailed" for pause in previous.status.get("pauseReasons") or []):
+            self.passed |= {key for key in self.failed if key[0] == previous.canary_revision}
+
+    def _missing(self, revision: str, point: str, observation: Observation, step=None) -> list[str]:
+        hooks = [hook.name for hook in observation.spec.hooks if point in hook.at]
+        return [name for name in hooks if (revision, point, step, name) not in self.passed]
+
+    def _traffic(self, observation: Observation, decision: Decision, previous: Decision | None) -> None:
+        new, route = decision.canary_revision, decision.route_weights
+        splits = splits_by_weight(observation)
+        if new:
+            if (splits and (route.canary > 0 or route.mirror > 0)) or decision.active_revision == new:
+                missing = self._missing(new, "preRollout", observation)
+                if missing:
+                    _fail(
+                        "traffic reached a revision before its preRollout hooks answered 2xx",
+                        observation,
+                        decision,
+                        hooks=missing,
+                    )
+            if splits and route.canary > self.highest.get(new, 0):
+                self.highest[new] = route.canary
+                self.increases[new] = self.increases.get(new, 0) + 1
+                for hook in (h for h in observation.spec.hooks if "preTrafficIncrease" in h.at):
+                    steps = {
+                        key[2]
+                        for key in self.passed
+                        if key[0] == new and key[1] == "preTrafficIncrease" and key[3] == hook.name
+                    }
+                    if len(steps) < self.increases[new]:
+                        _fail(
+                            "a route weight rose without its preTrafficIncrease hook's 2xx",
+                            observation,
+                            decision,
+                            hook=hook.name,
+                            increases=self.increases[new],
+                            steps_answered=sorted(steps),
+                        )
+            switched = decision.active_revision == new and (previous is None or previous.active_revision != new)
+            if switched and self._missing(new, "prePromotion", observation):
+                _fail("a blue/green switch before the prePromotion hooks answered 2xx", observation, decision)
+        promoted = previous.canary_revision if previous is not None else ""
+        if promoted and decision.stable_revision == promoted and previous.stable_revision != promoted:
+            missing = self._missing(promoted, "prePromotion", observation) + self._missing(
+                promoted, "preRollout", observation
+            )
+            if missing:
+                _fail("a promotion before the prePromotion hooks answered 2xx", observation, decision, hooks=missing)

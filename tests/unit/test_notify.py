@@ -26,6 +26,7 @@ from modelrollout.core.notifications import NoticeFormat, NoticeKind, Receiver, 
 from modelrollout.core.rollout import Decision, Event
 from modelrollout.core.rollout.decision import Weights
 from modelrollout.core.spec import ObjectMeta
+from tests.unit.fake_kube import RecordedEvents
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 META = ObjectMeta(name="fraud-scorer", namespace="models", uid="uid-1", generation=3)
@@ -199,16 +200,6 @@ class StubKube:
         return None if data is None else {"data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
-class RecordedEvents:
-    """Stands in for the `EventSender`: keeps (regarding, event)."""
-
-    def __init__(self) -> None:
-        self.emitted: list[tuple[dict, Event]] = []
-
-    def emit(self, regarding: dict, event: Event, now: datetime) -> None:
-        self.emitted.append((regarding, event))
-
-
 def test_a_url_in_a_secret_is_read_when_sent_and_a_notice_never_taken_is_a_warning_event():
     receivers, events = Receivers(), RecordedEvents()
     kube = StubKube({("models", "chat"): {"url": "https://chat.example/hook/T0/B0/x\n"}})
@@ -227,7 +218,7 @@ def test_a_url_in_a_secret_is_read_when_sent_and_a_notice_never_taken_is_a_warni
     assert (warning.type, warning.reason) == (EventType.WARNING, EventReason.NOTIFICATION_FAILED)
     assert warning.message == (
         "the ApprovalNeeded notification to receiver missing was not delivered (1 attempt), last error: Secret "
-        "models/chat has no key other-key (receiver missing); check the receiver's URL (or its Secret) and that it "
+        "models/chat has no key other-key; check the receiver's URL (or its Secret) and that it "
         "answers 2xx"
     )
 

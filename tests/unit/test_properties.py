@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from modelrollout.core import analysis as runs
 from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
 from modelrollout.core.enums import RequestAction, Router
+from modelrollout.core.hooks import HookAnswer, HookFailure, HookPoint
 from modelrollout.core.observed import Request
 from modelrollout.core.routers import TRAITS
 from tests.unit import invariants
@@ -58,6 +59,21 @@ def steps(draw) -> list[dict]:
 
 
 @st.composite
+def hooks(draw) -> list[dict]:
+    return [
+        {
+            "name": f"hook-{index}",
+            "at": draw(st.lists(st.sampled_from(tuple(HookPoint)), min_size=1, max_size=4, unique=True)),
+            "webhook": {"url": "http://hooks.test/"},
+            "onFailure": draw(st.sampled_from(tuple(HookFailure))),
+            "retries": draw(st.integers(0, 1)),
+            "retryIntervalSeconds": 30,
+        }
+        for index in range(draw(st.integers(1, 2)))
+    ]
+
+
+@st.composite
 def specs(draw) -> dict:
     router = draw(st.sampled_from(ROUTERS))
     replicas = draw(st.integers(1, 12))
@@ -88,6 +104,8 @@ def specs(draw) -> dict:
         extra["analysis"] = {**CHECKS, "startingStep": draw(st.integers(0, 3))}
     if draw(st.booleans()):
         extra["rollbackOn"] = {"alerts": [{"alertname": "ModelErrorRateHigh"}]}
+    if draw(st.booleans()):
+        extra["hooks"] = draw(hooks())
     if router == Router.GATEWAY_API and draw(st.booleans()):
         extra["trafficRouting"] = {"gatewayAPI": {"parentRefs": [{"name": "gw"}], "assumeMirroring": True}}
     return {"replicas": replicas, "router": router, "strategy": strategy, **extra}
@@ -96,6 +114,8 @@ def specs(draw) -> dict:
 OUTCOMES = ("pass", "fail", "no-data", "error", "invalid")
 DRY_RUN_OUTCOMES = (None, "pass", "fail", "no-data", "error")  # a dry-run metric beside it, or none
 VALUES = {"pass": 0.001, "fail": 0.5, "no-data": None, "error": None}
+
+HOOK_ANSWERS = ("2xx", "5xx", "no answer")
 
 events = st.one_of(
     st.tuples(st.just("advance"), st.sampled_from((1, 30, 61, 301, 601, 3600))),
@@ -106,6 +126,7 @@ events = st.one_of(
     st.tuples(st.just("alert"), st.booleans()),
     st.tuples(st.just("mirroring-declared"), st.booleans()),
     st.tuples(st.just("analysis"), st.tuples(st.sampled_from(OUTCOMES), st.sampled_from(DRY_RUN_OUTCOMES))),
+    st.tuples(st.just("hooks-answer"), st.sampled_from(HOOK_ANSWERS)),
     st.tuples(st.just("new-version"), st.none()),
     st.tuples(st.just("revert"), st.none()),
     st.tuples(st.just("restart"), st.none()),
@@ -157,6 +178,13 @@ def apply_event(world: World, body: dict, event: tuple, versions: dict[str, str]
         case "analysis":
             asked = world.decision.analysis_runs if world.decision else ()
             world.analysis = {run.key: analysis_input(value, getattr(run, "default_count", 1), world) for run in asked}
+        case "hooks-answer":
+            answer = {
+                "2xx": HookAnswer(True, 0.01, 200),
+                "5xx": HookAnswer(False, 0.01, 503, "overloaded"),
+                "no answer": HookAnswer(False, 10.0, None, "did not answer within 10s"),
+            }[value]
+            world.hook_server = lambda call: answer
         case "new-version":
             version = str(len(versions) + 1)
             world.spec = make_spec(version=version, **body)
@@ -172,7 +200,8 @@ def apply_event(world: World, body: dict, event: tuple, versions: dict[str, str]
 @PROFILE
 @given(body=specs(), script=st.lists(events, min_size=1, max_size=25))
 def test_every_decision_keeps_the_safety_invariants(body, script):
-    world = World(make_spec(version="1", **body), check=invariants.Checker())
+    world = World(make_spec(version="1", **body))
+    world.check = invariants.every(invariants.Checker(), invariants.HookLedger(world.hook_calls))
     world.run()
     world.spec = make_spec(version="2", **body)
     versions = {make_spec(version="1", **body).revision: "1", world.spec.revision: "2"}

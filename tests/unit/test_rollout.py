@@ -486,5 +486,5 @@ def test_retry_analysis_is_refused_when_nothing_is_inconclusive(stable_world):
     assert refused.status["lastRequest"] == {
         **refused.status["lastRequest"],
         "accepted": False,
-        "message": "no analysis is inconclusive: nothing to run again",
+        "message": "no analysis is inconclusive and no hook failed: nothing to run again",
     }

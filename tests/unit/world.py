@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from modelrollout.core.analysis import AnalysisInput
+from modelrollout.core.hooks import HookAnswer, HookCall
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
 from modelrollout.core.rollout import Decision, DesiredDeployment, decide
 from modelrollout.core.spec import ObjectMeta, parse_spec
@@ -25,6 +26,7 @@ STEPS = [{"setWeight": 5}, {"pause": {"duration": "10m"}}, {"setWeight": 50}, {"
 RUN_LIMIT = 60
 
 Check = Callable[[Observation, Decision, Decision | None], None]  # e.g. an invariants.Checker()
+HookServer = Callable[[HookCall], HookAnswer]  # the hooks' side: how it answers each gating call
 
 
 def make_spec(version="1", replicas=4, steps=None, router=True, history=5, strategy=None, **extra):
@@ -68,8 +70,11 @@ class World:
         self.events: list[str] = []
         self.asked = 0
         self.check = check
+        self.hook_server: HookServer = lambda call: HookAnswer(True, 0.01, 200, "ok")
+        self.hook_calls: list[tuple[HookCall, HookAnswer]] = []  # gating calls made, in order, with the answer
+        self.told: list[HookCall] = []  # calls that gate nothing, in order
 
-    def observe(self) -> Observation:
+    def observe(self, hook_answers: dict[str, HookAnswer] | None = None) -> Observation:
         return Observation(
             META,
             self.spec,
@@ -80,15 +85,24 @@ class World:
             self.analysis,
             self.alerts,
             self.mirroring_undeclared,
+            hook_answers or {},
         )
 
     def step(self, settle=True) -> Decision:
+        """One reconcile, as the reconciler makes it: a decision, and when it asks for gating hook calls,
+        the calls, then the decision that takes their answers in (the first one is dropped)."""
         observation = self.observe()
         decision = decide(observation)
+        if decision.hook_calls:
+            answers = {call.key: self.hook_server(call) for call in decision.hook_calls}
+            self.hook_calls += [(call, answers[call.key]) for call in decision.hook_calls]
+            observation = self.observe(answers)
+            decision = decide(observation)
         if self.check is not None:
             self.check(observation, decision, self.decision)
         self.decision = decision
         self.events += [event.reason for event in decision.events]
+        self.told += decision.hook_notices
         self.request = None
         self.status = decision.status
         for desired in decision.deployments:

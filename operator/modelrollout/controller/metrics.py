@@ -83,6 +83,12 @@ NOTIFICATIONS = Counter(
     ["result"],
     registry=REGISTRY,
 )
+HOOK_CALLS = Counter(
+    "modelrollout_hook_calls",
+    "Hook calls by point and result: sent (2xx), failed; for hooks that gate nothing also retried and dropped",
+    ["point", "result"],
+    registry=REGISTRY,
+)
 WEBHOOK_ALERTS = Counter(
     "modelrollout_webhook_alerts", "Alertmanager webhook alerts received, by status", ["status"], registry=REGISTRY
 )

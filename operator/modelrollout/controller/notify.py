@@ -31,7 +31,7 @@ from typing import Any
 from modelrollout.controller import metrics
 from modelrollout.controller.events import Events
 from modelrollout.core.enums import AbortReason, EventReason, EventType
-from modelrollout.core.notifications import NoticeFormat, NoticeKind, Receiver, is_http_url
+from modelrollout.core.notifications import NoticeFormat, NoticeKind, Receiver, SecretKey, is_http_url
 from modelrollout.core.rollout import Decision, Event
 from modelrollout.core.spec import ObjectMeta
 from modelrollout.kube.client import MODEL_DEPLOYMENT, KubeClient, KubeError, SecretMissing, secret_value
@@ -56,8 +56,13 @@ class Notice:
     uid: str = ""  # the ModelDeployment's, for an Event about a notice that could not be sent
 
     def regarding(self) -> dict[str, Any]:
-        metadata = {"name": self.name, "namespace": self.namespace, "uid": self.uid}
-        return {"apiVersion": MODEL_DEPLOYMENT.api_version, "kind": MODEL_DEPLOYMENT.kind, "metadata": metadata}
+        return regarding(self.namespace, self.name, self.uid)
+
+
+def regarding(namespace: str, name: str, uid: str) -> dict[str, Any]:
+    """A ModelDeployment as an Event's subject, for Events sent apart from a reconcile."""
+    metadata = {"name": name, "namespace": namespace, "uid": uid}
+    return {"apiVersion": MODEL_DEPLOYMENT.api_version, "kind": MODEL_DEPLOYMENT.kind, "metadata": metadata}
 
 
 def notices_of(meta: ObjectMeta, decision: Decision, now: datetime) -> list[Notice]:
@@ -155,17 +160,37 @@ def operator_receivers(environ: Mapping[str, str]) -> tuple[Receiver, ...]:
     return (Receiver("operator", NoticeFormat(environ.get("MODELROLLOUT_NOTIFY_FORMAT", "generic")), url=url),)
 
 
+def count_notification(result: str) -> None:
+    metrics.NOTIFICATIONS.labels(result).inc()
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One POST the notifier owes: where to, what, and how to name it when it never arrives."""
+
+    what: str  # e.g. "the Promoted notification to receiver slack"; in logs and the failure Event
+    namespace: str
+    regarding: Mapping[str, Any]  # the ModelDeployment, for Events
+    body: Mapping[str, Any]
+    url: str = ""
+    url_secret: SecretKey | None = None  # read on a sender thread, never in a reconcile
+    failed: EventReason = EventReason.NOTIFICATION_FAILED
+    advice: str = "check the receiver's URL (or its Secret) and that it answers 2xx"
+    count: Callable[[str], None] = count_notification  # by result: sent, retried, failed, dropped
+    sent: EventReason | None = None  # an Event saying it arrived, with its latency (hooks)
+    timeout: float = SEND_TIMEOUT_SECONDS
+
+
 @dataclass(order=True)
 class _Delivery:
     due: float
     order: int
-    notice: Notice = field(compare=False)
-    receiver: Receiver = field(compare=False)
+    outgoing: Outgoing = field(compare=False)
     attempt: int = field(default=0, compare=False)
 
 
 class Notifier:
-    """The schedule of notices to send, and the threads that send them."""
+    """The schedule of notices and hook calls to send, and the threads that send them."""
 
     def __init__(
         self,
@@ -197,18 +222,31 @@ class Notifier:
 
     def notify(self, notices: list[Notice], receivers: tuple[Receiver, ...]) -> None:
         """Schedule each notice for each receiver that wants it; returns at once."""
+        self.send(
+            [
+                Outgoing(
+                    f"the {notice.kind} notification to receiver {receiver.name}",
+                    notice.namespace,
+                    notice.regarding(),
+                    RENDERERS[receiver.format](notice),
+                    receiver.url,
+                    receiver.url_secret,
+                )
+                for notice in notices
+                for receiver in (*receivers, *self._operator_wide)
+                if receiver.wants(notice.kind)
+            ]
+        )
+
+    def send(self, outgoing: list[Outgoing]) -> None:
+        """Schedule each POST now; returns at once."""
         with self._changed:
-            for notice in notices:
-                for receiver in (*receivers, *self._operator_wide):
-                    if not receiver.wants(notice.kind):
-                        continue
-                    if len(self._schedule) >= self._limit:
-                        metrics.NOTIFICATIONS.labels("dropped").inc()
-                        log.warning(
-                            "dropped %s notice for %s/%s: queue full", notice.kind, notice.namespace, notice.name
-                        )
-                        continue
-                    heapq.heappush(self._schedule, _Delivery(self._clock(), next(self._order), notice, receiver))
+            for item in outgoing:
+                if len(self._schedule) >= self._limit:
+                    item.count("dropped")
+                    log.warning("%s: dropped %s: queue full", item.namespace, item.what)
+                    continue
+                heapq.heappush(self._schedule, _Delivery(self._clock(), next(self._order), item))
             self._changed.notify_all()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -231,46 +269,44 @@ class Notifier:
             self._pool.submit(self._deliver, delivery)
 
     def _deliver(self, delivery: _Delivery) -> None:
-        notice, receiver = delivery.notice, delivery.receiver
+        item = delivery.outgoing
+        started = time.monotonic()
         try:
-            url = self._url(receiver, notice.namespace)
-            self._send(url, RENDERERS[receiver.format](notice), SEND_TIMEOUT_SECONDS)
+            self._send(self._url(item), dict(item.body), item.timeout)
         except (SendError, KubeError, OSError, ValueError) as error:
             if delivery.attempt < len(self._delays):
-                retry = _Delivery(
-                    self._clock() + self._delays[delivery.attempt],
-                    next(self._order),
-                    notice,
-                    receiver,
-                    delivery.attempt + 1,
-                )
+                due = self._clock() + self._delays[delivery.attempt]
                 with self._changed:
-                    heapq.heappush(self._schedule, retry)
+                    heapq.heappush(self._schedule, _Delivery(due, next(self._order), item, delivery.attempt + 1))
                     self._changed.notify_all()
-                metrics.NOTIFICATIONS.labels("retried").inc()
+                item.count("retried")
                 return
-            metrics.NOTIFICATIONS.labels("failed").inc()
+            item.count("failed")
             attempts = delivery.attempt + 1
             message = (
-                f"the {notice.kind} notification to receiver {receiver.name} was not delivered "
-                f"({attempts} attempt{'' if attempts == 1 else 's'}), last error: {error}; "
-                "check the receiver's URL (or its Secret) and that it answers 2xx"
+                f"{item.what} was not delivered ({attempts} attempt{'' if attempts == 1 else 's'}), "
+                f"last error: {error}; {item.advice}"
             )
-            log.warning("%s/%s: %s", notice.namespace, notice.name, message)
-            if self._events is not None:
-                warning = Event(EventType.WARNING, EventReason.NOTIFICATION_FAILED, message)
-                self._events.emit(notice.regarding(), warning, datetime.now(UTC))
+            log.warning("%s: %s", item.namespace, message)
+            self._event(item, Event(EventType.WARNING, item.failed, message))
             return
-        metrics.NOTIFICATIONS.labels("sent").inc()
+        item.count("sent")
+        if item.sent is not None:
+            latency = time.monotonic() - started
+            self._event(item, Event(EventType.NORMAL, item.sent, f"{item.what} answered 2xx in {latency:.3f}s"))
 
-    def _url(self, receiver: Receiver, namespace: str) -> str:
-        if receiver.url_secret is None:
-            return receiver.url
-        ref = receiver.url_secret
+    def _event(self, item: Outgoing, event: Event) -> None:
+        if self._events is not None:
+            self._events.emit(dict(item.regarding), event, datetime.now(UTC))
+
+    def _url(self, item: Outgoing) -> str:
+        if item.url_secret is None:
+            return item.url
+        ref, namespace = item.url_secret, item.namespace
         try:
             url = secret_value(self._kube, namespace, ref.name, ref.key).strip()
         except SecretMissing as error:
-            raise ValueError(f"{error} (receiver {receiver.name})") from None
+            raise ValueError(str(error)) from None
         if not is_http_url(url):
             raise ValueError(f"Secret {namespace}/{ref.name} key {ref.key} is not an http(s) URL")
         return url

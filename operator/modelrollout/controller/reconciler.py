@@ -17,18 +17,21 @@ Rules:
   handled manual request is cleared in that same write, so it can be neither lost nor run twice. A
   cached ModelDeployment older than the apiserver's meets a 409 there: it is read again and reconciled
   once more at once, and the decision made from the older one is never recorded.
-- Events and notifications go out only once the status holding them is written, and are handed to
-  senders with threads of their own (`EventSender`, `Notifier`): a reconcile never waits for them.
+- Events, notifications and hook calls that gate nothing go out only once the status holding them
+  is written, and are handed to senders with threads of their own (`EventSender`, `Notifier`): a
+  reconcile never waits for them. A gating hook call is made within the reconcile that asks for it
+  (within the hook's timeout), like an analysis measurement.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.controller import applied, dataplane, decisionlog, metrics
+from modelrollout.controller import applied, dataplane, decisionlog, hooks, metrics
 from modelrollout.controller.alerts import AlarmChecker, alarm_arguments
 from modelrollout.controller.events import EventRecorder, Events
 from modelrollout.controller.notify import Notifier, notices_of
@@ -37,6 +40,7 @@ from modelrollout.controller.routing import kube_kind
 from modelrollout.core import labels
 from modelrollout.core.analysis import AnalysisInput
 from modelrollout.core.enums import Router, ServiceRole, Track
+from modelrollout.core.hooks import HookAnswer
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
 from modelrollout.core.rollout import Decision, decide, invalid_status, journal, rollout_running
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
@@ -98,6 +102,7 @@ class Reconciler:
         reads: Reads | None = None,
         events: Events | None = None,
         notifier: Notifier | None = None,
+        hook_post: hooks.Post = hooks.post,
     ) -> None:
         self._kube = kube
         self._reads: Reads = reads if reads is not None else ApiReads(kube)
@@ -106,6 +111,7 @@ class Reconciler:
         self._alarms = alarms
         self._events: Events = events if events is not None else EventRecorder(kube)
         self._notifier = notifier
+        self._hook_post = hook_post
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Converge one ModelDeployment; returns seconds until it must be looked at again, if time matters."""
@@ -137,14 +143,16 @@ class Reconciler:
             else ()
         )
 
-        def observation(inputs: Mapping[str, AnalysisInput]) -> Observation:
-            return Observation(meta, spec, previous, observed, now, request, inputs, alerts, undeclared)
+        def observation(inputs: Mapping[str, AnalysisInput], answers: Mapping[str, HookAnswer]) -> Observation:
+            return Observation(meta, spec, previous, observed, now, request, inputs, alerts, undeclared, answers)
 
-        # The first decision names the analysis runs it waits on; measured, they go into the second.
-        first = decide(observation({}))
+        # The first decision names the analysis runs and gating hook calls it waits on; measured and
+        # called, they go into the second.
+        first = decide(observation({}, {}))
         inputs = self._analysis(body, first, now) if first.analysis_runs else {}
-        observed_now = observation(inputs)
-        decision = decide(observed_now) if inputs else first
+        answers = hooks.call_gating(first.hook_calls, meta, spec, now, self._hook_post) if first.hook_calls else {}
+        observed_now = observation(inputs, answers)
+        decision = decide(observed_now) if inputs or answers else first
         self._record_metrics(meta, decision)
         try:
             self._act(meta, spec, decision, owned)
@@ -153,6 +161,7 @@ class Reconciler:
         except RejectedChild as error:
             status, events = invalid_status(meta.generation, previous, str(error), now)
             entries, notices = (), []
+            decision = replace(decision, hook_notices=())  # nothing of it happened
             log.warning("%s/%s: %s; the stable model keeps serving", namespace, name, error)
         if request is not None:
             status = {**status, "request": None}
@@ -175,6 +184,8 @@ class Reconciler:
             self._events.emit(body, event, now)
         if notices and self._notifier is not None:
             self._notifier.notify(notices, spec.receivers)
+        if decision.hook_notices and self._notifier is not None:
+            self._notifier.send(hooks.outgoing(decision.hook_notices, meta, spec, now))
         decisionlog.write(meta, status.get("currentRevision") or "", entries)
         return decision.requeue_after
 

@@ -41,6 +41,7 @@ class PauseReason(StrEnum):
     MANUAL = "Manual"
     INCONCLUSIVE = "InconclusiveAnalysis"
     APPROVAL = "AwaitingApproval"
+    HOOK_FAILED = "HookFailed"  # a gating hook failed with onFailure: pause
 
 
 class ProgressReason(StrEnum):
@@ -53,6 +54,7 @@ class ProgressReason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
     MIRROR_UNSUPPORTED = "MirrorUnsupported"  # the data plane does not declare mirroring: the shadow waits
+    WAITING_FOR_HOOK = "WaitingForHook"  # a gating hook has not answered 2xx yet
 
 
 class GateKind(StrEnum):
@@ -145,6 +147,8 @@ class EventReason(StrEnum):
     DEGRADED = "Degraded"
     INVALID_SPEC = "InvalidSpec"
     NOTIFICATION_FAILED = "NotificationFailed"  # the shell's: a receiver never took a notice
+    HOOK_SUCCEEDED = "HookSucceeded"
+    HOOK_FAILED = "HookFailed"
 
     @classmethod
     def manual(cls, action: RequestAction) -> EventReason:
@@ -162,6 +166,7 @@ class AbortReason(StrEnum):
     ALERT_FIRING = "AlertFiring"
     ANALYSIS_FAILED = "AnalysisFailed"
     ANALYSIS_INVALID = "AnalysisInvalid"
+    HOOK_FAILED = "HookFailed"
     ABORTED = "Aborted"
     ROLLED_BACK = "RolledBack"
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from modelrollout.core.analysis import AnalysisInput
+from modelrollout.core.hooks import HookAnswer
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta
 
 
@@ -76,3 +77,4 @@ class Observation:
     # Parts of the data plane that do not declare they can mirror (e.g. a GatewayClass without
     # HTTPRouteRequestMirror in status.supportedFeatures), described; observed only for a shadow.
     mirroring_undeclared: tuple[str, ...] = ()
+    hook_answers: Mapping[str, HookAnswer] = field(default_factory=dict)  # by HookCall.key, made this reconcile

@@ -16,6 +16,7 @@ from typing import Any
 
 from modelrollout.core.durations import parse_duration
 from modelrollout.core.enums import Automation, Router
+from modelrollout.core.hooks import Hook, HookPoint, parse_hooks
 from modelrollout.core.notifications import Receiver, parse_receivers
 from modelrollout.core.revision import revision_of
 
@@ -186,6 +187,10 @@ class ModelDeploymentSpec:
     alerts_prometheus: str = ""
     alerts_poll_seconds: float = 15.0
     receivers: tuple[Receiver, ...] = ()  # spec.notifications
+    hooks: tuple[Hook, ...] = ()
+
+    def hooks_at(self, point: HookPoint) -> tuple[Hook, ...]:
+        return tuple(hook for hook in self.hooks if point in hook.at)
 
     @property
     def router(self) -> Router:
@@ -307,6 +312,7 @@ def parse_spec(spec: dict[str, Any]) -> ModelDeploymentSpec:
         alerts_prometheus=str(((spec.get("rollbackOn") or {}).get("prometheus") or {}).get("address", "")),
         alerts_poll_seconds=parse_duration((spec.get("rollbackOn") or {}).get("pollInterval") or "15s"),
         receivers=parse_receivers(spec.get("notifications")),
+        hooks=parse_hooks(spec.get("hooks")),
     )
 
 

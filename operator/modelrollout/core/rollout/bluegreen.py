@@ -3,7 +3,10 @@
 Rules:
 - Preview: `previewReplicas` pods behind the preview Service; pre-promotion checks, then
   `autoPromotionSeconds` (counted from the preview being ready) or a person opens the promotion gate.
-- Promoting: the new revision scales to full size; the active Service does not move before it is.
+- The preview is ready (its time counting) once its pods are available and its `preRollout` hooks
+  answered 2xx.
+- Promoting: the new revision scales to full size, and `prePromotion` hooks answer 2xx; the active
+  Service does not move before both.
 - PostPromotion: the active Service selects the new revision (one write); the old one stays at full
   size, so a failing post-promotion check switches back at once. Success makes the new one stable.
 """
@@ -14,6 +17,8 @@ from datetime import timedelta
 
 from modelrollout.core.durations import format_seconds
 from modelrollout.core.enums import EventReason, GateKind, HistoryAction, PauseReason, RunKind
+from modelrollout.core.hooks import HookPoint
+from modelrollout.core.rollout import hookgates
 from modelrollout.core.rollout.draft import Draft
 from modelrollout.core.rollout.lifecycle import judge, promote, run_analysis
 from modelrollout.core.rollout.state import Gate
@@ -39,6 +44,8 @@ def advance_preview(d: Draft) -> None:
         )
         return
     if d.state.step_started is None:
+        if not hookgates.passed(d, HookPoint.PRE_ROLLOUT, "preview"):
+            return
         d.update(step_started=d.now)
         message = f"preview of revision {d.state.canary} is ready with {target} pods behind the preview Service"
         d.record(HistoryAction.PREVIEW_READY, d.state.canary, message)
@@ -76,6 +83,8 @@ def advance_promoting(d: Draft) -> None:
             f"promoting: scaling revision {d.state.canary} to {d.replicas} pods "
             f"({d.available(d.state.canary)} available)"
         )
+        return
+    if not hookgates.passed(d, HookPoint.PRE_PROMOTION, "promoting: the switch", weight=100):
         return
     d.transition(Outcome.SCALED_UP, step_started=d.now)
     message = (

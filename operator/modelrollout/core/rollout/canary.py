@@ -6,6 +6,9 @@ Rules:
   then, never earlier. A step that lowers the weight completes at once: less traffic is always safe.
 - A `pause: {}` waits for a person at every automation level; a timed pause counts from the step's start.
 - Background checks run from `startingStep` on; a failure aborts, inconclusive waits for a person.
+- Gating hooks sit right before traffic moves, once the pods for it are available: `preRollout` and
+  `preTrafficIncrease` before a step raises the weight, `prePromotion` before the promotion (which
+  also counts as the first traffic when no step raised the weight).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from datetime import timedelta
 from modelrollout.core import analysis as runs
 from modelrollout.core.durations import format_seconds
 from modelrollout.core.enums import GateKind, PauseReason, RunKind
+from modelrollout.core.hooks import HookPoint
+from modelrollout.core.rollout import hookgates
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for
 from modelrollout.core.rollout.lifecycle import complete_step, judge, promote, run_analysis
 from modelrollout.core.rollout.state import Gate
@@ -43,6 +48,8 @@ def advance(d: Draft) -> None:
                     d.wait(
                         f"{label}: waiting for {needed} canary pods to be available ({d.available(state.canary)} now)"
                     )
+                    return
+                if weight > state.canary_weight and not _hooks_before_traffic(d, label, weight):
                     return
                 complete_step(d, f"{label} done: canary weight {weight}%", canary_weight=weight)
             case Pause(duration=None):
@@ -87,11 +94,22 @@ def _analysis_step(d: Draft, analysis: AnalysisRef | None, label: str) -> bool:
     return False
 
 
+def _hooks_before_traffic(d: Draft, label: str, weight: int) -> bool:
+    """The first live traffic waits for `preRollout` hooks, every increase for `preTrafficIncrease` ones."""
+    return hookgates.passed(d, HookPoint.PRE_ROLLOUT, label) and hookgates.passed(
+        d, HookPoint.PRE_TRAFFIC_INCREASE, label, step=d.state.step, weight=weight
+    )
+
+
 def _promote_when_ready(d: Draft) -> None:
     if d.replicas > 0 and not d.canary_ready(d.replicas):
         d.wait(
             f"all steps done: scaling the canary to {d.replicas} pods before promotion "
             f"({d.available(d.state.canary)} now)"
         )
+        return
+    label = "all steps done, promotion to 100%"
+    before = (HookPoint.PRE_ROLLOUT, HookPoint.PRE_PROMOTION)
+    if not all(hookgates.passed(d, point, label, weight=100) for point in before):
         return
     promote(d)

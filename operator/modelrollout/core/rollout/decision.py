@@ -3,7 +3,7 @@
 Rules:
 - A `Decision` is complete: the Deployments with their replica counts, the Services with what each
   selects, the router and its weights, the status, the Events, the analysis runs to measure, and
-  the measurements judged. The reconciler applies it in a fixed order and decides nothing.
+  the measurements judged, the hook calls to make. The reconciler applies it in a fixed order and decides nothing.
 - Weights come in two kinds: `route_weights` are what the routing objects say (written), `weights`
   the share of live traffic each revision gets (reported; without a router, the ratio of ready pods).
 """
@@ -24,6 +24,7 @@ from modelrollout.core.enums import (
     ServiceRole,
     Track,
 )
+from modelrollout.core.hooks import HookCall
 from modelrollout.core.spec import AnalysisRef
 
 
@@ -93,6 +94,8 @@ class Decision:
     stale_router: Router | None = None  # a router whose objects were written earlier, to delete
     measurements: tuple[MeasuredMetric, ...] = ()
     aborted: AbortReason | None = None  # set when this decision aborted the rollout
+    hook_calls: tuple[HookCall, ...] = ()  # gating calls to make now and answer to the next decision
+    hook_notices: tuple[HookCall, ...] = ()  # calls that gate nothing: sent once the status is written
 
     def replicas_of(self, revision: str) -> int | None:
         return next((d.replicas for d in self.deployments if d.revision == revision), None)

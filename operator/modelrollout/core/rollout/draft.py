@@ -25,6 +25,7 @@ from modelrollout.core.enums import (
     RequestAction,
     Stage,
 )
+from modelrollout.core.hooks import HookCall, HookPoint
 from modelrollout.core.observed import Observation, ObservedDeployment
 from modelrollout.core.rollout import gates
 from modelrollout.core.rollout.decision import AnalysisRun, Event, MeasuredMetric
@@ -51,6 +52,8 @@ class Draft:
     requeue: list[float] = field(default_factory=list)
     analysis_runs: list[AnalysisRun] = field(default_factory=list)
     measured: list[MeasuredMetric] = field(default_factory=list)
+    hook_calls: list[HookCall] = field(default_factory=list)  # gating: made now, answered to the next decision
+    hook_notices: list[HookCall] = field(default_factory=list)  # not gating: sent once the status is written
     progress: Wait | None = None
     paused: Wait | None = None
     aborted: AbortReason | None = None
@@ -132,6 +135,15 @@ class Draft:
 
     def emit(self, reason: EventReason, message: str, kind: EventType = EventType.NORMAL) -> None:
         self.events.append(Event(kind, reason, message))
+        self.tell(HookPoint.ON_EVENT, {"type": kind.value, "reason": reason.value, "message": message})
+
+    def tell(self, point: HookPoint, event: dict[str, str] | None = None, revision: str = "") -> None:
+        """Call the hooks at a point that is not gating; they never hold the rollout up."""
+        revision = revision or self.state.canary or self.current
+        for hook in self.obs.spec.hooks_at(point):
+            key = f"{revision}-{point}-{hook.name}-{len(self.hook_notices)}"
+            call = HookCall(key, hook, point, revision, self.state.stable, None, self.state.canary_weight, event or {})
+            self.hook_notices.append(call)
 
     def pause(self, reason: PauseReason, message: str = "", gate: Gate | None = None) -> None:
         existing = self.state.pause_of(reason)

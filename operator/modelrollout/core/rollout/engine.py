@@ -81,6 +81,8 @@ def decide(observation: Observation) -> Decision:
         stale_router=written if written is not None and written != spec.router else None,
         measurements=tuple(d.measured),
         aborted=d.aborted,
+        hook_calls=tuple(d.hook_calls),
+        hook_notices=tuple(d.hook_notices),
     )
 
 

@@ -25,6 +25,7 @@ from modelrollout.core.enums import (
     RunKind,
     Stage,
 )
+from modelrollout.core.hooks import HookPoint
 from modelrollout.core.rollout.decision import AnalysisRun, MeasuredMetric
 from modelrollout.core.rollout.draft import Draft
 from modelrollout.core.rollout.state import Abort, Gate, ScaleDown
@@ -32,7 +33,14 @@ from modelrollout.core.rollout.transitions import Outcome
 from modelrollout.core.spec import AnalysisRef
 
 SHORTEST_INTERVAL_SECONDS = 0.1  # the CRDs' floor for analysis intervals and alert polls
-ALL_PAUSES = (PauseReason.STEP, PauseReason.MANUAL, PauseReason.INCONCLUSIVE, PauseReason.APPROVAL)
+ALL_PAUSES = (
+    PauseReason.STEP,
+    PauseReason.MANUAL,
+    PauseReason.INCONCLUSIVE,
+    PauseReason.APPROVAL,
+    PauseReason.HOOK_FAILED,
+)
+ROLLOUT_PAUSES = tuple(reason for reason in ALL_PAUSES if reason is not PauseReason.MANUAL)  # a person's pause stays
 CLEARED_ROLLOUT = {"canary": "", "canary_weight": 0, "mirror_percent": 0, "approvals": (), "mirror_refused": None}
 
 
@@ -76,11 +84,12 @@ def start(d: Draft, revision: str) -> None:
         abort=None,
         approvals=(),
         runs=(),
+        hooks=(),
         # Shadow and preview stages count their time from when the new pods are ready.
         step_started=d.now if outcome is Outcome.START_CANARY else None,
         scale_downs=tuple(item for item in d.state.scale_downs if item.revision != revision),
     )
-    d.unpause(PauseReason.STEP, PauseReason.INCONCLUSIVE, PauseReason.APPROVAL)
+    d.unpause(*ROLLOUT_PAUSES)
     if d.obs.spec.shadow is not None and d.shadow is None:
         d.emit(
             EventReason.SHADOW_UNSUPPORTED,
@@ -121,6 +130,7 @@ def abort(d: Draft, reason: AbortReason, message: str, actor: str = "") -> None:
         f"revision {revision} aborted in stage {stage} ({reason}): {message}; {where} stable revision {state.stable}",
         EventType.WARNING,
     )
+    d.tell(HookPoint.ON_ROLLBACK, {"reason": reason.value, "message": message}, revision=revision)
     d.aborted = reason
 
 
@@ -130,11 +140,12 @@ def promote(d: Draft) -> None:
     approval = next((a for a in state.approvals if a.gate == Gate(GateKind.PROMOTION)), None)
     actor = approval.actor if approval else ""  # a person who approved the promotion decided it
     d.transition(Outcome.PROMOTED, stable=promoted, step=0, **CLEARED_ROLLOUT)
-    d.unpause(PauseReason.STEP, PauseReason.INCONCLUSIVE, PauseReason.APPROVAL)
+    d.unpause(*ROLLOUT_PAUSES)
     retire(d, previous, scale_down_delay(d))
     message = f"revision {promoted} (model {d.obs.spec.model.version}) promoted to stable, replacing {previous}"
     d.record(HistoryAction.PROMOTED, promoted, message, actor)
     d.emit(EventReason.PROMOTED, message)
+    d.tell(HookPoint.POST_PROMOTION, revision=promoted)
 
 
 def complete_step(d: Draft, message: str, **changes: object) -> None:

@@ -8,6 +8,8 @@ Rules:
   It never moves traffic ahead of available pods: a setWeight step waiting for its pods is refused,
   and a person's own pause survives the refusal. Passing an inconclusive check says it skips the check,
   not that the check passed, and is recorded so; `retry-analysis` runs the check again instead.
+  The same holds for a gating hook that failed with `onFailure: pause`: promote skips it (recorded
+  as Skipped), retry-analysis calls it again.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from modelrollout.core.enums import (
     Stage,
 )
 from modelrollout.core.observed import Request
-from modelrollout.core.rollout import lifecycle
+from modelrollout.core.rollout import hookgates, lifecycle
 from modelrollout.core.rollout.draft import Draft
 from modelrollout.core.rollout.state import Abort, Approval, Gate, RequestAnswer
 from modelrollout.core.spec import SetWeight
@@ -71,9 +73,12 @@ def _inconclusive_runs(d: Draft) -> list[dict]:
 def _retry_analysis(d: Draft, request: Request) -> Answer:
     if not d.canary_active():
         return False, "no rollout in progress"
+    if hookgates.failed(d):
+        names = ", ".join(hookgates.call_again(d))
+        return True, f"revision {d.state.canary}: hook {names} is called again from its first attempt"
     inconclusive = _inconclusive_runs(d)
     if not inconclusive:
-        return False, "no analysis is inconclusive: nothing to run again"
+        return False, "no analysis is inconclusive and no hook failed: nothing to run again"
     keys = {run["key"] for run in inconclusive}
     d.update(runs=tuple(run for run in d.state.runs if run.get("key") not in keys))
     d.unpause(PauseReason.INCONCLUSIVE)
@@ -89,6 +94,9 @@ def _pass(d: Draft, request: Request) -> Answer:
     approval = state.pause_of(PauseReason.APPROVAL)
     waiting_gate = approval.gate if approval else None
     pauses_before = state.pauses
+    skipped = ", ".join(hookgates.skip_failed(d)) if hookgates.failed(d) else ""
+    if skipped and request.action == RequestAction.PROMOTE:
+        return True, f"revision {state.canary}: failed hook {skipped} skipped, not passed"
     d.unpause(*lifecycle.ALL_PAUSES)
     steps = d.steps
     if request.action == RequestAction.PROMOTE_FULL:

@@ -1,7 +1,8 @@
 """The shadow stage: the new revision gets a mirrored copy of live traffic; its answers are discarded.
 
 Rules:
-- Mirroring starts only once the shadow's pods are available; `duration` counts from then.
+- Mirroring starts only once the shadow's pods are available and its `preRollout` hooks answered
+  2xx; `duration` counts from then.
 - The stage ends when its duration has passed, its analysis has finished (a run whose metrics have
   no count runs for the whole stage) and the shadow gate is open; then the mirror is removed in the
   same decision that starts the canary or the blue/green preview.
@@ -27,6 +28,8 @@ from modelrollout.core.enums import (
     ProgressReason,
     RunKind,
 )
+from modelrollout.core.hooks import HookPoint
+from modelrollout.core.rollout import hookgates
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for
 from modelrollout.core.rollout.lifecycle import judge, run_analysis, run_key
 from modelrollout.core.rollout.state import Gate
@@ -75,6 +78,8 @@ def advance(d: Draft) -> None:
         d.wait(f"{label}: waiting for {needed} shadow pods to be available ({d.available(d.state.canary)} now)")
         return
     if d.state.step_started is None:
+        if not hookgates.passed(d, HookPoint.PRE_ROLLOUT, label):
+            return
         d.update(mirror_percent=shadow.mirror_percent, step_started=d.now)
         message = f"mirroring {shadow.mirror_percent}% of live traffic to revision {d.state.canary}; answers discarded"
         d.record(HistoryAction.SHADOW_STARTED, d.state.canary, message)

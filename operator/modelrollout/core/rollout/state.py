@@ -25,6 +25,7 @@ The fields, and what each one is:
 | pauseReasons       | pauses           | intent      | why the rollout waits                                   |
 | approvals          | approvals        | intent      | gates a person approved                                 |
 | analysisRuns       | runs             | intent      | each run's measurements so far (shaped by core.analysis)|
+| hooks              | hooks            | intent      | each gating hook call's outcome in the rollout          |
 | history            | history          | record      | what was decided, by whom                               |
 | lastRequest        | last_request     | record      | the answer to the last manual request                   |
 | trafficRouter      | router_written   | record      | the router whose objects were last written              |
@@ -54,6 +55,7 @@ from modelrollout.core.enums import (
     Router,
     Stage,
 )
+from modelrollout.core.hooks import HookPhase, HookPoint
 from modelrollout.core.spec import SetWeight, Step
 
 HISTORY_LIMIT = 30
@@ -126,6 +128,23 @@ class ScaleDown:
 
 
 @dataclass(frozen=True)
+class HookRecord:
+    """A gating hook's calls at one point (and step) of a rollout: how many, and the last answer."""
+
+    key: str
+    hook: str
+    point: HookPoint
+    revision: str
+    phase: HookPhase
+    attempts: int
+    time: datetime  # of the last attempt
+    step: int | None = None
+    code: int | None = None
+    latency: float = 0.0  # seconds, of the last attempt
+    message: str = ""
+
+
+@dataclass(frozen=True)
 class RolloutState:
     """Everything a decision needs to continue from, and nothing it could observe instead."""
 
@@ -142,6 +161,7 @@ class RolloutState:
     pauses: tuple[PauseRecord, ...] = ()
     approvals: tuple[Approval, ...] = ()
     runs: tuple[Mapping[str, Any], ...] = ()
+    hooks: tuple[HookRecord, ...] = ()
     history: tuple[HistoryEntry, ...] = ()
     last_request: RequestAnswer | None = None
     router_written: Router | None = None
@@ -155,6 +175,9 @@ class RolloutState:
 
     def run(self, key: str) -> Mapping[str, Any] | None:
         return next((run for run in self.runs if run.get("key") == key), None)
+
+    def hook(self, key: str) -> HookRecord | None:
+        return next((record for record in self.hooks if record.key == key), None)
 
     def approved(self, gate: Gate) -> bool:
         return any(approval.gate == gate for approval in self.approvals)
@@ -199,6 +222,7 @@ def load_state(status: Mapping[str, Any], steps: tuple[Step, ...], mirror_percen
             for item in status.get("approvals") or []
         ),
         runs=tuple(dict(run) for run in status.get("analysisRuns") or [] if run.get("key")),
+        hooks=tuple(_load_hook(item) for item in status.get("hooks") or []),
         history=tuple(_load_history(item) for item in status.get("history") or []),
         last_request=_load_answer(status.get("lastRequest")),
         router_written=Router(status["trafficRouter"]) if status.get("trafficRouter") else None,
@@ -229,6 +253,7 @@ def dump_state(state: RolloutState, active: bool) -> dict[str, Any]:
         if active
         else [],
         "analysisRuns": [dict(run) for run in state.runs],
+        "hooks": [_dump_hook(record) for record in state.hooks],
         "history": [
             {
                 "time": format_time(entry.time),
@@ -294,6 +319,41 @@ def _dump_pause(pause: PauseRecord) -> dict[str, Any]:
     body = {"reason": pause.reason.value, "startTime": format_time(pause.since), "message": pause.message}
     if pause.gate is not None:
         body["gate"] = str(pause.gate)
+    return body
+
+
+def _load_hook(body: Mapping[str, Any]) -> HookRecord:
+    return HookRecord(
+        key=body["key"],
+        hook=body.get("hook", ""),
+        point=HookPoint(body["point"]),
+        revision=body.get("revision", ""),
+        phase=HookPhase(body["phase"]),
+        attempts=int(body.get("attempts") or 0),
+        time=_time(body.get("time")),
+        step=int(body["step"]) if body.get("step") is not None else None,
+        code=int(body["code"]) if body.get("code") is not None else None,
+        latency=float(body.get("latencySeconds") or 0.0),
+        message=body.get("message", ""),
+    )
+
+
+def _dump_hook(record: HookRecord) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "key": record.key,
+        "hook": record.hook,
+        "point": record.point.value,
+        "revision": record.revision,
+        "phase": record.phase.value,
+        "attempts": record.attempts,
+        "time": format_time(record.time),
+        "latencySeconds": round(record.latency, 3),
+        "message": record.message,
+    }
+    if record.step is not None:
+        body["step"] = record.step
+    if record.code is not None:
+        body["code"] = record.code
     return body
 
 
