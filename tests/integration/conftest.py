@@ -179,6 +179,16 @@ def model_servers(control_plane, private_network, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def job_runner(control_plane, private_network):
+    """The job runner: each Job's pod runs as a real local process (kwok runs nothing), its result
+    written back as a kubelet would."""
+    from modelrollout.devcluster.jobrunner import JobRunner
+
+    with JobRunner(control_plane.kubeconfig) as runner:
+        yield runner
+
+
+@pytest.fixture(scope="session")
 def model_prometheus(control_plane) -> Iterator[prometheus_server.Prometheus]:
     """A real Prometheus discovering the model-server pods through the apiserver (kubernetes_sd_configs)."""
     started = time.monotonic()

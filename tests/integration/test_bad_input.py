@@ -272,11 +272,11 @@ def provider_change(**changes) -> Callable[[dict], None]:
 TEMPLATES: list[tuple[str, Callable[[dict], None], str]] = [
     ("no-condition", lambda m: m.pop("successCondition"), "set successCondition, failureCondition, or both"),
     ("no-provider", lambda m: m.pop("provider"), "provider: Required value"),
-    ("empty-provider", metric_change(provider={}), "set exactly one provider: prometheus, web or datadog"),
+    ("empty-provider", metric_change(provider={}), "set exactly one provider: prometheus, web, datadog or job"),
     (
         "two-providers",
         lambda m: m["provider"].update(web={"url": "http://evaluator/score"}),
-        "set exactly one provider: prometheus, web or datadog",
+        "set exactly one provider: prometheus, web, datadog or job",
     ),
     (
         "datadog-without-keys",
@@ -284,6 +284,12 @@ TEMPLATES: list[tuple[str, Callable[[dict], None], str]] = [
         "apiKeySecretRef: Required value",
     ),
     ("web-url-not-http", metric_change(provider={"web": {"url": "file:///etc/passwd"}}), "url in body should match"),
+    ("job-without-spec", metric_change(provider={"job": {"timeoutSeconds": 60}}), "provider.job.spec: Required value"),
+    (
+        "job-and-prometheus",
+        lambda m: m["provider"].update(job={"spec": {"template": {}}}),
+        "set exactly one provider: prometheus, web, datadog or job",
+    ),
     (
         "web-header-twice",
         metric_change(

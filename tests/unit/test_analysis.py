@@ -166,3 +166,18 @@ def test_measurement_retention_keeps_that_many_per_metric():
     )
     (metric,) = kept["metrics"]
     assert [m["value"] for m in metric["measurements"]] == [f"{0.05 * i:.6g}" for i in range(3, 15)]
+
+
+def test_a_providers_failure_verdict_fails_the_measurement_whatever_its_value():
+    metric = MetricSpec("golden-set", success_condition="result >= 0.9")
+    phase, message = a.judge(metric, Measurement(T0, None, failure="Job golden-set-1 failed: BackoffLimitExceeded"))
+    assert (phase, message) == (a.FAILED, "Job golden-set-1 failed: BackoffLimitExceeded")
+
+
+def test_a_measurement_under_way_is_looked_at_every_poll_not_in_a_hot_loop():
+    metric = MetricSpec("golden-set", interval=300, count=2, success_condition="result >= 0.9")
+    run = a.advance(None, "k", "rev", (metric,), {}, T0)  # due at once, nothing measured yet
+    assert a.seconds_until_due(run, (metric,), T0) == 0.0
+    assert a.seconds_until_due(run, (metric,), T0, frozenset({"golden-set"})) == a.PENDING_POLL_SECONDS
+    measured = a.advance(run, "k", "rev", (metric,), {"golden-set": Measurement(T0, 0.95)}, T0)
+    assert a.seconds_until_due(measured, (metric,), T0, frozenset({"golden-set"})) == 300.0

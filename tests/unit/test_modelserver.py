@@ -227,6 +227,27 @@ def test_an_upstream_stage_that_changed_shape_is_an_error_naming_the_file_to_upd
         stages.with_readiness_gates(changed)
 
 
+def test_job_pods_are_not_completed_by_kwok_but_left_to_the_job_runner():
+    upstream = (
+        UPSTREAM_POD_READY
+        + """---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-complete
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions: [{key: '.metadata.ownerReferences.[].kind', operator: In, values: [Job]}]
+  next: {statusTemplate: 'phase: Succeeded'}
+"""
+    )
+    kept = [doc["metadata"]["name"] for doc in yaml.safe_load_all(stages.without_job_completion(upstream)) if doc]
+    assert kept == ["pod-ready", "pod-delete"]
+    with pytest.raises(stages.StageFormatError, match="pod-complete"):
+        stages.without_job_completion(UPSTREAM_POD_READY)
+
+
 # --- Prometheus' pod discovery ------------------------------------------------------------------------------
 
 

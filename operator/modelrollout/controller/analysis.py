@@ -4,9 +4,13 @@ Rules:
 - Templates are read fresh each reconcile (namespaced, or cluster-wide with `clusterScope`);
   Secrets are read from the ModelDeployment's namespace.
 - `{{args.NAME}}` is replaced by, in increasing priority: the template's default, the built-in
-  arguments (namespace, name, revision, canary-revision, stable-revision, canary-weight,
-  stable-weight), and the values the ModelDeployment passes. Values are escaped for PromQL string
-  literals (backslash and double quote), so an argument cannot close the label matcher it sits in.
+  arguments (namespace, name, model-name, model-version, model-uri, canary-service (the Service
+  selecting the new revision alone, when one does), revision, canary-revision, stable-revision,
+  canary-weight, stable-weight), and the values the ModelDeployment passes. Values are escaped for
+  PromQL string literals (backslash and double quote), so an argument cannot close the label
+  matcher it sits in.
+- A `job` metric's measurement is a Job (`controller.jobmetrics`): while it runs the metric has no
+  measurement and is reported pending, so the core looks again shortly instead of at once.
 - Anything that keeps a run from being resolved (a missing template, Secret or argument, a condition
   that does not compile) becomes the run's `error`, naming the template and metric; the core aborts
   with that message (the stable model keeps serving).
@@ -24,10 +28,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from modelrollout.controller.jobmetrics import JobTemplate, job_template, measure_job
 from modelrollout.core import analysis as runs
 from modelrollout.core.analysis import AnalysisInput, DistributionSpec, Measurement, MetricSpec
 from modelrollout.core.distributions import STATISTICS, Histogram, HistogramError, distance
 from modelrollout.core.durations import parse_duration
+from modelrollout.core.enums import ServiceRole
 from modelrollout.core.expressions import ConditionError, compile_condition
 from modelrollout.core.rollout import AnalysisRun, Decision
 from modelrollout.core.spec import ARGUMENT
@@ -38,6 +44,7 @@ from modelrollout.providers.datadog import DEFAULT_ADDRESS as DATADOG_ADDRESS
 from modelrollout.providers.datadog import DatadogConfig, DatadogProvider
 from modelrollout.providers.prometheus import PrometheusConfig, PrometheusProvider
 from modelrollout.providers.web import WebConfig, WebProvider, parse_path
+from modelrollout.render.workloads import service_name
 
 TEMPLATE = Kind("modelrollout.io", "v1alpha1", "modelanalysistemplates", "ModelAnalysisTemplate")
 CLUSTER_TEMPLATE = Kind(
@@ -45,8 +52,8 @@ CLUSTER_TEMPLATE = Kind(
 )
 
 ProviderFactory = Callable[[PrometheusConfig], MetricProvider]
-ProviderConfig = PrometheusConfig | WebConfig | DatadogConfig
-PROVIDERS = ("prometheus", "web", "datadog")  # `provider.<kind>` of a template's metric: exactly one
+ProviderConfig = PrometheusConfig | WebConfig | DatadogConfig | JobTemplate
+PROVIDERS = ("prometheus", "web", "datadog", "job")  # `provider.<kind>` of a template's metric: exactly one
 
 
 def metric_spec(
@@ -70,6 +77,12 @@ def metric_spec(
     )
 
 
+NO_CANARY_SERVICE = (
+    ": no Service selects the new revision alone; set a traffic router (its canary Service) or use "
+    "blue/green (its preview Service)"
+)
+
+
 class ResolutionError(Exception):
     """The run cannot be resolved; the message says what to fix."""
 
@@ -84,16 +97,37 @@ def substitute(text: str, args: Mapping[str, str], where: str, escape: bool = Tr
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in args:
-            raise ResolutionError(f"{where}: unknown argument {{{{args.{name}}}}}")
+            hint = NO_CANARY_SERVICE if name == "canary-service" else ""
+            raise ResolutionError(f"{where}: unknown argument {{{{args.{name}}}}}{hint}")
         return escape_promql(args[name]) if escape else args[name]
 
     return ARGUMENT.sub(replace, text)
 
 
+def _taken(run: Mapping[str, Any] | None, metric: str) -> int:
+    """How many measurements of `metric` the run has taken: the next one's number."""
+    return next((int(m.get("count", 0)) for m in (run or {}).get("metrics", []) if m.get("name") == metric), 0)
+
+
+def _new_revision_service(name: str, decision: Decision, revision: str) -> dict[str, str]:
+    """`canary-service`: the Service that selects the new revision alone (a router's canary Service, or
+    blue/green's preview Service); absent when none does (no router, a canary in its steps)."""
+    for role in (ServiceRole.CANARY, ServiceRole.PREVIEW):
+        if decision.services.get(role) == revision:
+            return {"canary-service": service_name(name, role)}
+    return {}
+
+
 def builtin_args(body: dict[str, Any], decision: Decision, revision: str) -> dict[str, str]:
+    model = (body.get("spec") or {}).get("model") or {}
+    name = body["metadata"]["name"]
     return {
         "namespace": body["metadata"]["namespace"],
-        "name": body["metadata"]["name"],
+        "name": name,
+        "model-name": str(model.get("name", "")),
+        "model-version": str(model.get("version", "")),
+        "model-uri": str(model.get("uri", "")),
+        **_new_revision_service(name, decision, revision),
         "revision": revision,
         "canary-revision": revision,
         "stable-revision": decision.stable_revision,
@@ -126,9 +160,21 @@ class AnalysisRunner:
                 inputs[run.key] = AnalysisInput(error=str(error))
                 continue
             specs = tuple(spec for spec, _ in metrics)
-            due = {metric.name for metric in runs.due_metrics(previous.get(run.key), specs, now)}
-            measurements = {spec.name: self._measure(config, spec, now) for spec, config in metrics if spec.name in due}
-            inputs[run.key] = AnalysisInput(specs, measurements)
+            before = previous.get(run.key)
+            due = {metric.name for metric in runs.due_metrics(before, specs, now)}
+            measurements, pending = {}, set()
+            for spec, config in metrics:
+                if spec.name not in due:
+                    continue
+                if isinstance(config, JobTemplate):
+                    measured = measure_job(self._kube, body, run.key, spec.name, _taken(before, spec.name), config, now)
+                    if measured is None:
+                        pending.add(spec.name)
+                        continue
+                else:
+                    measured = self._measure(config, spec, now)
+                measurements[spec.name] = measured
+            inputs[run.key] = AnalysisInput(specs, measurements, pending=frozenset(pending))
         return inputs
 
     def _measure(self, config: ProviderConfig, spec: MetricSpec, now: datetime) -> Measurement:
@@ -200,7 +246,7 @@ class AnalysisRunner:
             named = f"{', '.join(PROVIDERS[:-1])} or {PROVIDERS[-1]}"
             raise ResolutionError(f"{where}: set exactly one provider: {named}")
         if kinds != ["prometheus"]:
-            configure = {"web": self._web_config, "datadog": self._datadog_config}[kinds[0]]
+            configure = {"web": self._web_config, "datadog": self._datadog_config, "job": self._job_config}[kinds[0]]
             try:
                 config = configure(namespace, provider[kinds[0]], args, where)
                 return metric_spec(metric, conditions, default_count), config
@@ -238,6 +284,10 @@ class AnalysisRunner:
             formula=str(datadog.get("formula", "")),
             timeout=parse_duration(datadog.get("timeout", "10s")),
         )
+
+    @staticmethod
+    def _job_config(namespace: str, job: dict[str, Any], args: Mapping[str, str], where: str) -> JobTemplate:
+        return job_template(job, lambda text: substitute(text, args, where, escape=False))
 
     def _web_config(self, namespace: str, web: dict[str, Any], args: Mapping[str, str], where: str) -> WebConfig:
         headers = []

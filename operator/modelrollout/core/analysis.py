@@ -12,7 +12,10 @@ Rules (Argo Rollouts' vocabulary, with the missing-data lessons learned):
     a pass;
   - `failureCondition` true → Failed; else `successCondition` true → Successful; else Failed when
     only a successCondition is given, Inconclusive when both are given and neither holds;
-  - a provider error (Prometheus unreachable, bad query) is an Error.
+  - a provider error (Prometheus unreachable, bad query) is an Error; a provider's own failure
+    verdict (a Job that failed) is Failed.
+- A measurement under way (a Job still running) is no measurement: the metric stays due and is looked
+  at again every `PENDING_POLL_SECONDS`, never in a hot loop.
 - A metric Fails once failures exceed `failureLimit`, is Inconclusive once inconclusive results exceed
   `inconclusiveLimit` or consecutive errors exceed `consecutiveErrorLimit` (an unreachable Prometheus
   never promotes and never rolls back on its own: a person decides), and Succeeds after `count`
@@ -56,6 +59,7 @@ class NoDataPolicy(StrEnum):
 NO_DATA_INCONCLUSIVE = NoDataPolicy.INCONCLUSIVE
 NO_DATA_FAILURE = NoDataPolicy.FAILURE
 MEASUREMENTS_KEPT = 5
+PENDING_POLL_SECONDS = 2.0  # how often a measurement under way (a running Job) is looked at
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class Measurement:
     value: float | tuple[float, ...] | None = None
     error: str = ""
     no_data_reason: str = ""  # why there is no value, when more can be said than "no data"
+    failure: str = ""  # the provider's own verdict that the measurement failed (a Job that failed), and why
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class AnalysisInput:
     metrics: tuple[MetricSpec, ...] = ()
     measurements: Mapping[str, Measurement] = field(default_factory=dict)
     error: str = ""  # the run cannot be resolved (missing template or Secret, bad condition)
+    pending: frozenset[str] = frozenset()  # metrics whose measurement is under way (a Job still running)
 
 
 def describe_value(value: float | tuple[float, ...] | None) -> str:
@@ -126,6 +132,8 @@ def judge(metric: MetricSpec, measurement: Measurement) -> tuple[str, str]:
     """The phase of one measurement and why."""
     if measurement.error:
         return ERROR, measurement.error
+    if measurement.failure:
+        return FAILED, measurement.failure
     value = measurement.value
     if _no_data(value):
         phase = FAILED if metric.no_data_policy == NO_DATA_FAILURE else INCONCLUSIVE
@@ -191,7 +199,10 @@ def due_metrics(run: Mapping[str, Any] | None, metrics: tuple[MetricSpec, ...], 
     return [metric for metric in metrics if is_due(metric, states.get(metric.name), started, now)]
 
 
-def seconds_until_due(run: Mapping[str, Any], metrics: tuple[MetricSpec, ...], now: datetime) -> float | None:
+def seconds_until_due(
+    run: Mapping[str, Any], metrics: tuple[MetricSpec, ...], now: datetime, pending: frozenset[str] = frozenset()
+) -> float | None:
+    """Until the next measurement is due; a measurement under way is looked at every `PENDING_POLL_SECONDS`."""
     if run.get("phase") != RUNNING:
         return None
     started = parse_time(run.get("startedAt")) or now
@@ -203,7 +214,8 @@ def seconds_until_due(run: Mapping[str, Any], metrics: tuple[MetricSpec, ...], n
             continue
         last = parse_time(state.get("lastMeasuredAt"))
         due = last + timedelta(seconds=metric.interval) if last else started + timedelta(seconds=metric.initial_delay)
-        waits.append(max(0.0, (due - now).total_seconds()))
+        wait = max(0.0, (due - now).total_seconds())
+        waits.append(PENDING_POLL_SECONDS if metric.name in pending and wait == 0 else wait)
     return min(waits) if waits else None
 
 

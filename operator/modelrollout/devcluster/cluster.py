@@ -35,7 +35,7 @@ import yaml
 
 from modelrollout import lifetime
 from modelrollout.devcluster.build import Binaries, ensure_binaries
-from modelrollout.modelserver.stages import with_readiness_gates
+from modelrollout.modelserver.stages import with_readiness_gates, without_job_completion
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 DEFAULT_NODES = 3
@@ -388,9 +388,10 @@ def _start_all(
         ],
     )
     cluster._start("kube-scheduler", [str(binaries.kube_scheduler), *common, f"--secure-port={free_port()}"])
-    # Upstream's Stages, except that pods with readiness gates wait for them (a real model server's harness).
+    # Upstream's Stages, except that pods with readiness gates wait for them (a real model server's harness)
+    # and Job pods are finished by the job runner, which runs them, not at once.
     stages = workdir / "kwok-stages.yaml"
-    stages.write_text(with_readiness_gates(binaries.kwok_stages.read_text()))
+    stages.write_text(without_job_completion(with_readiness_gates(binaries.kwok_stages.read_text())))
     cluster._start(
         "kwok",
         [

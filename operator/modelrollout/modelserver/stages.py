@@ -17,6 +17,7 @@ import copy
 import yaml
 
 POD_READY_STAGE = "pod-ready"
+POD_COMPLETE_STAGE = "pod-complete"
 GATED_STAGE = "pod-ready-gated"
 NO_GATES = {"key": ".spec.readinessGates", "operator": "DoesNotExist"}
 HAS_GATES = {"key": ".spec.readinessGates", "operator": "Exists"}
@@ -86,3 +87,15 @@ def with_readiness_gates(upstream: str) -> str:
     gated["spec"]["next"]["statusTemplate"] = template
     documents.insert(documents.index(ready) + 1, gated)
     return yaml.dump_all(documents, Dumper=_Dumper, sort_keys=False)
+
+
+def without_job_completion(stages: str) -> str:
+    """The Stage file without upstream's pod-complete, which marks a Job's pod Succeeded at once: a Job
+    would pass with nothing run. The job runner (`devcluster.jobrunner`) finishes those pods instead."""
+    documents = [doc for doc in yaml.safe_load_all(stages) if doc]
+    kept = [
+        doc for doc in documents if not (doc.get("kind") == "Stage" and doc["metadata"]["name"] == POD_COMPLETE_STAGE)
+    ]
+    if len(kept) != len(documents) - 1:
+        raise StageFormatError(f"expected one Stage named {POD_COMPLETE_STAGE!r} in kwok's stages")
+    return yaml.dump_all(kept, Dumper=_Dumper, sort_keys=False)

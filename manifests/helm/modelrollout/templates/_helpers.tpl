@@ -85,6 +85,13 @@ manifests/namespaced/role.yaml; tests/integration/test_helm.py checks that they 
 - apiGroups: [traefik.io]
   resources: [ingressroutes, traefikservices]
   verbs: [get, list, watch, create, patch, update, delete]
+# Job metrics: one Job per measurement (owned, removed by its TTL), and its pod's termination message.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, create, delete]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 # Before a shadow on Gateway API: whether the parents' GatewayClasses declare HTTPRouteRequestMirror.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [gateways]

@@ -173,7 +173,7 @@ def run_analysis(d: Draft, kind: RunKind, ref: AnalysisRef) -> tuple[str, str]:
     run = runs.advance(before, key, revision, given.metrics, given.measurements, d.now)
     d.update(runs=(*(r for r in d.state.runs if r.get("key") != key), run))
     _report_measured(d, before, run, given)
-    wait = runs.seconds_until_due(run, given.metrics, d.now)
+    wait = runs.seconds_until_due(run, given.metrics, d.now, given.pending)
     if wait is not None:
         d.requeue.append(max(wait, SHORTEST_INTERVAL_SECONDS))  # never a hot loop on a measurement due now
     return run["phase"], run.get("message", "")
