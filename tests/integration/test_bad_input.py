@@ -149,7 +149,14 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     (
         "hook-without-target",
         lambda s: s.update(hooks=[{"name": "load-test", "at": ["preRollout"]}]),
-        "spec.hooks[0]: Invalid value: a hook needs a target: set webhook.url",
+        "spec.hooks[0]: Invalid value: a hook needs exactly one target: set webhook.url or job.spec",
+    ),
+    (
+        "hook-with-two-targets",
+        lambda s: s.update(
+            hooks=[{"name": "h", "at": ["preRollout"], "webhook": {"url": "http://h/"}, "job": {"spec": {}}}]
+        ),
+        "a hook needs exactly one target: set webhook.url or job.spec",
     ),
     (
         "hook-url-not-http",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import get_json, wait_for
 from tests.integration.helpers import (
     apply,
     gateway_that_mirrors,
@@ -158,3 +158,35 @@ def test_a_pausing_hook_is_skipped_by_a_person_and_the_rollout_goes_on(control_p
     assert at_fifty["hooks"][0]["phase"] == "Skipped"
     assert at_fifty["lastRequest"]["message"].endswith("failed hook approval (preTrafficIncrease) skipped, not passed")
     assert route_weights(control_plane, namespace)[1] == 50
+
+
+# A hook's Job reads the payload it is given and passes only for the step it was written for.
+CHECK_PAYLOAD = (
+    "import json, os, sys; payload = json.loads(os.environ['MODELROLLOUT_HOOK_PAYLOAD']); "
+    "print(payload['point'], payload.get('step'), payload['revision']); sys.exit(0 if payload.get('step') == 1 else 3)"
+)
+
+
+def test_a_job_hook_runs_as_a_real_process_and_its_failure_stops_the_rollout(
+    control_plane, operator, job_runner, namespace
+):
+    container = {"name": "check", "image": "python:3.12-slim", "command": ["python", "-c", CHECK_PAYLOAD]}
+    job = {"spec": {"template": {"spec": {"containers": [container]}}}, "timeoutSeconds": 60}
+    hook = {"name": "smoke-test", "at": ["preTrafficIncrease"], "job": job}
+    serving(control_plane, namespace, hooked([hook], [{"setWeight": 50}, {"setWeight": 100}]))
+    aborted = wait_status(control_plane, namespace, lambda s: s.get("abort"), "aborted at step 2", timeout=120)[
+        "status"
+    ]
+    assert aborted["abort"]["reason"] == "HookFailed" and "failed (BackoffLimitExceeded" in aborted["abort"]["message"]
+    passed, failed = sorted(aborted["hooks"], key=lambda record: record["step"])
+    assert (passed["step"], passed["phase"], passed["attempts"]) == (0, "Succeeded", 1)
+    assert (failed["step"], failed["phase"], failed["attempts"]) == (1, "Failed", 1)
+    history = [entry["action"] for entry in aborted["history"]]
+    assert history.count("StepCompleted") == 1  # step 1 (50%) passed its hook; step 2 never moved traffic
+    assert route_weights(control_plane, namespace) == [100, 0]
+    jobs = get_json(control_plane, "jobs", "-n", namespace)["items"]
+    exits = sorted(
+        (pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"])
+        for pod in get_json(control_plane, "pods", "-n", namespace, "-l", "batch.kubernetes.io/job-name")["items"]
+    )
+    assert len(jobs) == 2 and exits == [0, 3]  # really run: the second exited with the script's own code

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelrollout.core.hooks import HookAnswer, HookCall, HookPoint, parse_hooks
+from modelrollout.core.hooks import JOB_POLL_SECONDS, HookAnswer, HookCall, HookPoint, parse_hooks
 from tests.unit.world import World, make_spec, reasons
 
 GATING = ["preRollout", "preTrafficIncrease", "prePromotion"]
@@ -179,6 +179,44 @@ def test_on_event_hooks_are_told_every_event_with_its_reason():
     assert [call.event["reason"] for call in world.told] == world.events
 
 
+def test_a_job_hook_holds_the_step_while_its_job_runs_looks_every_poll_and_passes_when_it_completes():
+    job = {"spec": {"template": {"spec": {"containers": [{"name": "smoke", "command": ["python", "-c", "pass"]}]}}}}
+    world, new = rolling([{"name": "smoke", "at": ["preTrafficIncrease"], "job": job}], steps=[{"setWeight": 20}])
+    world.hook_server = lambda call: HookAnswer(False, 0.0, None, f"Job smoke-{call.attempt} is running", pending=True)
+    running = world.run()
+    assert running.route_weights.canary == 0 and running.requeue_after == JOB_POLL_SECONDS
+    assert (
+        "waiting for hook smoke (preTrafficIncrease) its Job to complete; Job smoke-1 is running"
+        in (running.status["message"])
+    )
+    (record,) = running.status["hooks"]
+    assert (record["phase"], record["attempts"]) == ("Running", 0)
+    world.advance(1)
+    world.run()
+    assert len(world.hook_calls) == 1  # not looked at again before the poll interval
+    world.advance(1)
+    world.run()
+    assert len(world.hook_calls) == 2 and world.hook_calls[-1][0].attempt == 1  # the same attempt: its Job
+    world.hook_server = answering_2xx
+    world.advance(2)
+    done = world.run()
+    assert done.stable_revision == new and done.status["hooks"][0]["phase"] == "Succeeded"
+
+
+def test_a_failed_job_hook_is_tried_again_with_a_new_attempt():
+    job = {"spec": {"template": {"spec": {"containers": [{"name": "smoke", "command": ["false"]}]}}}}
+    hook_spec = {"name": "smoke", "at": ["preTrafficIncrease"], "job": job, "retries": 1, "retryIntervalSeconds": 5}
+    world, _ = rolling([hook_spec], steps=[{"setWeight": 20}])
+    world.hook_server = lambda call: HookAnswer(
+        False, 0.0, None, f"Job smoke-{call.attempt} failed (BackoffLimitExceeded)"
+    )
+    world.run()
+    world.advance(5)
+    aborted = world.run()
+    assert [call.attempt for call, _ in world.hook_calls] == [1, 2]
+    assert "Job smoke-2 failed (BackoffLimitExceeded)" in aborted.status["abort"]["message"]
+
+
 def test_a_restarted_operator_does_not_call_a_hook_that_answered_again():
     world, _ = rolling([hook(at=["preTrafficIncrease"])], steps=[{"setWeight": 20}, {"pause": {}}])
     paused = world.run()
@@ -191,7 +229,11 @@ def test_a_restarted_operator_does_not_call_a_hook_that_answered_again():
 @pytest.mark.parametrize(
     ("hooks", "message"),
     [
-        ([{"name": "a", "at": ["preRollout"]}], "hooks[0] (a): has no target; set webhook.url"),
+        ([{"name": "a", "at": ["preRollout"]}], "hooks[0] (a): needs exactly one target; set webhook.url or job.spec"),
+        (
+            [{"name": "a", "at": ["preRollout"], "webhook": {"url": URL}, "job": {"spec": {"template": {}}}}],
+            "hooks[0] (a): needs exactly one target",
+        ),
         ([{"name": "a", "at": ["preRollout"], "webhook": {"url": "ftp://x"}}], "must start with http:// or https://"),
         ([hook("a"), hook("a")], "hooks[1] (a): a second hook named a"),
         ([{"name": "a", "at": [], "webhook": {"url": URL}}], "hooks[0] (a): names no point in `at`"),

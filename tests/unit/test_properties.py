@@ -58,13 +58,19 @@ def steps(draw) -> list[dict]:
     return result
 
 
+TARGETS = (
+    {"webhook": {"url": "http://hooks.test/"}},
+    {"job": {"spec": {"template": {"spec": {"containers": [{"name": "check", "command": ["true"]}]}}}}},
+)
+
+
 @st.composite
 def hooks(draw) -> list[dict]:
     return [
         {
             "name": f"hook-{index}",
             "at": draw(st.lists(st.sampled_from(tuple(HookPoint)), min_size=1, max_size=4, unique=True)),
-            "webhook": {"url": "http://hooks.test/"},
+            **draw(st.sampled_from(TARGETS)),
             "onFailure": draw(st.sampled_from(tuple(HookFailure))),
             "retries": draw(st.integers(0, 1)),
             "retryIntervalSeconds": 30,
@@ -115,7 +121,7 @@ OUTCOMES = ("pass", "fail", "no-data", "error", "invalid")
 DRY_RUN_OUTCOMES = (None, "pass", "fail", "no-data", "error")  # a dry-run metric beside it, or none
 VALUES = {"pass": 0.001, "fail": 0.5, "no-data": None, "error": None}
 
-HOOK_ANSWERS = ("2xx", "5xx", "no answer")
+HOOK_ANSWERS = ("2xx", "5xx", "no answer", "job running")
 
 events = st.one_of(
     st.tuples(st.just("advance"), st.sampled_from((1, 30, 61, 301, 601, 3600))),
@@ -183,6 +189,7 @@ def apply_event(world: World, body: dict, event: tuple, versions: dict[str, str]
                 "2xx": HookAnswer(True, 0.01, 200),
                 "5xx": HookAnswer(False, 0.01, 503, "overloaded"),
                 "no answer": HookAnswer(False, 10.0, None, "did not answer within 10s"),
+                "job running": HookAnswer(False, 0.0, None, "Job hook-0-1 is running", pending=True),
             }[value]
             world.hook_server = lambda call: answer
         case "new-version":

@@ -9,7 +9,9 @@ Rules:
   start of the body or the error as its message and the latency measured either way.
 - Calls that gate nothing go to the notifier's threads after the status is written, retried like
   notifications; a success is a `HookSucceeded` Event with its latency (not for `onEvent`, which
-  would double every Event), a call never taken a `HookFailed` Warning.
+  would double every Event), a call never taken a `HookFailed` Warning. A Job hook that gates nothing
+  is created then and not waited for.
+- A gating Job hook's Job is made and read by `controller.jobmetrics.hook_job`: pending while it runs.
 """
 
 from __future__ import annotations
@@ -21,16 +23,21 @@ from functools import partial
 from typing import Any
 
 from modelrollout.controller import metrics
+from modelrollout.controller.events import Events
 from modelrollout.controller.notify import Outgoing, regarding
-from modelrollout.core.enums import EventReason
+from modelrollout.core.enums import EventReason, EventType
 from modelrollout.core.hooks import HookAnswer, HookCall, HookPoint
+from modelrollout.core.rollout import Event
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta
+from modelrollout.kube.client import KubeError
 from modelrollout.providers import ProviderError
 from modelrollout.providers.http import send
 
 BODY_SHOWN = 200  # characters of an answer's body kept in status and Events
 
 Post = Callable[[str, Mapping[str, Any], float], tuple[int, str]]  # (url, payload, timeout) -> (status, body)
+JobCall = Callable[[HookCall, Mapping[str, Any]], HookAnswer]  # a Job hook's call and payload -> its Job's state
+NO_JOBS = "Job hooks need the operator's Kubernetes client"
 
 
 def payload(call: HookCall, meta: ObjectMeta, spec: ModelDeploymentSpec, now: datetime) -> dict[str, Any]:
@@ -64,10 +71,17 @@ def call_gating(
     now: datetime,
     post: Post = post,
     clock: Callable[[], float] = time.monotonic,
+    job: JobCall | None = None,
 ) -> dict[str, HookAnswer]:
-    """Make each call now, one after the other, and say how each went."""
+    """Make each call now, one after the other, and say how each went (a Job hook: how its Job stands)."""
     answers = {}
     for call in calls:
+        if call.hook.job is not None:
+            answer = job(call, payload(call, meta, spec, now)) if job else HookAnswer(False, 0.0, None, NO_JOBS)
+            if not answer.pending:
+                metrics.HOOK_CALLS.labels(call.point.value, "sent" if answer.ok else "failed").inc()
+            answers[call.key] = answer
+            continue
         started = clock()
         try:
             code, text = post(call.hook.url, payload(call, meta, spec, now), call.hook.timeout)
@@ -85,7 +99,7 @@ def count_hook(point: HookPoint, result: str) -> None:
 
 
 def outgoing(calls: tuple[HookCall, ...], meta: ObjectMeta, spec: ModelDeploymentSpec, now: datetime) -> list[Outgoing]:
-    """The calls that gate nothing, for the notifier's threads."""
+    """The webhook calls that gate nothing, for the notifier's threads (Job hooks: `start_jobs`)."""
     subject = regarding(meta.namespace, meta.name, meta.uid)
     return [
         Outgoing(
@@ -101,4 +115,30 @@ def outgoing(calls: tuple[HookCall, ...], meta: ObjectMeta, spec: ModelDeploymen
             timeout=call.hook.timeout,
         )
         for call in calls
+        if call.hook.job is None
     ]
+
+
+def start_jobs(
+    calls: tuple[HookCall, ...],
+    meta: ObjectMeta,
+    spec: ModelDeploymentSpec,
+    now: datetime,
+    start: Callable[[HookCall, Mapping[str, Any]], str],
+    events: Events,
+) -> None:
+    """Start the Job hooks that gate nothing; one that cannot be started is a Warning Event."""
+    for call in calls:
+        if call.hook.job is None:
+            continue
+        try:
+            start(call, payload(call, meta, spec, now))
+            count_hook(call.point, "sent")
+        except KubeError as error:
+            count_hook(call.point, "failed")
+            message = f"hook {call.hook.name} ({call.point}): its Job could not be created: {error.message}"
+            events.emit(
+                regarding(meta.namespace, meta.name, meta.uid),
+                Event(EventType.WARNING, EventReason.HOOK_FAILED, message),
+                now,
+            )

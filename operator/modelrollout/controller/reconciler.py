@@ -25,13 +25,14 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from modelrollout.controller import applied, dataplane, decisionlog, hooks, metrics
+from modelrollout.controller import applied, dataplane, decisionlog, hooks, jobmetrics, metrics
 from modelrollout.controller.alerts import AlarmChecker, alarm_arguments
 from modelrollout.controller.events import EventRecorder, Events
 from modelrollout.controller.notify import Notifier, notices_of
@@ -150,7 +151,11 @@ class Reconciler:
         # called, they go into the second.
         first = decide(observation({}, {}))
         inputs = self._analysis(body, first, now) if first.analysis_runs else {}
-        answers = hooks.call_gating(first.hook_calls, meta, spec, now, self._hook_post) if first.hook_calls else {}
+        answers = (
+            hooks.call_gating(first.hook_calls, meta, spec, now, self._hook_post, job=self._hook_job(meta, now))
+            if first.hook_calls
+            else {}
+        )
         observed_now = observation(inputs, answers)
         decision = decide(observed_now) if inputs or answers else first
         self._record_metrics(meta, decision)
@@ -184,10 +189,16 @@ class Reconciler:
             self._events.emit(body, event, now)
         if notices and self._notifier is not None:
             self._notifier.notify(notices, spec.receivers)
-        if decision.hook_notices and self._notifier is not None:
-            self._notifier.send(hooks.outgoing(decision.hook_notices, meta, spec, now))
+        if decision.hook_notices:
+            if self._notifier is not None:
+                self._notifier.send(hooks.outgoing(decision.hook_notices, meta, spec, now))
+            start = functools.partial(jobmetrics.start_hook_job, self._kube, meta)
+            hooks.start_jobs(decision.hook_notices, meta, spec, now, start, self._events)
         decisionlog.write(meta, status.get("currentRevision") or "", entries)
         return decision.requeue_after
+
+    def _hook_job(self, meta: ObjectMeta, now: datetime) -> hooks.JobCall:
+        return lambda call, body: jobmetrics.hook_job(self._kube, meta, call, body, now)
 
     @staticmethod
     def _record_metrics(meta: ObjectMeta, decision: Decision) -> None:

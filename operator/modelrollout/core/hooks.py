@@ -1,10 +1,12 @@
-"""`spec.hooks`: HTTP calls the rollout makes at named points, some of which it waits on.
+"""`spec.hooks`: HTTP calls or Jobs the rollout makes at named points, some of which it waits on.
 
 Rules:
 - A hook point is gating or not, declared once (`GATING`). At a gating point the rollout goes no
   further until every hook there answered 2xx; at the others it tells and never waits, so an abort
   or a promotion is never held up by a receiver.
-- A gating hook that fails (not 2xx, no answer within its timeout, unreachable) is called again up
+- A Job hook passes when its Job completes; while it runs the hook has no answer yet and is looked
+  at again every `JOB_POLL_SECONDS`.
+- A gating hook that fails (not 2xx, no answer within its timeout, unreachable, a failed Job) is called again up
   to `retries` times, `retryIntervalSeconds` apart, then does what `onFailure` says: abort, pause
   for a person, or wait (call again every interval until it answers 2xx: an external approval).
 - The README's hook table is generated from `POINT_MEANINGS`.
@@ -22,6 +24,8 @@ from modelrollout.core.notifications import is_http_url
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_RETRY_INTERVAL_SECONDS = 10.0
+DEFAULT_JOB_TIMEOUT_SECONDS = 600
+JOB_POLL_SECONDS = 2.0
 
 
 class HookPoint(StrEnum):
@@ -46,6 +50,7 @@ class HookFailure(StrEnum):
 class HookPhase(StrEnum):
     """Where one gating hook call stands (`status.hooks[].phase`)."""
 
+    RUNNING = "Running"  # a Job hook's Job runs: looked at again every `JOB_POLL_SECONDS`
     RETRYING = "Retrying"  # failed, and will be called again
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"  # failed for good: onFailure acted
@@ -70,10 +75,13 @@ POINT_MEANINGS: Mapping[HookPoint, str] = MappingProxyType(
 
 @dataclass(frozen=True)
 class Hook:
+    """A hook and its target: an HTTP endpoint (`url`) or a Job (`job`, a JobSpec), exactly one."""
+
     name: str
     at: tuple[HookPoint, ...]
-    url: str
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    url: str = ""
+    job: Mapping[str, Any] | None = None
+    timeout: float = DEFAULT_TIMEOUT_SECONDS  # the request's, or the Job's activeDeadlineSeconds
     retries: int = 0
     retry_interval: float = DEFAULT_RETRY_INTERVAL_SECONDS
     on_failure: HookFailure = HookFailure.ABORT
@@ -92,6 +100,7 @@ class HookCall:
     step: int | None = None  # preTrafficIncrease: the 0-based canary step about to complete
     canary_weight: int = 0  # the live weight the call is about (the weight to be set, before an increase)
     event: Mapping[str, str] = field(default_factory=dict)  # onEvent: type, reason, message
+    attempt: int = 1  # a Job hook makes one Job per attempt
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class HookAnswer:
     latency: float  # seconds
     code: int | None = None  # the HTTP status, when there was one
     message: str = ""  # the start of the answer's body, or why there was none
+    pending: bool = False  # a Job hook's Job still runs: no answer yet
 
 
 def markdown_table() -> str:
@@ -117,11 +127,11 @@ def parse_hooks(items: list[Mapping[str, Any]] | None) -> tuple[Hook, ...]:
     for index, item in enumerate(items or []):
         name = str(item.get("name") or f"hook-{index}")
         where = f"hooks[{index}] ({name})"
-        webhook = item.get("webhook") or {}
+        webhook, job = item.get("webhook") or {}, item.get("job") or {}
         url = str(webhook.get("url") or "")
-        if not url:
-            raise ValueError(f"{where}: has no target; set webhook.url")
-        if not is_http_url(url):
+        if bool(url) == bool(job.get("spec")):
+            raise ValueError(f"{where}: needs exactly one target; set webhook.url or job.spec")
+        if url and not is_http_url(url):
             raise ValueError(f"{where}: webhook.url must start with http:// or https://")
         if name in names:
             raise ValueError(f"{where}: a second hook named {name}; hook names must be unique")
@@ -134,7 +144,10 @@ def parse_hooks(items: list[Mapping[str, Any]] | None) -> tuple[Hook, ...]:
                 name=name,
                 at=at,
                 url=url,
-                timeout=float(webhook.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)),
+                job=dict(job["spec"]) if job else None,
+                timeout=float(job.get("timeoutSeconds", DEFAULT_JOB_TIMEOUT_SECONDS))
+                if job
+                else float(webhook.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS)),
                 retries=int(item.get("retries", 0)),
                 retry_interval=float(item.get("retryIntervalSeconds", DEFAULT_RETRY_INTERVAL_SECONDS)),
                 on_failure=HookFailure(item.get("onFailure", HookFailure.ABORT)),

@@ -60,6 +60,21 @@ def job_name(model: str, metric: str, run_key: str, number: int) -> str:
     return f"{model[:30]}-{metric[:20]}".rstrip("-").lower() + f"-{digest}"
 
 
+def job_body(config: JobConfig) -> dict[str, Any]:
+    """The Job for `config`: its spec with the deadline, no retries, a TTL and a Never restart policy
+    unless the spec says otherwise, owned and labelled."""
+    spec = copy.deepcopy(dict(config.spec))
+    spec["activeDeadlineSeconds"] = config.timeout
+    spec.setdefault("backoffLimit", 0)
+    spec.setdefault("ttlSecondsAfterFinished", DEFAULT_TTL_SECONDS)
+    pod = spec.setdefault("template", {}).setdefault("spec", {})
+    pod.setdefault("restartPolicy", "Never")
+    metadata: dict[str, Any] = {"name": config.name, "namespace": config.namespace, "labels": dict(config.labels)}
+    if config.owner:
+        metadata["ownerReferences"] = [dict(config.owner)]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+
+
 class JobProvider:
     def __init__(
         self,
@@ -79,18 +94,19 @@ class JobProvider:
             now,
         )
 
-    def measure(self) -> Measured:
-        """The finished Job's measurement; raises `Pending` while it runs, `ProviderError` on an error."""
+    def measure(self, read_value: bool = True) -> Measured:
+        """The finished Job's measurement (its value read only when asked); raises `Pending` while it
+        runs, `ProviderError` on an error."""
         config = self._config
         job = self._read(config.name)
         if job is None:
-            self._create(self.body())
+            self._create(job_body(config))
             raise Pending(f"Job {config.name} started")
         conditions = {
             c.get("type"): c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"
         }
         if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-            return Measured(self._result())
+            return Measured(self._result() if read_value else None)
         failed = conditions.get("Failed") or conditions.get("FailureTarget")
         if failed is not None:
             reason = failed.get("reason", "")
@@ -106,19 +122,6 @@ class JobProvider:
                 "and its deadline passed; is the Job controller running? The Job was deleted"
             )
         raise Pending(f"Job {config.name} is running")
-
-    def body(self) -> dict[str, Any]:
-        config = self._config
-        spec = copy.deepcopy(dict(config.spec))
-        spec["activeDeadlineSeconds"] = config.timeout
-        spec.setdefault("backoffLimit", 0)
-        spec.setdefault("ttlSecondsAfterFinished", DEFAULT_TTL_SECONDS)
-        pod = spec.setdefault("template", {}).setdefault("spec", {})
-        pod.setdefault("restartPolicy", "Never")
-        metadata: dict[str, Any] = {"name": config.name, "namespace": config.namespace, "labels": dict(config.labels)}
-        if config.owner:
-            metadata["ownerReferences"] = [dict(config.owner)]
-        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
     def _result(self) -> float:
         """The number a succeeded pod wrote as its termination message; 1 when it wrote none."""

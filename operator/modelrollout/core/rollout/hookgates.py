@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from modelrollout.core.durations import format_seconds
 from modelrollout.core.enums import AbortReason, EventReason, EventType, PauseReason, ProgressReason
-from modelrollout.core.hooks import Hook, HookCall, HookFailure, HookPhase, HookPoint
+from modelrollout.core.hooks import JOB_POLL_SECONDS, Hook, HookCall, HookFailure, HookPhase, HookPoint
 from modelrollout.core.rollout.draft import Draft
 from modelrollout.core.rollout.lifecycle import SHORTEST_INTERVAL_SECONDS, abort
 from modelrollout.core.rollout.state import HookRecord
@@ -43,26 +43,31 @@ def passed(d: Draft, point: HookPoint, label: str, step: int | None = None, weig
             _act_on_failure(d, hook, record, label)
             return False
         if record is None or _due(hook, record, d):
-            call = HookCall(key, hook, point, d.state.canary, d.state.stable, step, weight or d.state.canary_weight)
+            attempt = (record.attempts if record else 0) + 1
+            weight = weight or d.state.canary_weight
+            call = HookCall(key, hook, point, d.state.canary, d.state.stable, step, weight, attempt=attempt)
             d.hook_calls.append(call)
             d.requeue.append(SHORTEST_INTERVAL_SECONDS)  # the shell makes the call; look again once answered
         else:
             d.requeue.append((_next_call(hook, record) - d.now).total_seconds())
-        last = (
-            ""
-            if record is None
-            else f"; last answer: {describe(record)}, called again every {format_seconds(hook.retry_interval)}"
-        )
-        d.wait(
-            f"{label}: waiting for hook {hook.name} ({point}) to answer 2xx{last}",
-            ProgressReason.WAITING_FOR_HOOK,
-        )
+        d.wait(f"{label}: {_waiting_for(hook, point, record)}", ProgressReason.WAITING_FOR_HOOK)
         return False
     return True
 
 
+def _waiting_for(hook: Hook, point: HookPoint, record: HookRecord | None) -> str:
+    goal = "its Job to complete" if hook.job is not None else "to answer 2xx"
+    text = f"waiting for hook {hook.name} ({point}) {goal}"
+    if record is None:
+        return text
+    if record.phase is HookPhase.RUNNING:
+        return f"{text}; {record.message}"
+    return f"{text}; last answer: {describe(record)}, called again every {format_seconds(hook.retry_interval)}"
+
+
 def _next_call(hook: Hook, record: HookRecord) -> datetime:
-    return record.time + timedelta(seconds=hook.retry_interval)
+    wait = JOB_POLL_SECONDS if record.phase is HookPhase.RUNNING else hook.retry_interval
+    return record.time + timedelta(seconds=wait)
 
 
 def _due(hook: Hook, record: HookRecord, d: Draft) -> bool:
@@ -79,8 +84,16 @@ def _take_answer(d: Draft, hook: Hook, point: HookPoint, key: str, step: int | N
     """The record of `key`, with this reconcile's answer folded in (once)."""
     record = d.state.hook(key)
     answer = d.obs.hook_answers.get(key)
-    if answer is None or (record is not None and (record.phase is not HookPhase.RETRYING or not _due(hook, record, d))):
+    open_phases = (HookPhase.RETRYING, HookPhase.RUNNING)
+    if answer is None or (record is not None and (record.phase not in open_phases or not _due(hook, record, d))):
         return record  # an answer to a call this decision would not make is not taken in (never twice)
+    if answer.pending:  # a Job hook's Job runs: no attempt is over yet
+        attempts = record.attempts if record else 0
+        running = HookRecord(
+            key, hook.name, point, d.state.canary, HookPhase.RUNNING, attempts, d.now, step, message=answer.message
+        )
+        d.update(hooks=(*(r for r in d.state.hooks if r.key != key), running))
+        return running
     attempts = (record.attempts if record else 0) + 1
     if answer.ok:
         phase = HookPhase.SUCCEEDED
