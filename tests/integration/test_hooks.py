@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from tests.conftest import FIGURES
 from tests.integration.conftest import get_json, wait_for
 from tests.integration.helpers import (
     apply,
@@ -94,6 +95,8 @@ def test_every_hook_point_fires_once_in_order_with_the_documented_payload(contro
     recorded = {(h["point"], h.get("step")): h for h in done["hooks"]}
     assert len(recorded) == 4 and all(h["phase"] == "Succeeded" and h["code"] == 200 for h in recorded.values())
     assert all(h["attempts"] == 1 and h["latencySeconds"] > 0 for h in recorded.values())
+    latencies = sorted(h["latencySeconds"] for h in recorded.values())
+    FIGURES["gating hook calls to a loopback server: latency min / max (s)"] = f"{latencies[0]} / {latencies[-1]}"
     succeeded = [e for e in wait_events(control_plane, namespace, "HookSucceeded") if e["reason"] == "HookSucceeded"]
     assert any("(postPromotion)" in e["note"] for e in succeeded)
 
