@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 import pytest
 
 from modelrollout.controller import hooks, metrics
+from modelrollout.controller.jobmetrics import PAYLOAD_ENV, hook_job_config
 from modelrollout.controller.notify import Notifier
 from modelrollout.core.enums import EventReason, EventType
 from modelrollout.core.hooks import HookCall, HookPoint, parse_hooks
 from modelrollout.core.spec import ObjectMeta
+from modelrollout.kube.client import KubeError
 from tests.loopback import LoopbackServer
 from tests.unit.fake_kube import RecordedEvents
 from tests.unit.world import make_spec
@@ -150,3 +152,49 @@ def test_calls_that_gate_nothing_go_on_the_notifier_threads_and_each_outcome_is_
 def test_a_told_call_has_the_hooks_own_timeout_and_says_it_arrived_except_for_events(point, success_event):
     (outgoing,) = hooks.outgoing((call("http://x/h", point, timeout=7.5, step=None),), META, SPEC, NOW)
     assert (outgoing.timeout, outgoing.url, outgoing.sent) == (7.5, "http://x/h", success_event)
+
+
+def test_job_hooks_that_gate_nothing_are_started_and_one_that_cannot_be_is_a_warning():
+    events, started = RecordedEvents(), []
+
+    def start(hook_call, body):
+        if hook_call.hook.name == "refused":
+            raise KubeError(403, "Forbidden", 'jobs.batch is forbidden: User "system:serviceaccount:x:y" cannot create')
+        started.append(body)
+        return "job"
+
+    job = {"spec": {"template": {"spec": {"containers": [{"name": "c", "command": ["true"]}]}}}}
+    hooks_spec = parse_hooks(
+        [
+            {"name": "release-log", "at": ["postPromotion"], "job": job},
+            {"name": "refused", "at": ["postPromotion"], "job": job},
+            {"name": "web", "at": ["postPromotion"], "webhook": {"url": "http://x/h"}},
+        ]
+    )
+    calls = tuple(HookCall(f"k-{h.name}", h, HookPoint.POST_PROMOTION, "r2", "r1") for h in hooks_spec)
+    hooks.start_jobs(calls, META, SPEC, NOW, start, events)
+    assert [body["hook"] for body in started] == ["release-log"]  # the webhook goes to the notifier instead
+    ((subject, warning),) = events.emitted
+    assert subject["metadata"]["uid"] == "uid-1"
+    assert (warning.type, warning.reason) == (EventType.WARNING, EventReason.HOOK_FAILED)
+    assert warning.message.startswith(
+        "hook refused (postPromotion): its Job could not be created: jobs.batch is forbidden"
+    )
+    assert [o.what for o in hooks.outgoing(calls, META, SPEC, NOW)] == ["hook web (postPromotion) for revision r2"]
+
+
+def test_a_job_hooks_job_carries_the_payload_in_every_container_and_one_job_per_attempt():
+    job = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "a", "env": [{"name": PAYLOAD_ENV, "value": "old"}]}, {"name": "b"}]}
+            }
+        }
+    }
+    (hook,) = parse_hooks([{"name": "smoke", "at": ["preRollout"], "job": job}])
+    first = hook_job_config(META, HookCall("k", hook, HookPoint.PRE_ROLLOUT, "r2", "r1"), {"point": "preRollout"})
+    again = hook_job_config(META, HookCall("k", hook, HookPoint.PRE_ROLLOUT, "r2", "r1", attempt=2), {})
+    containers = first.spec["template"]["spec"]["containers"]
+    assert [c["env"] for c in containers] == [[{"name": PAYLOAD_ENV, "value": '{"point": "preRollout"}'}]] * 2
+    assert first.name != again.name and first.timeout == 600
+    assert job["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] == "old"  # the spec is left as it was

@@ -76,22 +76,24 @@ def call_gating(
     """Make each call now, one after the other, and say how each went (a Job hook: how its Job stands)."""
     answers = {}
     for call in calls:
+        body = payload(call, meta, spec, now)
         if call.hook.job is not None:
-            answer = job(call, payload(call, meta, spec, now)) if job else HookAnswer(False, 0.0, None, NO_JOBS)
-            if not answer.pending:
-                metrics.HOOK_CALLS.labels(call.point.value, "sent" if answer.ok else "failed").inc()
-            answers[call.key] = answer
-            continue
-        started = clock()
-        try:
-            code, text = post(call.hook.url, payload(call, meta, spec, now), call.hook.timeout)
-        except ProviderError as error:
-            answer = HookAnswer(False, clock() - started, None, str(error))
+            answer = job(call, body) if job else HookAnswer(False, 0.0, None, NO_JOBS)
         else:
-            answer = HookAnswer(200 <= code < 300, clock() - started, code, " ".join(text.split())[:BODY_SHOWN])
-        metrics.HOOK_CALLS.labels(call.point.value, "sent" if answer.ok else "failed").inc()
+            answer = _call_webhook(call, body, post, clock)
+        if not answer.pending:
+            count_hook(call.point, "sent" if answer.ok else "failed")
         answers[call.key] = answer
     return answers
+
+
+def _call_webhook(call: HookCall, body: Mapping[str, Any], post: Post, clock: Callable[[], float]) -> HookAnswer:
+    started = clock()
+    try:
+        code, text = post(call.hook.url, body, call.hook.timeout)
+    except ProviderError as error:
+        return HookAnswer(False, clock() - started, None, str(error))
+    return HookAnswer(200 <= code < 300, clock() - started, code, " ".join(text.split())[:BODY_SHOWN])
 
 
 def count_hook(point: HookPoint, result: str) -> None:
