@@ -30,6 +30,11 @@ def shadow_without_any_router(spec: dict) -> None:
     spec["strategy"] = {"shadow": {"duration": "10m"}}
 
 
+def canary_scale_without_any_router(spec: dict) -> None:
+    spec.pop("trafficRouting", None)
+    spec["strategy"]["canary"]["steps"] = [{"setCanaryScale": {"replicas": 2}}, {"setWeight": 50}]
+
+
 MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     ("canary-and-blue-green", lambda s: s["strategy"].update(blueGreen={}), "set exactly one of canary or blueGreen"),
     ("no-strategy", lambda s: s.update(strategy={}), "set one of canary or blueGreen"),
@@ -39,7 +44,7 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     (
         "two-kinds-in-a-step",
         steps({"setWeight": 5, "pause": {}}),
-        "each step sets exactly one of setWeight, pause or analysis",
+        "each step sets exactly one of setWeight, pause, analysis or setCanaryScale",
     ),
     (
         "huge-step-list",
@@ -172,6 +177,16 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
         "hooks-of-one-name",
         lambda s: s.update(hooks=[{"name": "h", "at": ["onEvent"], "webhook": {"url": "http://h/"}}] * 2),
         'spec.hooks[1]: Duplicate value: {"name":"h"}',
+    ),
+    (
+        "canary-scale-without-router",
+        canary_scale_without_any_router,
+        "setCanaryScale needs a trafficRouting: without a router the canary's pods are its traffic",
+    ),
+    (
+        "canary-scale-two-ways",
+        steps({"setCanaryScale": {"replicas": 2, "weight": 20}}),
+        "set exactly one of replicas, weight or matchTrafficWeight",
     ),
     ("unknown-automation", lambda s: s.update(automation="yolo"), 'spec.automation: Unsupported value: "yolo"'),
     ("zero-progress-deadline", lambda s: s.update(progressDeadlineSeconds=0), "spec.progressDeadlineSeconds"),

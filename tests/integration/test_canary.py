@@ -304,3 +304,19 @@ def test_pause_and_resume_hold_a_timed_step(control_plane, operator, namespace):
         lambda s: s["weights"]["canary"] == 20 and s["phase"] == "Paused",
         "weight 20 after resume",
     )
+
+
+def test_set_canary_scale_warms_pods_before_traffic_and_keeps_them_through_a_small_weight(
+    control_plane, operator, namespace
+):
+    steps = [{"setCanaryScale": {"replicas": 2}}, {"pause": {}}, {"setWeight": 25}, {"pause": {}}]
+    first = sample(replicas=4, strategy={"canary": {"steps": steps}}, trafficRouting=ROUTING["gatewayAPI"])
+    stable, new = start_canary(control_plane, namespace, first)
+    wait_for(lambda: replicas_by_revision(control_plane, namespace).get(new) == 2, what="2 warm canary pods")
+    assert routed_weights(control_plane, namespace, "gatewayAPI") == (100, 0)  # warm, and no traffic yet
+    promoted = plugin(control_plane, "promote", "fraud-scorer", "-n", namespace)
+    assert promoted.returncode == 0, promoted.stderr
+    at_25 = wait_status(control_plane, namespace, lambda s: s["weights"]["canary"] == 25, "25% on warm pods")
+    assert at_25["status"]["intent"]["canaryScale"] == {"replicas": 2}
+    assert routed_weights(control_plane, namespace, "gatewayAPI") == (75, 25)
+    assert replicas_by_revision(control_plane, namespace) == {stable: 4, new: 2}  # 1 pod would carry 25%

@@ -66,6 +66,13 @@ def reached_weight(observation: Observation, decision: Decision) -> int:
     return max((w for w in weights if w is not None), default=0)
 
 
+def scaled_pods(observation: Observation, decision: Decision) -> int:
+    """The pods the last setCanaryScale among the completed steps asks for (0: none, or matchTrafficWeight)."""
+    step = int(decision.status.get("currentStepIndex") or 0)
+    scales = [s for s in steps_of(observation)[:step] if type(s).__name__ == "SetCanaryScale"]
+    return scales[-1].pods(observation.spec.replicas) if scales else 0
+
+
 def allowed_weight(observation: Observation, decision: Decision) -> int:
     """The share the canary's pods may be scaled for: the weight reached, or the setWeight step being
     prepared (its pods may come up before it completes), or 100 once every step is done and the
@@ -151,6 +158,19 @@ def share_within_the_step(observation: Observation, decision: Decision) -> None:
     if splits_by_weight(observation):
         if route.canary > reached:
             _fail("route weight beyond the setWeight reached", observation, decision, route=route, reached=reached)
+        allowed = max(
+            canary_replicas_for(allowed_weight(observation, decision), observation.spec.replicas),
+            scaled_pods(observation, decision),
+        )
+        replicas = decision.replicas_of(new) or 0
+        if replicas > allowed:
+            _fail(
+                "canary pods beyond its step and its setCanaryScale",
+                observation,
+                decision,
+                canary=replicas,
+                allowed=allowed,
+            )
         return
     weight = allowed_weight(observation, decision)
     allowed = canary_replicas_for(weight, observation.spec.replicas)

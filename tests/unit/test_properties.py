@@ -40,12 +40,20 @@ CHECKS = {"templates": [{"name": "error-rate"}]}
 ACTIONS = tuple(action.value for action in RequestAction)  # every manual action, retry-analysis included
 
 
+SCALES = ({"replicas": 0}, {"replicas": 3}, {"replicas": 20}, {"weight": 60}, {"matchTrafficWeight": True})
+
+
 @st.composite
-def steps(draw) -> list[dict]:
+def steps(draw, scales: bool = True) -> list[dict]:
+    """Canary steps; `scales` adds setCanaryScale steps (the CRD refuses them without a router)."""
     count = draw(st.integers(1, 8))
     weight, result = 0, []
+    kinds = ("setWeight", "pause", "timed-pause", "analysis") + (("setCanaryScale",) if scales else ())
     for _ in range(count):
-        kind = draw(st.sampled_from(("setWeight", "pause", "timed-pause", "analysis")))
+        kind = draw(st.sampled_from(kinds))
+        if kind == "setCanaryScale":
+            result.append({"setCanaryScale": draw(st.sampled_from(SCALES))})
+            continue
         if kind == "setWeight":  # the CRD refuses decreasing weights
             weight = draw(st.integers(weight, 100))
             result.append({"setWeight": weight})
@@ -94,7 +102,7 @@ def specs(draw) -> dict:
         if draw(st.booleans()):
             strategy["shadow"]["analysis"] = CHECKS
     if shape.endswith("canary"):
-        strategy["canary"] = {"steps": draw(steps())}
+        strategy["canary"] = {"steps": draw(steps(scales=router != Router.NONE))}
     if shape.endswith("blueGreen"):
         blue_green: dict = {}
         if draw(st.booleans()):

@@ -84,7 +84,35 @@ class AnalysisStep:
         return f"analysis ({names})"
 
 
-Step = SetWeight | Pause | AnalysisStep
+@dataclass(frozen=True)
+class SetCanaryScale:
+    """Run the canary at `replicas` pods, or at `weight` percent of `replicas`, whatever its traffic
+    share (warming a GPU model before it gets traffic); `match_traffic_weight` goes back to the share.
+
+    Never fewer pods than the share needs: a scale below it is raised to it. Needs a router that splits
+    by weight (without one, pods are the traffic)."""
+
+    replicas: int | None = None
+    weight: int | None = None
+    match_traffic_weight: bool = False
+
+    def describe(self) -> str:
+        if self.replicas is not None:
+            return f"setCanaryScale {self.replicas} pods"
+        if self.weight is not None:
+            return f"setCanaryScale {self.weight}% of replicas"
+        return "setCanaryScale matching the traffic weight"
+
+    def pods(self, replicas: int) -> int:
+        """The canary pods this scale asks for out of `replicas` (0: follow the weight)."""
+        if self.replicas is not None:
+            return min(self.replicas, replicas)
+        if self.weight is not None:
+            return min(replicas, -(-replicas * self.weight // 100))
+        return 0
+
+
+Step = SetWeight | Pause | AnalysisStep | SetCanaryScale
 
 
 @dataclass(frozen=True)
@@ -242,7 +270,14 @@ def parse_step(body: dict[str, Any]) -> Step:
         return Pause(parse_duration(duration) if duration else None)
     if "analysis" in body:
         return AnalysisStep(parse_analysis(body["analysis"]))
-    raise ValueError(f"a step needs one of setWeight, pause or analysis: {body}")
+    if "setCanaryScale" in body:
+        scale = body["setCanaryScale"] or {}
+        return SetCanaryScale(
+            replicas=int(scale["replicas"]) if "replicas" in scale else None,
+            weight=int(scale["weight"]) if "weight" in scale else None,
+            match_traffic_weight=bool(scale.get("matchTrafficWeight", False)),
+        )
+    raise ValueError(f"a step needs one of setWeight, pause, analysis or setCanaryScale: {body}")
 
 
 def parse_canary(body: dict[str, Any] | None) -> CanaryStrategy | None:

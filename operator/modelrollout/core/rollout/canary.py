@@ -5,6 +5,8 @@ Rules:
   available (without a router, also once the stable gave up the rest); its weight becomes intent
   then, never earlier. A step that lowers the weight completes at once: less traffic is always safe.
 - A `pause: {}` waits for a person at every automation level; a timed pause counts from the step's start.
+- A setCanaryScale step completes at once: it changes how many pods the canary runs from then on (the
+  plan never gives it fewer than its share needs), not its traffic.
 - Background checks run from `startingStep` on; a failure aborts, inconclusive waits for a person.
 - Gating hooks sit right before traffic moves, once the pods for it are available: `preRollout` and
   `preTrafficIncrease` before a step raises the weight, `prePromotion` before the promotion (which
@@ -20,10 +22,10 @@ from modelrollout.core.durations import format_seconds
 from modelrollout.core.enums import GateKind, PauseReason, RunKind
 from modelrollout.core.hooks import HookPoint
 from modelrollout.core.rollout import hookgates
-from modelrollout.core.rollout.draft import Draft, canary_replicas_for
+from modelrollout.core.rollout.draft import Draft
 from modelrollout.core.rollout.lifecycle import complete_step, judge, promote, run_analysis
 from modelrollout.core.rollout.state import Gate
-from modelrollout.core.spec import AnalysisRef, AnalysisStep, Pause, SetWeight
+from modelrollout.core.spec import AnalysisRef, AnalysisStep, Pause, SetCanaryScale, SetWeight
 
 
 def advance(d: Draft) -> None:
@@ -43,7 +45,7 @@ def advance(d: Draft) -> None:
             return
         match step:
             case SetWeight(weight=weight):
-                needed = canary_replicas_for(weight, d.replicas)
+                needed = d.canary_pods_for(weight)
                 if weight > state.canary_weight and not d.canary_ready(needed):
                     d.wait(
                         f"{label}: waiting for {needed} canary pods to be available ({d.available(state.canary)} now)"
@@ -69,6 +71,9 @@ def advance(d: Draft) -> None:
             case AnalysisStep(analysis=analysis):
                 if not _analysis_step(d, analysis, label):
                     return
+            case SetCanaryScale():
+                scale = None if step.match_traffic_weight else step
+                complete_step(d, f"{label} done", canary_scale=scale)
 
 
 def _background_analysis(d: Draft) -> bool:

@@ -111,6 +111,12 @@ class Draft:
         """Blue/green after the switch: the new revision is active, the old one kept for a switch back."""
         return self.state.stage is Stage.POST_PROMOTION and bool(self.state.canary)
 
+    def canary_pods_for(self, weight: int) -> int:
+        """Pods the canary runs at `weight`: its share, or more when a setCanaryScale asked (router only)."""
+        share = canary_replicas_for(weight, self.replicas)
+        scale = self.state.canary_scale
+        return max(share, scale.pods(self.replicas)) if scale is not None and self.splits_by_weight else share
+
     def canary_ready(self, needed: int) -> bool:
         """The new revision has exactly `needed` pods, all available.
 

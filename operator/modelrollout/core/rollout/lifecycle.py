@@ -41,7 +41,14 @@ ALL_PAUSES = (
     PauseReason.HOOK_FAILED,
 )
 ROLLOUT_PAUSES = tuple(reason for reason in ALL_PAUSES if reason is not PauseReason.MANUAL)  # a person's pause stays
-CLEARED_ROLLOUT = {"canary": "", "canary_weight": 0, "mirror_percent": 0, "approvals": (), "mirror_refused": None}
+CLEARED_ROLLOUT = {
+    "canary": "",
+    "canary_weight": 0,
+    "mirror_percent": 0,
+    "canary_scale": None,
+    "approvals": (),
+    "mirror_refused": None,
+}
 
 
 def scale_down_delay(d: Draft) -> int:
@@ -81,6 +88,7 @@ def start(d: Draft, revision: str) -> None:
         step=0,
         canary_weight=0,
         mirror_percent=0,
+        canary_scale=None,
         abort=None,
         approvals=(),
         runs=(),

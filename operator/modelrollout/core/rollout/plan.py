@@ -5,6 +5,8 @@ Rules:
   goes to a new revision with no available pod. A route or mirror to a canary whose pods are all
   gone falls back to stable, and a blue/green switch falls back to the old revision, until pods
   return; the intent is unchanged and nothing is written back.
+- A setCanaryScale step scales the canary apart from its weight (with a router only: without one,
+  pods are the traffic), never below what its weight needs.
 - The stable revision serves at full size until a new one has taken over all traffic; without a
   router it gives up only the pods the canary serves at the weight reached (never for a step still
   waiting for its pods), and never its last pod before the promotion.
@@ -52,12 +54,12 @@ def _stage_target(d: Draft) -> int:
             return preview_replicas(d)
         case Stage.PROMOTING | Stage.POST_PROMOTION:
             return d.replicas
-    serving = canary_replicas_for(state.canary_weight, d.replicas)
+    serving = d.canary_pods_for(state.canary_weight)
     if state.step >= len(steps):
         return d.replicas if d.gate_open(Gate(GateKind.PROMOTION)) else serving
     step = steps[state.step]
     if isinstance(step, SetWeight) and d.gate_open(d.step_gate()):
-        return max(serving, canary_replicas_for(step.weight, d.replicas))
+        return max(serving, d.canary_pods_for(step.weight))
     return serving
 
 

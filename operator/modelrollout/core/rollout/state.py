@@ -19,6 +19,7 @@ The fields, and what each one is:
 | stepStartedAt      | step_started     | intent      | when the step (or mirroring, preview, switch) began     |
 | intent.canaryWeight| canary_weight    | intent      | the weight the last completed setWeight step asked for  |
 | intent.mirrorPercent| mirror_percent  | intent      | the mirrored percent once mirroring began               |
+| intent.canaryScale | canary_scale     | intent      | the last completed setCanaryScale (None: follow weight) |
 | abort              | abort            | intent      | why the spec's revision is held back                    |
 | rollbackTo         | rollback_to      | intent      | the revision an undo brings back                        |
 | scaleDowns         | scale_downs      | intent      | revisions to scale to zero, and when                    |
@@ -56,7 +57,7 @@ from modelrollout.core.enums import (
     Stage,
 )
 from modelrollout.core.hooks import HookPhase, HookPoint
-from modelrollout.core.spec import SetWeight, Step
+from modelrollout.core.spec import SetCanaryScale, SetWeight, Step
 
 HISTORY_LIMIT = 30
 
@@ -155,6 +156,7 @@ class RolloutState:
     step_started: datetime | None = None
     canary_weight: int = 0
     mirror_percent: int = 0
+    canary_scale: SetCanaryScale | None = None
     abort: Abort | None = None
     rollback_to: str = ""
     scale_downs: tuple[ScaleDown, ...] = ()
@@ -213,6 +215,7 @@ def load_state(status: Mapping[str, Any], steps: tuple[Step, ...], mirror_percen
         step_started=step_started,
         canary_weight=int(intent.get("canaryWeight") or 0),
         mirror_percent=int(intent.get("mirrorPercent") or 0),
+        canary_scale=_load_scale(intent.get("canaryScale")),
         abort=_load_abort(status.get("abort")),
         rollback_to=status.get("rollbackTo") or "",
         scale_downs=tuple(ScaleDown(item["revision"], _time(item["after"])) for item in status.get("scaleDowns") or []),
@@ -241,6 +244,8 @@ def dump_state(state: RolloutState, active: bool) -> dict[str, Any]:
         "intent": {
             "canaryWeight": state.canary_weight if active else 0,
             "mirrorPercent": state.mirror_percent if active else 0,
+            # Absent, not null, when unset: a merge patch drops nulls, and the next status must compare equal.
+            **({"canaryScale": _dump_scale(state.canary_scale)} if active and state.canary_scale else {}),
         },
         "abort": _dump_abort(state.abort),
         "rollbackTo": state.rollback_to or None,
@@ -278,6 +283,21 @@ def _time(text: str | None) -> datetime:
     if parsed is None:
         raise ValueError(f"status holds an unreadable time {text!r}")
     return parsed
+
+
+def _load_scale(body: Mapping[str, Any] | None) -> SetCanaryScale | None:
+    if not body:
+        return None
+    return SetCanaryScale(
+        replicas=int(body["replicas"]) if body.get("replicas") is not None else None,
+        weight=int(body["weight"]) if body.get("weight") is not None else None,
+    )
+
+
+def _dump_scale(scale: SetCanaryScale | None) -> dict[str, int] | None:
+    if scale is None:
+        return None
+    return {"replicas": scale.replicas} if scale.replicas is not None else {"weight": scale.weight or 0}
 
 
 def _load_abort(body: Mapping[str, Any] | None) -> Abort | None:
