@@ -62,7 +62,24 @@ def whoami(kube: KubeClient) -> str:
         return "unknown"
 
 
-def format_status(body: dict[str, Any]) -> str:
+def pod_counts(status: dict[str, Any], deployments: list[dict[str, Any]]) -> str:
+    """Each serving revision's pods, available of asked for, from its Deployment."""
+    by_revision = {d["metadata"].get("labels", {}).get(labels.REVISION_LABEL, ""): d for d in deployments}
+    shown = []
+    for role in ("stable", "canary"):
+        revision = status.get(f"{role}Revision") or ""
+        deployment = by_revision.get(revision)
+        if revision and deployment is not None:
+            available = (deployment.get("status") or {}).get("availableReplicas", 0)
+            shown.append(f"{role} {available}/{deployment['spec'].get('replicas', 0)} available")
+    scale = (status.get("intent") or {}).get("canaryScale")
+    if scale and status.get("canaryRevision"):
+        asked = f"{scale['replicas']} pods" if "replicas" in scale else f"{scale.get('weight')}% of replicas"
+        shown.append(f"canary scaled to {asked} (setCanaryScale)")
+    return ", ".join(shown)
+
+
+def format_status(body: dict[str, Any], deployments: list[dict[str, Any]] | None = None) -> str:
     status = body.get("status") or {}
     spec = body.get("spec") or {}
     model = spec.get("model") or {}
@@ -101,6 +118,8 @@ def format_status(body: dict[str, Any]) -> str:
         f"stable {weights.get('stable', 0)}%  canary {weights.get('canary', 0)}%  mirror {weights.get('mirror', 0)}%",
         f"Replicas:    {status.get('readyReplicas', 0)}/{spec.get('replicas', 0)} ready",
     ]
+    if deployments:
+        lines.append(f"Pods:        {pod_counts(status, deployments)}")
     if status.get("abort"):
         abort = status["abort"]
         lines.append(f"Aborted:     {abort.get('revision')} ({abort.get('reason')}: {abort.get('message')})")
@@ -287,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.watch:
             return watch_status(kube, namespace, args.name, args.timeout)
-        print(json.dumps(body.get("status") or {}, indent=2) if args.output == "json" else format_status(body))
+        if args.output == "json":
+            print(json.dumps(body.get("status") or {}, indent=2))
+        else:
+            print(format_status(body, kube.list(DEPLOYMENT, namespace, f"{labels.DEPLOYMENT_LABEL}={args.name}")))
         return 0
     finally:
         kube.close()

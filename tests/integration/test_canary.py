@@ -320,3 +320,5 @@ def test_set_canary_scale_warms_pods_before_traffic_and_keeps_them_through_a_sma
     assert at_25["status"]["intent"]["canaryScale"] == {"replicas": 2}
     assert routed_weights(control_plane, namespace, "gatewayAPI") == (75, 25)
     assert replicas_by_revision(control_plane, namespace) == {stable: 4, new: 2}  # 1 pod would carry 25%
+    shown = plugin(control_plane, "status", "fraud-scorer", "-n", namespace).stdout
+    assert "Pods:        stable 4/4 available, canary 2/2 available, canary scaled to 2 pods (setCanaryScale)" in shown
