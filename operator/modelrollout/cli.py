@@ -12,12 +12,13 @@ from pathlib import Path
 def _run_operator(args: argparse.Namespace) -> int:
     import kopf
 
-    import modelrollout.handlers  # noqa: F401 - registers the handlers
     from modelrollout import logs
     from modelrollout.controller.notify import operator_receivers
     from modelrollout.controller.peering import own_identity
 
     try:
+        import modelrollout.handlers  # noqa: F401 - registers the handlers; reads the numeric settings
+
         operator_receivers(os.environ)  # a setting the operator cannot use is refused before it starts
     except ValueError as error:
         print(f"modelrollout run: {error}; fix the operator's environment and start it again", file=sys.stderr)

@@ -56,9 +56,22 @@ log = logging.getLogger(__name__)
 count_kopf_requests(TALLY)
 
 GROUP, VERSION, PLURAL = "modelrollout.io", "v1alpha1", "modeldeployments"
-RESYNC_SECONDS = float(os.environ.get("MODELROLLOUT_RESYNC_SECONDS", "300"))
-WORKERS = int(os.environ.get("MODELROLLOUT_WORKERS", "4"))
-URGENT_WORKERS = max(1, int(os.environ.get("MODELROLLOUT_URGENT_WORKERS", "4")))
+def number_setting(name: str, default: str, whole: bool = False, environ: Mapping[str, str] = os.environ) -> float:
+    """A positive number from the operator's environment; anything else names the setting and what it needs."""
+    text = environ.get(name, default)
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        kind = "a whole number" if whole else "a number"
+        raise ValueError(f"{name} must be {kind} above 0, not {text!r}")
+    return value
+
+
+RESYNC_SECONDS = number_setting("MODELROLLOUT_RESYNC_SECONDS", "300")
+WORKERS = int(number_setting("MODELROLLOUT_WORKERS", "4", whole=True))
+URGENT_WORKERS = int(number_setting("MODELROLLOUT_URGENT_WORKERS", "4", whole=True))
 
 
 @kopf.on.login()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 
 from modelrollout.controller.apiready import wait_until_served
-from modelrollout.handlers import default_http_address
+from modelrollout.handlers import default_http_address, number_setting
 from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, KubeError
 
 
@@ -76,3 +79,33 @@ def test_a_crd_that_is_not_installed_is_named_with_what_to_do():
     apiserver = Apiserver(refusals=1, status=404)
     with pytest.raises(RuntimeError, match=r"does not serve modeldeployments .* install the CRDs first"):
         wait_until_served(apiserver, (MODEL_DEPLOYMENT,), [None])
+
+
+@pytest.mark.parametrize(
+    ("text", "whole", "message"),
+    [
+        ("four", True, "MODELROLLOUT_X must be a whole number above 0, not 'four'"),
+        ("2.5", True, "MODELROLLOUT_X must be a whole number above 0, not '2.5'"),
+        ("0", False, "MODELROLLOUT_X must be a number above 0, not '0'"),
+    ],
+)
+def test_a_numeric_setting_that_cannot_be_used_names_itself_and_what_it_needs(text, whole, message):
+    with pytest.raises(ValueError) as raised:
+        number_setting("MODELROLLOUT_X", "4", whole, {"MODELROLLOUT_X": text})
+    assert str(raised.value) == message
+    assert number_setting("MODELROLLOUT_X", "4", whole, {}) == 4
+
+
+def test_the_operator_refuses_a_bad_worker_count_at_start_without_a_traceback():
+    run = subprocess.run(
+        [sys.executable, "-c", "import sys; from modelrollout import cli; sys.exit(cli.main(['run']))"],
+        env={**os.environ, "MODELROLLOUT_WORKERS": "lots"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (run.returncode, run.stderr) == (
+        2,
+        "modelrollout run: MODELROLLOUT_WORKERS must be a whole number above 0, not 'lots'; "
+        "fix the operator's environment and start it again\n",
+    )
