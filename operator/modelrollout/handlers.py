@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 count_kopf_requests(TALLY)
 
 GROUP, VERSION, PLURAL = "modelrollout.io", "v1alpha1", "modeldeployments"
+
+
 def number_setting(name: str, default: str, whole: bool = False, environ: Mapping[str, str] = os.environ) -> float:
     """A positive number from the operator's environment; anything else names the setting and what it needs."""
     text = environ.get(name, default)
