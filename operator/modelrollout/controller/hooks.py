@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from modelrollout.controller import metrics
 from modelrollout.controller.events import Events
 from modelrollout.controller.notify import Outgoing, regarding
+from modelrollout.core.conditions import format_time
 from modelrollout.core.enums import EventReason, EventType
 from modelrollout.core.hooks import HookAnswer, HookCall, HookPoint
 from modelrollout.core.rollout import Event
@@ -50,7 +51,7 @@ def payload(call: HookCall, meta: ObjectMeta, spec: ModelDeploymentSpec, now: da
         "model": {"name": spec.model.name, "version": spec.model.version, "uri": spec.model.uri},
         "canaryWeight": call.canary_weight,
         "metadata": dict(call.hook.metadata),
-        "time": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": format_time(now),
     }
     if call.step is not None:
         body["step"] = call.step + 1

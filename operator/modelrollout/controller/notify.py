@@ -30,6 +30,7 @@ from typing import Any
 
 from modelrollout.controller import metrics
 from modelrollout.controller.events import Events
+from modelrollout.core.conditions import format_time
 from modelrollout.core.enums import AbortReason, EventReason, EventType
 from modelrollout.core.notifications import NoticeFormat, NoticeKind, Receiver, SecretKey, is_http_url
 from modelrollout.core.rollout import Decision, Event
@@ -108,7 +109,7 @@ def generic(notice: Notice) -> dict[str, Any]:
         "title": title(notice),
         "message": notice.message,
         "command": notice.command,
-        "time": notice.time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": format_time(notice.time),
     }
 
 

@@ -36,12 +36,12 @@ from typing import Any
 
 from kubernetes import client as k8s_client
 
-from modelrollout.kube.client import POD, Kind, KubeClient, KubeError, load_configuration
+from modelrollout.core.conditions import format_time
+from modelrollout.kube.client import POD, SERVICE, Kind, KubeClient, KubeError, load_configuration
 
 log = logging.getLogger("modelrollout.jobrunner")
 
 JOB_POD_SELECTOR = "batch.kubernetes.io/job-name"
-SERVICE = Kind("", "v1", "services", "Service")
 ENDPOINT_SLICE = Kind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 MESSAGE_LIMIT = 4096  # bytes of a termination message, as the kubelet keeps
 SERVICE_URL = re.compile(
@@ -63,7 +63,7 @@ class Running:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(datetime.now(UTC))
 
 
 class JobRunner:
@@ -177,9 +177,7 @@ class JobRunner:
         message = ""
         if running.message_file.is_file():
             message = running.message_file.read_bytes()[:MESSAGE_LIMIT].decode(errors="replace")
-        self._write(
-            pod, running.process.returncode, message, running.started.strftime("%Y-%m-%dT%H:%M:%SZ"), running.container
-        )
+        self._write(pod, running.process.returncode, message, format_time(running.started), running.container)
 
     def _write(self, pod: dict[str, Any], code: int, message: str, started: str, container: dict[str, Any]) -> None:
         assert self._client is not None
