@@ -75,14 +75,7 @@ def measure_job(
     """The measurement of this metric's `number`th Job, or None while it runs (started if absent)."""
     meta = parse_meta(dict(body))
     name = job_name(meta.name, metric, run_key, number)
-    config = JobConfig(
-        name=name,
-        namespace=meta.namespace,
-        spec=template.spec,
-        timeout=template.timeout,
-        labels=common_labels(meta),
-        owner=owner_reference(meta),
-    )
+    config = _owned(meta, name, template.spec, template.timeout)
     try:
         measured = _provider(kube, config, now).measure()
     except Pending:
@@ -124,14 +117,12 @@ def hook_job_config(meta: ObjectMeta, call: HookCall, payload: Mapping[str, Any]
     for container in containers:
         env = [item for item in container.get("env") or [] if item.get("name") != PAYLOAD_ENV]
         container["env"] = [*env, {"name": PAYLOAD_ENV, "value": json.dumps(payload)}]
-    return JobConfig(
-        name=job_name(meta.name, call.hook.name, call.key, call.attempt),
-        namespace=meta.namespace,
-        spec=spec,
-        timeout=int(call.hook.timeout),
-        labels=common_labels(meta),
-        owner=owner_reference(meta),
-    )
+    return _owned(meta, job_name(meta.name, call.hook.name, call.key, call.attempt), spec, int(call.hook.timeout))
+
+
+def _owned(meta: ObjectMeta, name: str, spec: Mapping[str, Any], timeout: int) -> JobConfig:
+    """A Job of the ModelDeployment: in its namespace, with its labels and its controller reference."""
+    return JobConfig(name, meta.namespace, spec, timeout, common_labels(meta), owner_reference(meta))
 
 
 def hook_job(

@@ -152,7 +152,14 @@ class Reconciler:
         first = decide(observation({}, {}))
         inputs = self._analysis(body, first, now) if first.analysis_runs else {}
         answers = (
-            hooks.call_gating(first.hook_calls, meta, spec, now, self._hook_post, job=self._hook_job(meta, now))
+            hooks.call_gating(
+                first.hook_calls,
+                meta,
+                spec,
+                now,
+                self._hook_post,
+                job=functools.partial(jobmetrics.hook_job, self._kube, meta, now=now),
+            )
             if first.hook_calls
             else {}
         )
@@ -196,9 +203,6 @@ class Reconciler:
             hooks.start_jobs(decision.hook_notices, meta, spec, now, start, self._events)
         decisionlog.write(meta, status.get("currentRevision") or "", entries)
         return decision.requeue_after
-
-    def _hook_job(self, meta: ObjectMeta, now: datetime) -> hooks.JobCall:
-        return lambda call, body: jobmetrics.hook_job(self._kube, meta, call, body, now)
 
     @staticmethod
     def _record_metrics(meta: ObjectMeta, decision: Decision) -> None:
