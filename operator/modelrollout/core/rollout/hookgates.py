@@ -92,8 +92,7 @@ def _take_answer(d: Draft, hook: Hook, point: HookPoint, key: str, step: int | N
         running = HookRecord(
             key, hook.name, point, d.state.canary, HookPhase.RUNNING, attempts, d.now, step, message=answer.message
         )
-        d.update(hooks=(*(r for r in d.state.hooks if r.key != key), running))
-        return running
+        return _keep(d, running)
     attempts = (record.attempts if record else 0) + 1
     if answer.ok:
         phase = HookPhase.SUCCEEDED
@@ -104,7 +103,7 @@ def _take_answer(d: Draft, hook: Hook, point: HookPoint, key: str, step: int | N
     folded = HookRecord(
         key, hook.name, point, d.state.canary, phase, attempts, d.now, step, answer.code, answer.latency, answer.message
     )
-    d.update(hooks=(*(r for r in d.state.hooks if r.key != key), folded))
+    _keep(d, folded)
     where = f"hook {hook.name} ({point}) for revision {d.state.canary}"
     if phase is HookPhase.SUCCEEDED:
         d.emit(EventReason.HOOK_SUCCEEDED, f"{where} answered {describe(folded)}")
@@ -115,6 +114,12 @@ def _take_answer(d: Draft, hook: Hook, point: HookPoint, key: str, step: int | N
         }[phase]
         d.emit(EventReason.HOOK_FAILED, f"{where} failed: {describe(folded)}; {then}", EventType.WARNING)
     return folded
+
+
+def _keep(d: Draft, record: HookRecord) -> HookRecord:
+    """`record` replaces the one of its key in the state."""
+    d.update(hooks=(*(r for r in d.state.hooks if r.key != record.key), record))
+    return record
 
 
 def _act_on_failure(d: Draft, hook: Hook, record: HookRecord, label: str) -> None:
