@@ -27,6 +27,7 @@ from kubernetes import config as k8s_config
 
 from modelrollout.core import labels
 from modelrollout.core.enums import Phase, RequestAction, Stage
+from modelrollout.core.headerroutes import load_routes
 from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, KubeClient, KubeError
 
 COMMANDS = {
@@ -120,6 +121,8 @@ def format_status(body: dict[str, Any], deployments: list[dict[str, Any]] | None
     ]
     if deployments:
         lines.append(f"Pods:        {pod_counts(status, deployments)}")
+    for route in load_routes((status.get("intent") or {}).get("headerRoutes")):
+        lines.append(f"Header route: {route.describe()} -> canary, whatever its weight")
     if status.get("abort"):
         abort = status["abort"]
         lines.append(f"Aborted:     {abort.get('revision')} ({abort.get('reason')}: {abort.get('message')})")

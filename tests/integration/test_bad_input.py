@@ -30,6 +30,25 @@ def shadow_without_any_router(spec: dict) -> None:
     spec["strategy"] = {"shadow": {"duration": "10m"}}
 
 
+def header_route(*match: dict, name: str = "qa") -> dict:
+    return {"setHeaderRoute": {"name": name, "match": list(match)}}
+
+
+QA_HEADER = {"headerName": "x-qa", "headerValue": {"exact": "yes"}}
+
+
+def header_route_without_any_router(spec: dict) -> None:
+    spec.pop("trafficRouting", None)
+    spec["strategy"]["canary"]["steps"] = [header_route(QA_HEADER), {"setWeight": 50}]
+
+
+def on_nginx(*items: dict) -> Mutation:
+    return lambda spec: spec.update(
+        trafficRouting={"nginx": {"host": "fraud.example.com"}},
+        strategy={**spec["strategy"], "canary": {"steps": list(items)}},
+    )
+
+
 def canary_scale_without_any_router(spec: dict) -> None:
     spec.pop("trafficRouting", None)
     spec["strategy"]["canary"]["steps"] = [{"setCanaryScale": {"replicas": 2}}, {"setWeight": 50}]
@@ -44,7 +63,7 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     (
         "two-kinds-in-a-step",
         steps({"setWeight": 5, "pause": {}}),
-        "each step sets exactly one of setWeight, pause, analysis or setCanaryScale",
+        "each step sets exactly one of setWeight, pause, analysis, setCanaryScale or setHeaderRoute",
     ),
     (
         "huge-step-list",
@@ -187,6 +206,66 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
         "canary-scale-two-ways",
         steps({"setCanaryScale": {"replicas": 2, "weight": 20}}),
         "set exactly one of replicas, weight or matchTrafficWeight",
+    ),
+    (
+        "header-route-without-router",
+        header_route_without_any_router,
+        "setHeaderRoute needs a trafficRouting: without a router nothing can send a request to the canary",
+    ),
+    (
+        "header-route-match-header-and-cookie-in-one-entry",
+        steps(header_route({**QA_HEADER, "cookie": {"name": "m", "value": "b"}})),
+        "each match entry sets exactly one of headerName (with headerValue) or cookie",
+    ),
+    (
+        "header-route-value-two-ways",
+        steps(header_route({"headerName": "x-qa", "headerValue": {"exact": "a", "prefix": "b"}})),
+        "set exactly one of exact, prefix or regex",
+    ),
+    (
+        "header-route-header-name-without-value",
+        steps(header_route({"headerName": "x-qa"})),
+        "headerName and headerValue go together",
+    ),
+    (
+        "header-route-one-header-twice",
+        steps(header_route(QA_HEADER, {"headerName": "X-QA", "headerValue": {"prefix": "y"}})),
+        "a header (and the Cookie header, which every cookie entry reads) may appear once in a route's match",
+    ),
+    (
+        "header-route-two-cookies",
+        steps(header_route({"cookie": {"name": "a", "value": "1"}}, {"cookie": {"name": "b", "value": "2"}})),
+        "a header (and the Cookie header, which every cookie entry reads) may appear once in a route's match",
+    ),
+    (
+        "header-route-name-not-a-label",
+        steps({"setHeaderRoute": {"name": "QA Team", "match": [QA_HEADER]}}),
+        "spec.strategy.canary.steps[0].setHeaderRoute.name",
+    ),
+    (
+        "header-route-backtick",
+        steps(header_route({"headerName": "x-qa", "headerValue": {"exact": "a`b"}})),
+        "spec.strategy.canary.steps[0].setHeaderRoute.match[0].headerValue.exact",
+    ),
+    (
+        "header-route-empty-exact",
+        steps(header_route({"headerName": "x-qa", "headerValue": {"exact": ""}})),
+        "spec.strategy.canary.steps[0].setHeaderRoute.match[0].headerValue.exact",
+    ),
+    (
+        "header-routes-beyond-an-httproute",
+        steps(*[header_route(QA_HEADER, name=f"r{i}") for i in range(16)]),
+        "at most 15 setHeaderRoute steps: an HTTPRoute holds 16 rules",
+    ),
+    (
+        "nginx-header-route-two-matches",
+        on_nginx(header_route(QA_HEADER, {"cookie": {"name": "m", "value": "b"}})),
+        "trafficRouting.nginx routes by one header or cookie only",
+    ),
+    (
+        "nginx-two-header-routes",
+        on_nginx(header_route(QA_HEADER), header_route(QA_HEADER, name="beta")),
+        "trafficRouting.nginx carries one header route",
     ),
     ("unknown-automation", lambda s: s.update(automation="yolo"), 'spec.automation: Unsupported value: "yolo"'),
     ("zero-progress-deadline", lambda s: s.update(progressDeadlineSeconds=0), "spec.progressDeadlineSeconds"),

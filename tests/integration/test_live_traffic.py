@@ -118,8 +118,11 @@ def stable_serving(live: Live, namespace: str, strategy: dict, router="traefik",
 
 
 @contextlib.contextmanager
-def load(live: Live, namespace: str) -> Iterator[LoadGenerator]:
-    generator = LoadGenerator(live.traefik.web_url, NAME, live.rows, rps=RPS, headers={"Host": host(namespace)})
+def load(live: Live, namespace: str, rps: float = RPS, **headers: str) -> Iterator[LoadGenerator]:
+    """Requests at `rps` to the ModelDeployment's host through Traefik, with `headers` besides Host."""
+    generator = LoadGenerator(
+        live.traefik.web_url, NAME, live.rows, rps=rps, headers={"Host": host(namespace), **headers}
+    )
     with generator:
         yield generator
 
@@ -433,3 +436,128 @@ def test_gateway_api_shadow_on_a_class_that_does_not_declare_mirroring_waits_and
     ]
     assert warnings and live.traefik.gateway_class in warnings[0]["note"]
     assert snapshot.error_ratio() == 0.0 and share_of(snapshot, STABLE_VERSION) == 1.0
+
+
+QA_HEADER = "x-model-qa"
+QA_ROUTE = {"name": "qa", "match": [{"headerName": QA_HEADER, "headerValue": {"exact": "yes"}}]}
+QA_RPS, USERS_RPS = 10.0, 30.0
+
+
+def dark_launch(live: Live, namespace: str) -> dict:
+    """A dark launch: only QA's header reaches the new model, a person goes on, the analysis judges QA's
+    traffic, then users get 50%."""
+    kubectl_apply(live.control_plane, namespace, shipped_template("mlserver-error-rate", namespace))
+    analysis = {
+        "templates": [{"name": "mlserver-error-rate"}],
+        "args": [{"name": "prometheus", "value": live.prometheus.url}],
+    }
+    steps = [
+        {"setHeaderRoute": QA_ROUTE},
+        {"pause": {}},  # QA looks at the new model; a person promotes to its analysis
+        {"analysis": analysis},
+        {"setHeaderRoute": {"name": "qa"}},
+        {"setWeight": 50},
+        {"pause": {}},
+    ]
+    return {"canary": {"steps": steps}}
+
+
+def route_in_place(status: dict) -> bool:
+    """The dark launch's first pause: the QA route's step done."""
+    return status["phase"] == "Paused" and status.get("currentStepIndex") == 1
+
+
+def from_new_model(answer) -> bool:
+    """Answered by the new model: its version, or a 5xx (MLServer's error body names no version)."""
+    return answer.version == NEW_VERSION or answer.status >= 500
+
+
+def test_a_dark_launch_serves_the_qa_header_only_and_then_takes_the_normal_steps(control_plane, live, namespace):
+    strategy = dark_launch(live, namespace)
+    stable_serving(live, namespace, strategy)
+    applied_by_traefik(live, "traefik", namespace, 0)
+    with (
+        load(live, namespace, USERS_RPS) as users,
+        load(live, namespace, QA_RPS, **{QA_HEADER: "yes"}) as qa,
+        object_watch(control_plane, namespace, "traefikservice", f"{NAME}-split") as watch,
+    ):
+        release(live, namespace, NEW_VERSION, behaviours.GOOD, strategy)
+        wait_status(control_plane, namespace, route_in_place, "the QA route in place", name=NAME, timeout=180)
+        reached = wait_for(
+            lambda: qa.snapshot().first_answer(NEW_VERSION), timeout=60, what="QA reaching the new model"
+        )
+        dark = answers_after(qa, reached, count=100)
+        shown = plugin(control_plane, "status", NAME, "-n", namespace)
+        assert plugin(control_plane, "promote", NAME, "-n", namespace).returncode == 0
+        at_fifty = wait_status(
+            control_plane,
+            namespace,
+            lambda s: s["phase"] == "Paused" and s.get("currentStepIndex") == 5,
+            "the analysis passed, the route removed, users at 50%",
+            name=NAME,
+            timeout=240,
+        )
+        # QA's part is over. Traefik's weighted round robin interleaves requests in a fixed order, so two steady
+        # clients lock into its phase (QA's 1 in 4 requests all landing on the canary's turns): users alone.
+        qa.stop()
+        live_share = answers_after(users, applied_by_traefik(live, "traefik", namespace, 50))
+        snapshot = users.snapshot()
+    weights = [
+        next(s["weight"] for s in v["spec"]["weighted"]["services"] if s["name"] == f"{NAME}-canary")
+        for v in watch.versions
+    ]
+    raised = next(at for at, weight in zip(watch.received, weights, strict=True) if weight > 0)
+    before = [a for a in snapshot.answers if sent_at(a) < raised]
+    FIGURES["dark launch: user requests before the weight rose / answered by the new model"] = (
+        f"{len(before)} / {sum(from_new_model(a) for a in before)}"
+    )
+    assert before and not [a for a in before if from_new_model(a)]
+    assert share_of(dark, NEW_VERSION) == 1.0 and dark.error_ratio() == 0.0
+    assert shown.returncode == 0, shown.stderr
+    assert "Header route: qa (header x-model-qa exact 'yes') -> canary, whatever its weight" in shown.stdout
+    assert "headerRoutes" not in at_fifty["status"]["intent"]
+    measured = share_of(live_share, NEW_VERSION)
+    FIGURES[f"dark launch, then setWeight 50: live share of the new model ({SAMPLE} user requests)"] = f"{measured:.3f}"
+    assert abs(measured - 0.5) <= tolerance(0.5, SAMPLE), measured
+
+
+def test_a_bad_model_caught_in_its_dark_launch_never_answers_a_user(control_plane, live, namespace):
+    strategy = dark_launch(live, namespace)
+    stable_serving(live, namespace, strategy)
+    applied_by_traefik(live, "traefik", namespace, 0)
+    with (
+        load(live, namespace, USERS_RPS) as users,
+        load(live, namespace, QA_RPS, **{QA_HEADER: "yes"}) as qa,
+    ):
+        release(live, namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, strategy)
+        wait_status(control_plane, namespace, route_in_place, "the QA route in place", name=NAME, timeout=180)
+        assert plugin(control_plane, "promote", NAME, "-n", namespace).returncode == 0
+        aborted = wait_status(
+            control_plane,
+            namespace,
+            lambda s: (s.get("abort") or {}).get("reason") == "AnalysisFailed",
+            "the dark launch's analysis rolling back",
+            name=NAME,
+            timeout=240,
+        )
+        wait_for(
+            lambda: len(get_json(control_plane, "ingressroute", NAME, "-n", namespace)["spec"]["routes"]) == 1,
+            timeout=30,
+            what="the QA route removed",
+        )
+        removed = time.monotonic()
+        back = wait_for(
+            lambda: next((a.at for a in qa.snapshot().answers if sent_at(a) > removed and not from_new_model(a)), None),
+            timeout=60,
+            what="QA answered by the stable model again",
+        )
+        after = answers_after(qa, back, count=100)
+        qa_snapshot, user_snapshot = qa.snapshot(), users.snapshot()
+    qa_bad = [a for a in qa_snapshot.answers if from_new_model(a)]
+    FIGURES["dark launch of a bad model: QA answers from it / user answers from it"] = (
+        f"{len(qa_bad)} / {sum(from_new_model(a) for a in user_snapshot.answers)}"
+    )
+    assert "error-rate" in aborted["status"]["abort"]["message"]
+    assert qa_bad and any(a.status >= 500 for a in qa_bad)
+    assert user_snapshot.answers and not [a for a in user_snapshot.answers if from_new_model(a)]
+    assert share_of(after, STABLE_VERSION) == 1.0 and after.error_ratio() == 0.0

@@ -73,6 +73,25 @@ def scaled_pods(observation: Observation, decision: Decision) -> int:
     return scales[-1].pods(observation.spec.replicas) if scales else 0
 
 
+def routes_reached(observation: Observation, decision: Decision) -> set[str]:
+    """Names of the header routes the completed setHeaderRoute steps leave in place (added, not removed since)."""
+    step = int(decision.status.get("currentStepIndex") or 0)
+    names: set[str] = set()
+    for each in steps_of(observation)[:step]:
+        if type(each).__name__ == "SetHeaderRoute":
+            (names.add if each.matches else names.discard)(each.name)
+    return names
+
+
+def route_pod(observation: Observation, decision: Decision) -> int:
+    """One canary pod while a header route is in place or the next step adds one (0 without a router)."""
+    step = int(decision.status.get("currentStepIndex") or 0)
+    steps = steps_of(observation)
+    preparing = step < len(steps) and type(steps[step]).__name__ == "SetHeaderRoute" and bool(steps[step].matches)
+    routed = bool(routes_reached(observation, decision)) or preparing
+    return min(1, observation.spec.replicas) if routed and splits_by_weight(observation) else 0
+
+
 def allowed_weight(observation: Observation, decision: Decision) -> int:
     """The share the canary's pods may be scaled for: the weight reached, or the setWeight step being
     prepared (its pods may come up before it completes), or 100 once every step is done and the
@@ -107,6 +126,7 @@ def no_traffic_without_pods(observation: Observation, decision: Decision) -> Non
     route, weights = decision.route_weights, decision.weights
     if not new:
         stray = {
+            "header routes": [r.name for r in decision.header_routes],
             "route canary": route.canary,
             "mirror": route.mirror,
             "reported canary share": weights.canary,
@@ -119,6 +139,7 @@ def no_traffic_without_pods(observation: Observation, decision: Decision) -> Non
     if available(observation, new) > 0:
         return
     takers = {
+        "header routes": [r.name for r in decision.header_routes],
         "route canary": route.canary if splits_by_weight(observation) else 0,
         "mirror": route.mirror if splits_by_weight(observation) else 0,
         "reported canary share": weights.canary,
@@ -143,29 +164,37 @@ def share_within_the_step(observation: Observation, decision: Decision) -> None:
     if not new:
         return
     route, weights = decision.route_weights, decision.weights
-    if stage in NO_LIVE_TRAFFIC_STAGES and (route.canary or weights.canary or decision.active_revision == new):
+    routes = {route.name for route in decision.header_routes}
+    if stage in NO_LIVE_TRAFFIC_STAGES and (
+        route.canary or weights.canary or routes or decision.active_revision == new
+    ):
         _fail(
             "live traffic to a revision in a stage that serves none",
             observation,
             decision,
             route_canary=route.canary,
             reported_canary=weights.canary,
+            header_routes=sorted(routes),
             active=decision.active_revision,
         )
     if stage != CANARY:
         return
     reached = reached_weight(observation, decision)
+    beyond = routes - routes_reached(observation, decision)
+    if beyond:
+        _fail("a header route no completed step added", observation, decision, routes=sorted(beyond))
     if splits_by_weight(observation):
         if route.canary > reached:
             _fail("route weight beyond the setWeight reached", observation, decision, route=route, reached=reached)
         allowed = max(
             canary_replicas_for(allowed_weight(observation, decision), observation.spec.replicas),
             scaled_pods(observation, decision),
+            route_pod(observation, decision),
         )
         replicas = decision.replicas_of(new) or 0
         if replicas > allowed:
             _fail(
-                "canary pods beyond its step and its setCanaryScale",
+                "canary pods beyond its step, its setCanaryScale and its header routes",
                 observation,
                 decision,
                 canary=replicas,
@@ -234,6 +263,7 @@ def abort_is_immediate(observation: Observation, decision: Decision) -> None:
     route, weights, wanted = decision.route_weights, decision.weights, services(decision)
     left = {
         "rollout still running": decision.canary_revision == new,
+        "header routes": [r.name for r in decision.header_routes],
         "route canary": route.canary,
         "mirror": route.mirror,
         "reported canary share": weights.canary,
@@ -300,6 +330,7 @@ def _moves(decision: Decision) -> dict:
     return {
         "replicas": sorted((d.revision, d.replicas) for d in decision.deployments),
         "route": decision.route_weights,
+        "header routes": decision.header_routes,
         "weights": decision.weights,
         "active": decision.active_revision,
         "revisions": (decision.stable_revision, decision.canary_revision),
@@ -317,6 +348,7 @@ class _Marks:
 
     route_canary: int
     mirror: int
+    header_routes: int
     canary_replicas: int
     stable_replicas: int
     active_new: bool
@@ -336,9 +368,10 @@ class Checker:
 
     def paused_stays_put(self, observation: Observation, decision: Decision) -> None:
         """While a rollout waits for a person (phase Paused, no request in between), nothing moves toward the
-        new revision: no step or stage, no more route weight, mirror or canary pods, no fewer stable pods, no
-        switch. Only what it had at this step already may come back (a route drops to 0% while the canary's
-        pods are all lost, and returns with them; without a router the stable covers for them meanwhile)."""
+        new revision: no step or stage, no more route weight, mirror, header routes or canary pods, no fewer
+        stable pods, no switch. Only what it had at this step already may come back (a route drops to 0%
+        while the canary's pods are all lost, and returns with them; without a router the stable covers for
+        them meanwhile)."""
         new, stable, previous = decision.canary_revision, decision.stable_revision, self.previous
         self.previous = decision
         if new != self.rollout:
@@ -349,6 +382,7 @@ class Checker:
         now = _Marks(
             decision.route_weights.canary,
             decision.route_weights.mirror,
+            len(decision.header_routes),
             decision.replicas_of(new) or 0,
             decision.replicas_of(stable) or 0,
             decision.active_revision == new,
@@ -357,6 +391,7 @@ class Checker:
         self.marks[key] = _Marks(  # recorded before any check fails, so a caller that goes on stays consistent
             max(marks.route_canary, now.route_canary),
             max(marks.mirror, now.mirror),
+            max(marks.header_routes, now.header_routes),
             max(marks.canary_replicas, now.canary_replicas),
             min(marks.stable_replicas, now.stable_replicas),
             marks.active_new or now.active_new,
@@ -376,7 +411,7 @@ class Checker:
             _fail("a paused rollout moved to another stage or step", observation, decision, before=before)
         moved = {
             name: (getattr(marks, name), getattr(now, name))
-            for name in ("route_canary", "mirror", "canary_replicas", "active_new")
+            for name in ("route_canary", "mirror", "header_routes", "canary_replicas", "active_new")
             if getattr(now, name) > getattr(marks, name)
         }
         if now.stable_replicas < marks.stable_replicas:
@@ -484,7 +519,8 @@ class HookLedger:
         new, route = decision.canary_revision, decision.route_weights
         splits = splits_by_weight(observation)
         if new:
-            if (splits and (route.canary > 0 or route.mirror > 0)) or decision.active_revision == new:
+            reached = splits and (route.canary > 0 or route.mirror > 0 or bool(decision.header_routes))
+            if reached or decision.active_revision == new:
                 missing = self._missing(new, "preRollout", observation)
                 if missing:
                     _fail(

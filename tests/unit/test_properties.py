@@ -41,18 +41,28 @@ ACTIONS = tuple(action.value for action in RequestAction)  # every manual action
 
 
 SCALES = ({"replicas": 0}, {"replicas": 3}, {"replicas": 20}, {"weight": 60}, {"matchTrafficWeight": True})
+HEADER_ROUTES = (
+    {"name": "qa", "match": [{"headerName": "x-qa", "headerValue": {"exact": "yes"}}]},
+    {"name": "qa", "match": [{"headerName": "x-qa", "headerValue": {"prefix": "team-"}}]},
+    {"name": "beta", "match": [{"cookie": {"name": "model", "value": "new"}}]},
+    {"name": "qa"},  # removes the route
+    {"name": "beta"},
+)
 
 
 @st.composite
-def steps(draw, scales: bool = True) -> list[dict]:
-    """Canary steps; `scales` adds setCanaryScale steps (the CRD refuses them without a router)."""
+def steps(draw, routed: bool = True) -> list[dict]:
+    """Canary steps; `routed` adds setCanaryScale and setHeaderRoute steps (the CRD refuses them without a router)."""
     count = draw(st.integers(1, 8))
     weight, result = 0, []
-    kinds = ("setWeight", "pause", "timed-pause", "analysis") + (("setCanaryScale",) if scales else ())
+    kinds = ("setWeight", "pause", "timed-pause", "analysis") + (("setCanaryScale", "setHeaderRoute") if routed else ())
     for _ in range(count):
         kind = draw(st.sampled_from(kinds))
         if kind == "setCanaryScale":
             result.append({"setCanaryScale": draw(st.sampled_from(SCALES))})
+            continue
+        if kind == "setHeaderRoute":
+            result.append({"setHeaderRoute": draw(st.sampled_from(HEADER_ROUTES))})
             continue
         if kind == "setWeight":  # the CRD refuses decreasing weights
             weight = draw(st.integers(weight, 100))
@@ -102,7 +112,7 @@ def specs(draw) -> dict:
         if draw(st.booleans()):
             strategy["shadow"]["analysis"] = CHECKS
     if shape.endswith("canary"):
-        strategy["canary"] = {"steps": draw(steps(scales=router != Router.NONE))}
+        strategy["canary"] = {"steps": draw(steps(routed=router != Router.NONE))}
     if shape.endswith("blueGreen"):
         blue_green: dict = {}
         if draw(st.booleans()):

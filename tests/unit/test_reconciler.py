@@ -385,6 +385,35 @@ def test_rejected_route_degrades_with_invalid_spec_and_keeps_the_old_stable_serv
     assert (cluster.status()["stableRevision"], cluster.replicas(cluster.v1)) == (cluster.v2, 0)
 
 
+def test_a_spec_the_schema_lets_through_but_the_core_cannot_use_is_reported_and_nothing_moves():
+    cluster = Cluster(model_deployment())
+    cluster.healthy()
+    qa = {"name": "qa", "match": [{"headerName": "x-qa", "headerValue": {"regex": "^(a$"}}]}
+    cluster.edit_spec(lambda spec: spec["strategy"]["canary"].update(steps=[{"setHeaderRoute": qa}, {"pause": {}}]))
+    cluster.roll_out("2")
+    cluster.now += timedelta(seconds=5)
+
+    calls = cluster.reconcile()
+
+    status = cluster.status()
+    assert (status["phase"], condition(status, "Stalled")["reason"]) == ("Degraded", "InvalidSpec")
+    assert "headerValue.regex '^(a$' is not a regular expression" in status["message"]
+    assert [call for call in calls if call[0] not in ("get", "list") and call[1] in CHILD_KINDS] == []
+    assert [body["reason"] for verb, kind, _, _, body in cluster.kube.writes if kind == "Event"] == ["InvalidSpec"]
+    assert (status["stableRevision"], cluster.replicas(cluster.v1)) == (cluster.v1, 4)
+
+    qa["match"][0]["headerValue"] = {"regex": "^a$"}
+    cluster.edit_spec(lambda spec: spec["strategy"]["canary"].update(steps=[{"setHeaderRoute": qa}, {"pause": {}}]))
+    for _ in range(2):  # the canary's pod, then the route to it
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+    rules = cluster.route()["spec"]["rules"]
+    assert [rule["backendRefs"][0]["name"] for rule in rules] == [f"{NAME}-stable", f"{NAME}-canary"]
+    assert rules[1]["matches"][0]["headers"] == [{"type": "RegularExpression", "name": "x-qa", "value": "^a$"}]
+    assert cluster.status()["phase"] == "Paused" and cluster.route_weights() == [100, 0]
+
+
 def test_route_api_not_installed_says_the_routers_crd_is_missing():
     cluster = Cluster(model_deployment())
     cluster.kube.fail("apply", "HTTPRoute", NAME, 404, "the server could not find the requested resource", "NotFound")

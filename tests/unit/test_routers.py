@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 
 from modelrollout.core.enums import Router
+from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute, MatchKind
 from modelrollout.core.rollout import Weights
 from modelrollout.core.routers import TRAITS
 from modelrollout.render.routers import ADAPTERS, RouteTarget, registry, router_for
@@ -251,3 +252,300 @@ def test_a_kind_registered_twice_must_be_the_same():
     register_kinds(httproute)  # the same declaration again is harmless
     with pytest.raises(ValueError, match=re.escape("gateway.networking.k8s.io/v1/HTTPRoute is already known")):
         register_kinds(Kind(httproute.group, httproute.version, "routes", httproute.kind))
+
+
+# Header routes: one of each kind, rendered ahead of the weighted route, all to the canary.
+EXACT = HeaderRoute("qa", (HeaderMatch("X-Model-QA", "yes"),))
+PREFIX = HeaderRoute("team", (HeaderMatch("x-team", "fraud.", MatchKind.PREFIX),))
+REGEX = HeaderRoute("client", (HeaderMatch("x-client", "^v[0-9]+$", MatchKind.REGEX),))
+COOKIE = HeaderRoute("beta", (HeaderMatch("model", "new", cookie=True),))
+BOTH = HeaderRoute("qa-beta", (HeaderMatch("x-model-qa", "yes"), HeaderMatch("model", "new", cookie=True)))
+PREFIX_EXPRESSION = r"^fraud\..*$"
+COOKIE_EXPRESSION = r"^(.*;\s*)?model=new(;.*)?$"
+
+
+@pytest.mark.parametrize(
+    ("match", "header", "exact", "expression"),
+    [
+        (HeaderMatch("X-Model-QA", "yes"), "X-Model-QA", True, r"^yes$"),
+        (HeaderMatch("x-team", "fraud.", MatchKind.PREFIX), "x-team", False, PREFIX_EXPRESSION),
+        (HeaderMatch("x-client", "^v[0-9]+$", MatchKind.REGEX), "x-client", False, "^v[0-9]+$"),
+        (HeaderMatch("model", "new", cookie=True), "Cookie", False, COOKIE_EXPRESSION),
+        (HeaderMatch("model", "a.b", MatchKind.PREFIX, cookie=True), "Cookie", False, r"^(.*;\s*)?model=a\.b(;.*)?$"),
+    ],
+)
+def test_what_the_routers_read_from_a_match(match, header, exact, expression):
+    assert (match.header, match.exact, match.regex()) == (header, exact, expression)
+
+
+GATEWAY_CONFIG = {"parentRefs": [{"name": "public", "namespace": "gateways"}], "pathPrefix": "/score"}
+CANARY_BACKEND = {"group": "", "kind": "Service", "name": "fraud-canary", "port": 80, "weight": 100}
+WEIGHTED_RULE = {
+    "matches": [{"path": {"type": "PathPrefix", "value": "/score"}}],
+    "backendRefs": [
+        {"group": "", "kind": "Service", "name": "fraud-stable", "port": 80, "weight": 90},
+        {"group": "", "kind": "Service", "name": "fraud-canary", "port": 80, "weight": 10},
+    ],
+}
+
+
+def gateway_header_rule(*headers: dict) -> dict:
+    return {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/score"}, "headers": list(headers)}],
+        "backendRefs": [CANARY_BACKEND],
+    }
+
+
+GATEWAY_HEADER_RULES = {
+    "exact": (EXACT, gateway_header_rule({"type": "Exact", "name": "X-Model-QA", "value": "yes"})),
+    "prefix": (
+        PREFIX,
+        gateway_header_rule({"type": "RegularExpression", "name": "x-team", "value": PREFIX_EXPRESSION}),
+    ),
+    "regex": (REGEX, gateway_header_rule({"type": "RegularExpression", "name": "x-client", "value": "^v[0-9]+$"})),
+    "cookie": (
+        COOKIE,
+        gateway_header_rule({"type": "RegularExpression", "name": "Cookie", "value": COOKIE_EXPRESSION}),
+    ),
+    "two matches": (
+        BOTH,
+        gateway_header_rule(
+            {"type": "Exact", "name": "x-model-qa", "value": "yes"},
+            {"type": "RegularExpression", "name": "Cookie", "value": COOKIE_EXPRESSION},
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(GATEWAY_HEADER_RULES))
+def test_gateway_api_header_route_is_a_rule_to_the_canary_after_the_weighted_rule(kind):
+    route, rule = GATEWAY_HEADER_RULES[kind]
+    assert router_for("gatewayAPI").render(target(GATEWAY_CONFIG), Weights(90, 10), (route,)) == [
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": METADATA,
+            "spec": {"parentRefs": [{"name": "public", "namespace": "gateways"}], "rules": [WEIGHTED_RULE, rule]},
+        }
+    ]
+
+
+def test_gateway_api_header_rules_keep_their_order_and_are_never_mirrored():
+    (route,) = router_for("gatewayAPI").render(target(GATEWAY_CONFIG), Weights(100, 0, 50), (EXACT, COOKIE))
+    weighted, exact, cookie = route["spec"]["rules"]
+    assert exact == GATEWAY_HEADER_RULES["exact"][1] and cookie == GATEWAY_HEADER_RULES["cookie"][1]
+    assert [filter_["type"] for filter_ in weighted["filters"]] == ["RequestMirror"]
+
+
+ISTIO_CONFIG = {"hosts": ["fraud.example.com"]}
+CANARY_DESTINATION = {"host": "fraud-canary.models.svc.cluster.local", "port": {"number": 80}}
+PRIMARY = {
+    "name": "primary",
+    "route": [
+        {"destination": {"host": "fraud-stable.models.svc.cluster.local", "port": {"number": 80}}, "weight": 90},
+        {"destination": CANARY_DESTINATION, "weight": 10},
+    ],
+}
+
+
+def istio_header_route(name: str, headers: dict) -> dict:
+    return {
+        "name": name,
+        "match": [{"headers": headers}],
+        "route": [{"destination": CANARY_DESTINATION, "weight": 100}],
+    }
+
+
+ISTIO_HEADER_ROUTES = {
+    "exact": (EXACT, istio_header_route("header-qa", {"x-model-qa": {"exact": "yes"}})),
+    "prefix": (PREFIX, istio_header_route("header-team", {"x-team": {"prefix": "fraud."}})),
+    "regex": (REGEX, istio_header_route("header-client", {"x-client": {"regex": "^v[0-9]+$"}})),
+    "cookie": (COOKIE, istio_header_route("header-beta", {"cookie": {"regex": COOKIE_EXPRESSION}})),
+    "two matches": (
+        BOTH,
+        istio_header_route("header-qa-beta", {"x-model-qa": {"exact": "yes"}, "cookie": {"regex": COOKIE_EXPRESSION}}),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(ISTIO_HEADER_ROUTES))
+def test_istio_header_route_is_an_http_route_to_the_canary_before_primary(kind):
+    route, http = ISTIO_HEADER_ROUTES[kind]
+    assert router_for("istio").render(target(ISTIO_CONFIG), Weights(90, 10), (route,)) == [
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": METADATA,
+            "spec": {"hosts": ["fraud.example.com"], "http": [http, PRIMARY]},
+        }
+    ]
+
+
+def test_istio_header_routes_keep_their_order_and_are_never_mirrored():
+    (service,) = router_for("istio").render(target(ISTIO_CONFIG), Weights(100, 0, 50), (COOKIE, EXACT))
+    cookie, exact, primary = service["spec"]["http"]
+    assert cookie == ISTIO_HEADER_ROUTES["cookie"][1] and exact == ISTIO_HEADER_ROUTES["exact"][1]
+    assert primary["name"] == "primary" and primary["mirror"] == CANARY_DESTINATION
+
+
+NGINX_CONFIG = {"host": "fraud.example.com"}
+
+
+def nginx_ingress(name: str, service: str, annotations: dict | None = None) -> dict:
+    metadata = {**METADATA, "name": name, **({"annotations": annotations} if annotations else {})}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata,
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [
+                {
+                    "host": "fraud.example.com",
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": service, "port": {"number": 80}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        },
+    }
+
+
+NGINX_BY_HEADER = {
+    "exact": (
+        EXACT,
+        {
+            "nginx.ingress.kubernetes.io/canary-by-header": "X-Model-QA",
+            "nginx.ingress.kubernetes.io/canary-by-header-value": "yes",
+        },
+    ),
+    "prefix": (
+        PREFIX,
+        {
+            "nginx.ingress.kubernetes.io/canary-by-header": "x-team",
+            "nginx.ingress.kubernetes.io/canary-by-header-pattern": PREFIX_EXPRESSION,
+        },
+    ),
+    "regex": (
+        REGEX,
+        {
+            "nginx.ingress.kubernetes.io/canary-by-header": "x-client",
+            "nginx.ingress.kubernetes.io/canary-by-header-pattern": "^v[0-9]+$",
+        },
+    ),
+    "cookie": (
+        COOKIE,
+        {
+            "nginx.ingress.kubernetes.io/canary-by-header": "Cookie",
+            "nginx.ingress.kubernetes.io/canary-by-header-pattern": COOKIE_EXPRESSION,
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(NGINX_BY_HEADER))
+def test_nginx_header_route_is_a_canary_by_header_annotation(kind):
+    route, by_header = NGINX_BY_HEADER[kind]
+    assert router_for("nginx").render(target(NGINX_CONFIG), Weights(90, 10), (route,)) == [
+        nginx_ingress("fraud", "fraud-stable"),
+        nginx_ingress(
+            "fraud-canary",
+            "fraud-canary",
+            {
+                "nginx.ingress.kubernetes.io/canary": "true",
+                "nginx.ingress.kubernetes.io/canary-weight": "10",
+                **by_header,
+            },
+        ),
+    ]
+
+
+def test_nginx_renders_only_the_first_routes_first_match():
+    _, canary = router_for("nginx").render(target(NGINX_CONFIG), Weights(90, 10), (BOTH, EXACT, PREFIX))
+    assert canary["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/canary": "true",
+        "nginx.ingress.kubernetes.io/canary-weight": "10",
+        "nginx.ingress.kubernetes.io/canary-by-header": "x-model-qa",
+        "nginx.ingress.kubernetes.io/canary-by-header-value": "yes",
+    }
+
+
+TRAEFIK_CONFIG = {"entryPoints": ["web"], "match": "Host(`fraud.example.com`) && PathPrefix(`/v2`)"}
+TRAEFIK_MAIN_ROUTE = {
+    "match": "Host(`fraud.example.com`) && PathPrefix(`/v2`)",
+    "kind": "Rule",
+    "services": [{"name": "fraud", "kind": "TraefikService"}],
+}
+
+
+def traefik_header_route(conditions: str) -> dict:
+    return {
+        "match": f"(Host(`fraud.example.com`) && PathPrefix(`/v2`)) && {conditions}",
+        "kind": "Rule",
+        "services": [{"name": "fraud-canary", "kind": "Service", "port": 80}],
+    }
+
+
+TRAEFIK_HEADER_ROUTES = {
+    "exact": (EXACT, traefik_header_route("Header(`X-Model-QA`, `yes`)")),
+    "prefix": (PREFIX, traefik_header_route(r"HeaderRegexp(`x-team`, `^fraud\..*$`)")),
+    "regex": (REGEX, traefik_header_route("HeaderRegexp(`x-client`, `^v[0-9]+$`)")),
+    "cookie": (COOKIE, traefik_header_route(r"HeaderRegexp(`Cookie`, `^(.*;\s*)?model=new(;.*)?$`)")),
+    "two matches": (
+        BOTH,
+        traefik_header_route(r"Header(`x-model-qa`, `yes`) && HeaderRegexp(`Cookie`, `^(.*;\s*)?model=new(;.*)?$`)"),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(TRAEFIK_HEADER_ROUTES))
+def test_traefik_header_route_is_a_longer_route_straight_to_the_canary_service(kind):
+    route, expected = TRAEFIK_HEADER_ROUTES[kind]
+    split, mirroring, ingressroute = router_for("traefik").render(target(TRAEFIK_CONFIG), Weights(90, 10), (route,))
+    assert (split, mirroring) == tuple(router_for("traefik").render(target(TRAEFIK_CONFIG), Weights(90, 10))[:2])
+    assert ingressroute == {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "IngressRoute",
+        "metadata": METADATA,
+        "spec": {"entryPoints": ["web"], "routes": [expected, TRAEFIK_MAIN_ROUTE]},
+    }
+    # No priority is set: Traefik tries the longer rule first.
+    assert len(expected["match"]) > len(TRAEFIK_MAIN_ROUTE["match"]) and "priority" not in expected
+
+
+def test_traefik_header_routes_keep_their_order_and_are_never_mirrored():
+    _, mirroring, ingressroute = router_for("traefik").render(
+        target(TRAEFIK_CONFIG), Weights(100, 0, 50), (REGEX, EXACT)
+    )
+    assert ingressroute["spec"]["routes"] == [
+        TRAEFIK_HEADER_ROUTES["regex"][1],
+        TRAEFIK_HEADER_ROUTES["exact"][1],
+        TRAEFIK_MAIN_ROUTE,
+    ]
+    assert mirroring["spec"]["mirroring"]["mirrors"] == [
+        {"name": "fraud-canary", "kind": "Service", "port": 80, "percent": 50}
+    ]
+
+
+def test_traefik_quotes_a_value_holding_a_backtick_as_a_go_string():
+    route = HeaderRoute("odd", (HeaderMatch("x-odd", 'a`b"c'),))
+    _, _, ingressroute = router_for("traefik").render(target({}), Weights(), (route,))
+    assert ingressroute["spec"]["routes"][0]["match"] == '(PathPrefix(`/`)) && Header(`x-odd`, "a`b\\"c")'
+
+
+def test_without_a_router_header_routes_render_nothing():
+    assert router_for("none").render(target({}), Weights(90, 10), (EXACT, BOTH)) == []
+
+
+@pytest.mark.parametrize("name", list(Router))
+def test_header_routes_add_no_object(name):
+    router = router_for(name)
+    routes = (EXACT,) if name == Router.NGINX else (EXACT, PREFIX, REGEX, COOKIE, BOTH)
+    rendered = [(o["kind"], o["metadata"]["name"]) for o in router.render(target(CONFIGS[name]), Weights(), routes)]
+    assert rendered == [(kind.kind, name) for kind, name in router.object_names("fraud")]

@@ -120,8 +120,11 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             return None  # gone or going: owner references let the garbage collector remove the children
         meta = parse_meta(body)
-        spec = parse_spec(body.get("spec") or {})
         previous = body.get("status") or {}
+        try:
+            spec = parse_spec(body.get("spec") or {})
+        except ValueError as error:
+            return self._refuse_spec(body, meta, f"the spec cannot be used: {error}")
         children = self._reads.revisions(namespace, name)
         observations = {}
         for child in children:
@@ -177,21 +180,8 @@ class Reconciler:
             log.warning("%s/%s: %s; the stable model keeps serving", namespace, name, error)
         if request is not None:
             status = {**status, "request": None}
-        if any(previous.get(key) != value for key, value in status.items()):
-            try:
-                answer = self._kube.request(
-                    "PATCH",
-                    MODEL_DEPLOYMENT.path(namespace, name, "status"),
-                    body={"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": status},
-                    content_type="application/merge-patch+json",
-                )
-            except KubeError as error:
-                if not error.conflict:
-                    raise
-                log.debug("%s/%s changed since it was read; reconciling it again", namespace, name)
-                self._reads.refresh(namespace, name)
-                return 0.0
-            self._reads.wrote(MODEL_DEPLOYMENT, answer)
+        if not self._write_status(body, status):
+            return 0.0
         for event in events:
             self._events.emit(body, event, now)
         if notices and self._notifier is not None:
@@ -203,6 +193,39 @@ class Reconciler:
             hooks.start_jobs(decision.hook_notices, meta, spec, now, start, self._events)
         decisionlog.write(meta, status.get("currentRevision") or "", entries)
         return decision.requeue_after
+
+    def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> bool:
+        """Patch what changed in the status; False when the object changed since it was read (reconcile again)."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        previous = body.get("status") or {}
+        if all(previous.get(key) == value for key, value in status.items()):
+            return True
+        try:
+            answer = self._kube.request(
+                "PATCH",
+                MODEL_DEPLOYMENT.path(namespace, name, "status"),
+                body={"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": status},
+                content_type="application/merge-patch+json",
+            )
+        except KubeError as error:
+            if not error.conflict:
+                raise
+            log.debug("%s/%s changed since it was read; reconciling it again", namespace, name)
+            self._reads.refresh(namespace, name)
+            return False
+        self._reads.wrote(MODEL_DEPLOYMENT, answer)
+        return True
+
+    def _refuse_spec(self, body: dict[str, Any], meta: ObjectMeta, message: str) -> float | None:
+        """A spec the schema let through but the operator cannot use: reported, nothing else touched (the
+        stable model keeps serving) until the spec changes."""
+        status, events = invalid_status(meta.generation, body.get("status") or {}, message, self._clock())
+        if not self._write_status(body, status):
+            return 0.0
+        for event in events:
+            self._events.emit(body, event, self._clock())
+        log.warning("%s/%s: %s; the stable model keeps serving", meta.namespace, meta.name, message)
+        return None
 
     @staticmethod
     def _record_metrics(meta: ObjectMeta, decision: Decision) -> None:
@@ -307,7 +330,7 @@ class Reconciler:
             labels=workloads.common_labels(meta),
             owner=workloads.owner_reference(meta),
         )
-        for body in router_for(decision.router).render(target, decision.route_weights):
+        for body in router_for(decision.router).render(target, decision.route_weights, decision.header_routes):
             self._apply(body, routing=True)
 
     def _delete_router_objects(self, meta: ObjectMeta, router: Router) -> None:

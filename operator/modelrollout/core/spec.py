@@ -16,6 +16,7 @@ from typing import Any
 
 from modelrollout.core.durations import parse_duration
 from modelrollout.core.enums import Automation, Router
+from modelrollout.core.headerroutes import SetHeaderRoute, parse_set_header_route
 from modelrollout.core.hooks import Hook, HookPoint, parse_hooks
 from modelrollout.core.notifications import Receiver, parse_receivers
 from modelrollout.core.revision import revision_of
@@ -112,7 +113,7 @@ class SetCanaryScale:
         return 0
 
 
-Step = SetWeight | Pause | AnalysisStep | SetCanaryScale
+Step = SetWeight | Pause | AnalysisStep | SetCanaryScale | SetHeaderRoute
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,9 @@ def parse_step(body: dict[str, Any]) -> Step:
             weight=int(scale["weight"]) if "weight" in scale else None,
             match_traffic_weight=bool(scale.get("matchTrafficWeight", False)),
         )
-    raise ValueError(f"a step needs one of setWeight, pause, analysis or setCanaryScale: {body}")
+    if "setHeaderRoute" in body:
+        return parse_set_header_route(body["setHeaderRoute"] or {})
+    raise ValueError(f"a step needs one of setWeight, pause, analysis, setCanaryScale or setHeaderRoute: {body}")
 
 
 def parse_canary(body: dict[str, Any] | None) -> CanaryStrategy | None:

@@ -7,10 +7,13 @@ Rules:
 - A `pause: {}` waits for a person at every automation level; a timed pause counts from the step's start.
 - A setCanaryScale step completes at once: it changes how many pods the canary runs from then on (the
   plan never gives it fewer than its share needs), not its traffic.
+- A setHeaderRoute step that adds a route sends requests to the canary: like a raised weight, it
+  completes once a canary pod is available and the hooks before traffic passed. One that removes a
+  route completes at once.
 - Background checks run from `startingStep` on; a failure aborts, inconclusive waits for a person.
 - Gating hooks sit right before traffic moves, once the pods for it are available: `preRollout` and
-  `preTrafficIncrease` before a step raises the weight, `prePromotion` before the promotion (which
-  also counts as the first traffic when no step raised the weight).
+  `preTrafficIncrease` before a step raises the weight or adds a header route, `prePromotion` before
+  the promotion (which also counts as the first traffic when no step raised the weight).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import timedelta
 from modelrollout.core import analysis as runs
 from modelrollout.core.durations import format_seconds
 from modelrollout.core.enums import GateKind, PauseReason, RunKind
+from modelrollout.core.headerroutes import HeaderRoute, SetHeaderRoute
 from modelrollout.core.hooks import HookPoint
 from modelrollout.core.rollout import hookgates
 from modelrollout.core.rollout.draft import Draft
@@ -74,6 +78,11 @@ def advance(d: Draft) -> None:
             case SetCanaryScale():
                 scale = None if step.match_traffic_weight else step
                 complete_step(d, f"{label} done", canary_scale=scale)
+            case SetHeaderRoute():
+                if step.adds and not _ready_for_header_route(d, label):
+                    return
+                routes = step.apply(state.header_routes)
+                complete_step(d, f"{label} done: header routes {_names(routes)}", header_routes=routes)
 
 
 def _background_analysis(d: Draft) -> bool:
@@ -104,6 +113,19 @@ def _hooks_before_traffic(d: Draft, label: str, weight: int) -> bool:
     return hookgates.passed(d, HookPoint.PRE_ROLLOUT, label) and hookgates.passed(
         d, HookPoint.PRE_TRAFFIC_INCREASE, label, step=d.state.step, weight=weight
     )
+
+
+def _ready_for_header_route(d: Draft, label: str) -> bool:
+    """A route that sends requests to the canary waits for a canary pod, and for the hooks before traffic."""
+    needed = d.canary_pods_for(d.state.canary_weight, routed=True)
+    if not d.canary_ready(needed):
+        d.wait(f"{label}: waiting for {needed} canary pods to be available ({d.available(d.state.canary)} now)")
+        return False
+    return _hooks_before_traffic(d, label, d.state.canary_weight)
+
+
+def _names(routes: tuple[HeaderRoute, ...]) -> str:
+    return ", ".join(route.name for route in routes) if routes else "none"
 
 
 def _promote_when_ready(d: Draft) -> None:

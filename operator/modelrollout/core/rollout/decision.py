@@ -6,6 +6,7 @@ Rules:
   the measurements judged, the hook calls to make. The reconciler applies it in a fixed order and decides nothing.
 - Weights come in two kinds: `route_weights` are what the routing objects say (written), `weights`
   the share of live traffic each revision gets (reported; without a router, the ratio of ready pods).
+  `header_routes` are written beside `route_weights`: requests they match reach the canary whatever its weight.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from modelrollout.core.enums import (
     ServiceRole,
     Track,
 )
+from modelrollout.core.headerroutes import HeaderRoute
 from modelrollout.core.hooks import HookCall
 from modelrollout.core.spec import AnalysisRef
 
@@ -87,6 +89,7 @@ class Decision:
     active_revision: str = ""  # what the active (and, with a router, the stable) Service selects
     preview_revision: str = ""  # blue/green: what the preview Service selects
     route_weights: Weights = field(default_factory=Weights)  # what the routing objects say
+    header_routes: tuple[HeaderRoute, ...] = ()  # routes to the canary the routing objects carry
     tracks: Mapping[str, Track] = field(default_factory=dict)  # revision -> track label of its pods
     router: Router = Router.NONE
     services: Mapping[ServiceRole, str | None] = field(default_factory=dict)  # None: every revision

@@ -111,11 +111,17 @@ class Draft:
         """Blue/green after the switch: the new revision is active, the old one kept for a switch back."""
         return self.state.stage is Stage.POST_PROMOTION and bool(self.state.canary)
 
-    def canary_pods_for(self, weight: int) -> int:
-        """Pods the canary runs at `weight`: its share, or more when a setCanaryScale asked (router only)."""
+    def canary_pods_for(self, weight: int, routed: bool | None = None) -> int:
+        """Pods the canary runs at `weight`: its share, or more when a setCanaryScale asked, and at least
+        one while header routes send it requests (`routed`; None: the routes in the state). Router only."""
         share = canary_replicas_for(weight, self.replicas)
+        if not self.splits_by_weight:
+            return share
         scale = self.state.canary_scale
-        return max(share, scale.pods(self.replicas)) if scale is not None and self.splits_by_weight else share
+        if scale is not None:
+            share = max(share, scale.pods(self.replicas))
+        routed = bool(self.state.header_routes) if routed is None else routed
+        return max(share, min(1, self.replicas)) if routed else share
 
     def canary_ready(self, needed: int) -> bool:
         """The new revision has exactly `needed` pods, all available.

@@ -74,6 +74,7 @@ def decide(observation: Observation) -> Decision:
         active_revision=active,
         preview_revision=preview,
         route_weights=route,
+        header_routes=plan.header_routes(d),
         tracks=plan.tracks(d),
         router=spec.router,
         services=wanted,

@@ -1,8 +1,8 @@
 """The moves every stage shares: start, abort, promote, retire a revision, complete a step, judge an analysis.
 
 Rules:
-- An abort takes every live and mirrored share off the new revision in the same decision (the plan
-  derives 0% from the cleared intent) and schedules its scale-down after the abort delay.
+- An abort takes every live and mirrored share and every header route off the new revision in the
+  same decision (the plan derives 0% from the cleared intent) and schedules its scale-down after the abort delay.
 - A promotion makes the new revision stable at once; the old one keeps its pods for the scale-down
   delay, after traffic has left it.
 - Analysis runs are asked for by kind; a run's measurements are judged once, in `core.analysis`, and
@@ -46,6 +46,7 @@ CLEARED_ROLLOUT = {
     "canary_weight": 0,
     "mirror_percent": 0,
     "canary_scale": None,
+    "header_routes": (),
     "approvals": (),
     "mirror_refused": None,
 }
@@ -89,6 +90,7 @@ def start(d: Draft, revision: str) -> None:
         canary_weight=0,
         mirror_percent=0,
         canary_scale=None,
+        header_routes=(),
         abort=None,
         approvals=(),
         runs=(),
@@ -127,7 +129,9 @@ def end_rollout(d: Draft, outcome: Outcome) -> None:
 def abort(d: Draft, reason: AbortReason, message: str, actor: str = "") -> None:
     state = d.state
     revision, stage = d.current, state.stage
-    live = stage in (Stage.CANARY, Stage.POST_PROMOTION) and (state.canary_weight > 0 or d.switched())
+    live = stage in (Stage.CANARY, Stage.POST_PROMOTION) and (
+        state.canary_weight > 0 or bool(state.header_routes) or d.switched()
+    )
     retire(d, state.canary)
     d.transition(Outcome.ABORTED, abort=Abort(revision, reason, message, d.now, actor), **CLEARED_ROLLOUT)
     d.unpause(*ALL_PAUSES)

@@ -6,7 +6,9 @@ Rules:
   gone falls back to stable, and a blue/green switch falls back to the old revision, until pods
   return; the intent is unchanged and nothing is written back.
 - A setCanaryScale step scales the canary apart from its weight (with a router only: without one,
-  pods are the traffic), never below what its weight needs.
+  pods are the traffic), never below what its weight needs; a header route needs one canary pod.
+- Header routes are rendered, like weights, only while the canary is in its steps and has an
+  available pod; an abort or a promotion clears them from the intent in the same decision.
 - The stable revision serves at full size until a new one has taken over all traffic; without a
   router it gives up only the pods the canary serves at the weight reached (never for a step still
   waiting for its pods), and never its last pod before the promotion.
@@ -21,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 from modelrollout.core.enums import GateKind, PauseReason, ServiceRole, Stage, Track
+from modelrollout.core.headerroutes import HeaderRoute, SetHeaderRoute
 from modelrollout.core.rollout.bluegreen import preview_replicas
 from modelrollout.core.rollout.decision import DesiredDeployment, Weights
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for
@@ -60,6 +63,8 @@ def _stage_target(d: Draft) -> int:
     step = steps[state.step]
     if isinstance(step, SetWeight) and d.gate_open(d.step_gate()):
         return max(serving, d.canary_pods_for(step.weight))
+    if isinstance(step, SetHeaderRoute) and step.adds and d.gate_open(d.step_gate()):
+        return d.canary_pods_for(state.canary_weight, routed=True)
     return serving
 
 
@@ -132,6 +137,14 @@ def route_weights(d: Draft) -> Weights:
         return Weights(mirror=mirror)  # blue/green switches Services; without a router there is no route
     canary = state.canary_weight if state.stage is Stage.CANARY else 0
     return Weights(stable=100 - canary, canary=canary, mirror=mirror)
+
+
+def header_routes(d: Draft) -> tuple[HeaderRoute, ...]:
+    """The header routes the routing objects carry: the intent, while the canary has pods to serve them."""
+    state = d.state
+    if not d.canary_active() or state.stage is not Stage.CANARY or not d.splits_by_weight or d.blue_green:
+        return ()
+    return state.header_routes if d.available(state.canary) > 0 else ()
 
 
 def reported_weights(d: Draft, route: Weights) -> Weights:

@@ -20,6 +20,7 @@ The fields, and what each one is:
 | intent.canaryWeight| canary_weight    | intent      | the weight the last completed setWeight step asked for  |
 | intent.mirrorPercent| mirror_percent  | intent      | the mirrored percent once mirroring began               |
 | intent.canaryScale | canary_scale     | intent      | the last completed setCanaryScale (None: follow weight) |
+| intent.headerRoutes| header_routes    | intent      | the header routes completed setHeaderRoute steps added  |
 | abort              | abort            | intent      | why the spec's revision is held back                    |
 | rollbackTo         | rollback_to      | intent      | the revision an undo brings back                        |
 | scaleDowns         | scale_downs      | intent      | revisions to scale to zero, and when                    |
@@ -56,6 +57,7 @@ from modelrollout.core.enums import (
     Router,
     Stage,
 )
+from modelrollout.core.headerroutes import HeaderRoute, dump_routes, load_routes
 from modelrollout.core.hooks import HookPhase, HookPoint
 from modelrollout.core.spec import SetCanaryScale, SetWeight, Step
 
@@ -157,6 +159,7 @@ class RolloutState:
     canary_weight: int = 0
     mirror_percent: int = 0
     canary_scale: SetCanaryScale | None = None
+    header_routes: tuple[HeaderRoute, ...] = ()
     abort: Abort | None = None
     rollback_to: str = ""
     scale_downs: tuple[ScaleDown, ...] = ()
@@ -216,6 +219,7 @@ def load_state(status: Mapping[str, Any], steps: tuple[Step, ...], mirror_percen
         canary_weight=int(intent.get("canaryWeight") or 0),
         mirror_percent=int(intent.get("mirrorPercent") or 0),
         canary_scale=_load_scale(intent.get("canaryScale")),
+        header_routes=load_routes(intent.get("headerRoutes")),
         abort=_load_abort(status.get("abort")),
         rollback_to=status.get("rollbackTo") or "",
         scale_downs=tuple(ScaleDown(item["revision"], _time(item["after"])) for item in status.get("scaleDowns") or []),
@@ -246,6 +250,7 @@ def dump_state(state: RolloutState, active: bool) -> dict[str, Any]:
             "mirrorPercent": state.mirror_percent if active else 0,
             # Absent, not null, when unset: a merge patch drops nulls, and the next status must compare equal.
             **({"canaryScale": _dump_scale(state.canary_scale)} if active and state.canary_scale else {}),
+            **({"headerRoutes": dump_routes(state.header_routes)} if active and state.header_routes else {}),
         },
         "abort": _dump_abort(state.abort),
         "rollbackTo": state.rollback_to or None,

@@ -1,11 +1,14 @@
 """Traffic routers: each renders the routing objects the operator owns for one data plane.
 
 Rules:
-- `render(target, weights)` is pure and returns complete objects (server-side applied as a whole),
-  so Git holds only the ModelDeployment and the routing objects never drift.
+- `render(target, weights, header_routes)` is pure and returns complete objects (server-side applied as
+  a whole), so Git holds only the ModelDeployment and the routing objects never drift.
 - Weights always add up to 100 between the stable and canary tracks; with no canary both tracks'
   Services select the stable pods, so every route stays valid.
-- `none` renders nothing: without a data plane the weight is the ratio of ready pods.
+- Header routes go first, each all to the canary Service and never mirrored, in the objects the weights
+  already use; what a data plane cannot express is said in its adapter's docstring.
+- `none` renders nothing: without a data plane the weight is the ratio of ready pods (and there is no
+  header to route by).
 - One adapter per `Router` member, one line each in `ADAPTERS` (a unit test checks it); what a router
   can do (mirroring, weighted splits) is declared in `core/routers.py`, not here.
 """
@@ -17,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from modelrollout.core.enums import Router
+from modelrollout.core.headerroutes import HeaderRoute
 from modelrollout.core.rollout import Weights
 from modelrollout.render.routers.base import ObjectKind, RouterAdapter, RouteTarget
 from modelrollout.render.routers.gatewayapi import GatewayAPIRouter
@@ -33,7 +37,9 @@ class NoRouter:
     name = Router.NONE
     kinds: tuple[ObjectKind, ...] = ()
 
-    def render(self, target: RouteTarget, weights: Weights) -> list[dict[str, Any]]:
+    def render(
+        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+    ) -> list[dict[str, Any]]:
         return []
 
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:

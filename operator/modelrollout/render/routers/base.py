@@ -5,6 +5,8 @@ Rules:
   no adapter depends on another (an import-linter contract checks it).
 - An adapter declares once, as data: its `name` (a `Router` member) and the `kinds` of object it writes.
   The controller builds the kube client's REST kinds from `kinds`; render never imports kube.
+- Header routes are rendered in the same objects as the weights (no new object), ahead of the weighted
+  route, each sending all it matches to the canary Service; with none, the objects are as before.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelrollout.core.enums import Router
+from modelrollout.core.headerroutes import HeaderRoute
 from modelrollout.core.rollout import Weights
 
 
@@ -63,7 +66,11 @@ class RouterAdapter(Protocol):
     name: Router
     kinds: tuple[ObjectKind, ...]  # every kind `render` writes
 
-    def render(self, target: RouteTarget, weights: Weights) -> list[dict[str, Any]]: ...
+    def render(
+        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """Every object the router owns: `header_routes` (in order) to the canary, the rest split by `weights`."""
+        ...
 
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
         """(kind, name) of every object `render` writes for a ModelDeployment `name`."""

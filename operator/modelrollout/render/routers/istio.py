@@ -1,10 +1,18 @@
-"""Istio: one VirtualService with weighted routes to the stable and canary Services."""
+"""Istio: one VirtualService with weighted routes to the stable and canary Services.
+
+Header routes are extra http routes ahead of `primary` (Istio takes the first route that matches), all
+to the canary. Exact, prefix and regex (RE2, matched against the whole value) are native; Istio has no
+cookie match, so a cookie becomes a regex on the `cookie` header (header keys are lowercase in Istio).
+What Istio cannot express: two conditions on one header in one route (a match's `headers` is a map keyed
+by the header), e.g. two cookies.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from modelrollout.core.enums import Router
+from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute, MatchKind
 from modelrollout.core.rollout import Weights
 from modelrollout.render.routers.base import ObjectKind, RouteTarget
 
@@ -15,6 +23,12 @@ def service_host(service: str, namespace: str) -> str:
     return f"{service}.{namespace}.svc.cluster.local"
 
 
+def _string_match(match: HeaderMatch) -> dict[str, str]:
+    if match.cookie or match.kind is MatchKind.REGEX:
+        return {"regex": match.regex()}
+    return {match.kind.value: match.value}  # exact or prefix, as Istio names them
+
+
 class IstioRouter:
     name = Router.ISTIO
     kinds: tuple[ObjectKind, ...] = (VIRTUALSERVICE,)
@@ -22,7 +36,9 @@ class IstioRouter:
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
         return [(VIRTUALSERVICE, name)]
 
-    def render(self, target: RouteTarget, weights: Weights) -> list[dict[str, Any]]:
+    def render(
+        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+    ) -> list[dict[str, Any]]:
         config = target.config
 
         def destination(service: str) -> dict[str, Any]:
@@ -38,7 +54,16 @@ class IstioRouter:
         if weights.mirror > 0:
             route["mirror"] = destination(target.canary_service)
             route["mirrorPercentage"] = {"value": float(weights.mirror)}
-        spec: dict[str, Any] = {"hosts": list(config.get("hosts", [])), "http": [route]}
+        by_header = [
+            {
+                "name": f"header-{header_route.name}",
+                # One match entry: its headers must all hold (AND); separate entries would be OR.
+                "match": [{"headers": {m.header.lower(): _string_match(m) for m in header_route.matches}}],
+                "route": [{"destination": destination(target.canary_service), "weight": 100}],
+            }
+            for header_route in header_routes
+        ]
+        spec: dict[str, Any] = {"hosts": list(config.get("hosts", [])), "http": [*by_header, route]}
         if config.get("gateways"):
             spec["gateways"] = list(config["gateways"])
         return [{**VIRTUALSERVICE.header(), "metadata": target.metadata(target.name), "spec": spec}]

@@ -1,16 +1,38 @@
-"""NGINX Ingress: a stable Ingress and a canary Ingress carrying the canary-weight annotations."""
+"""NGINX Ingress: a stable Ingress and a canary Ingress carrying the canary-weight annotations.
+
+A header route is two more annotations on the canary Ingress: `canary-by-header` with `-value` (an exact
+match) or `-pattern` (a regex, searched). ingress-nginx reads only ONE header condition per canary: no
+second condition (AND), no second route, so only the first route's first match is rendered (the CRD
+refuses more for nginx). It has no prefix match and its cookie match takes only `always`/`never`, so a
+prefix and a cookie become a pattern (a cookie's on the `Cookie` header). ingress-nginx checks the header
+before the weight, so a matching request reaches the canary whatever the weight.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from modelrollout.core.enums import Router
+from modelrollout.core.headerroutes import HeaderRoute
 from modelrollout.core.rollout import Weights
 from modelrollout.render.routers.base import ObjectKind, RouteTarget
 
 INGRESS = ObjectKind("networking.k8s.io", "v1", "ingresses", "Ingress")
 CANARY = "nginx.ingress.kubernetes.io/canary"
 CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
+CANARY_BY_HEADER = "nginx.ingress.kubernetes.io/canary-by-header"
+CANARY_BY_HEADER_VALUE = "nginx.ingress.kubernetes.io/canary-by-header-value"
+CANARY_BY_HEADER_PATTERN = "nginx.ingress.kubernetes.io/canary-by-header-pattern"
+
+
+def _by_header(header_routes: tuple[HeaderRoute, ...]) -> dict[str, str]:
+    """The first route's first match as annotations (all ingress-nginx can hold), or none."""
+    if not header_routes or not header_routes[0].matches:
+        return {}
+    match = header_routes[0].matches[0]
+    if match.exact:
+        return {CANARY_BY_HEADER: match.header, CANARY_BY_HEADER_VALUE: match.value}
+    return {CANARY_BY_HEADER: match.header, CANARY_BY_HEADER_PATTERN: match.regex()}
 
 
 class NginxRouter:
@@ -20,14 +42,16 @@ class NginxRouter:
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
         return [(INGRESS, name), (INGRESS, f"{name}-canary")]
 
-    def render(self, target: RouteTarget, weights: Weights) -> list[dict[str, Any]]:
+    def render(
+        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+    ) -> list[dict[str, Any]]:
         return [
             self._ingress(target, target.name, target.stable_service, None),
             self._ingress(
                 target,
                 f"{target.name}-canary",
                 target.canary_service,
-                {CANARY: "true", CANARY_WEIGHT: str(weights.canary)},
+                {CANARY: "true", CANARY_WEIGHT: str(weights.canary), **_by_header(header_routes)},
             ),
         ]
 

@@ -6,13 +6,20 @@ whole route into 500s while the route says Accepted), but its TraefikService kin
 - `<name>` (mirroring) sends every request to the split and copies `percent` of them to the canary
   Service; the mirror's answers are discarded by Traefik, so a shadow never answers a client.
 The IngressRoute `<name>` is the entry: the user's `match` rule on the given entry points.
+
+Header routes are extra routes of that IngressRoute, each `(<match>) && <conditions>` straight to the
+canary Service (so never mirrored): `Header` for an exact header, `HeaderRegexp` (Go regexp, searched:
+hence anchored expressions) for a prefix, a regex and a cookie (on the `Cookie` header). Traefik can
+express every route; it has no prefix or cookie matcher of its own, only the expressions.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from modelrollout.core.enums import Router
+from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute
 from modelrollout.core.rollout import Weights
 from modelrollout.render.routers.base import ObjectKind, RouteTarget
 
@@ -25,6 +32,17 @@ def split_name(name: str) -> str:
     return f"{name}-split"
 
 
+def _string(value: str) -> str:
+    """A string of Traefik's rule syntax: backticks (raw), or a quoted Go string if the value holds one."""
+    return json.dumps(value, ensure_ascii=False) if "`" in value else f"`{value}`"
+
+
+def _condition(match: HeaderMatch) -> str:
+    if match.exact:
+        return f"Header({_string(match.header)}, {_string(match.value)})"
+    return f"HeaderRegexp({_string(match.header)}, {_string(match.regex())})"
+
+
 class TraefikRouter:
     name = Router.TRAEFIK
     kinds: tuple[ObjectKind, ...] = (INGRESSROUTE, TRAEFIKSERVICE)
@@ -32,7 +50,9 @@ class TraefikRouter:
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
         return [(TRAEFIKSERVICE, split_name(name)), (TRAEFIKSERVICE, name), (INGRESSROUTE, name)]
 
-    def render(self, target: RouteTarget, weights: Weights) -> list[dict[str, Any]]:
+    def render(
+        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+    ) -> list[dict[str, Any]]:
         def service(name: str, **extra: Any) -> dict[str, Any]:
             return {"name": name, "kind": "Service", "port": target.port, **extra}
 
@@ -46,12 +66,23 @@ class TraefikRouter:
         }
         mirrors = [service(target.canary_service, percent=weights.mirror)] if weights.mirror > 0 else []
         mirroring = {"mirroring": {"name": split_name(target.name), "kind": "TraefikService", "mirrors": mirrors}}
+        match = target.config.get("match", DEFAULT_MATCH)
         route: dict[str, Any] = {
-            "match": target.config.get("match", DEFAULT_MATCH),
+            "match": match,
             "kind": "Rule",
             "services": [{"name": target.name, "kind": "TraefikService"}],
         }
-        entry: dict[str, Any] = {"routes": [route]}
+        # No priority set: Traefik ranks routes by the length of their rule, and each header route's rule
+        # contains the main rule and is strictly longer, so it is tried first.
+        by_header = [
+            {
+                "match": f"({match}) && {' && '.join(_condition(m) for m in header_route.matches)}",
+                "kind": "Rule",
+                "services": [service(target.canary_service)],
+            }
+            for header_route in header_routes
+        ]
+        entry: dict[str, Any] = {"routes": [*by_header, route]}
         if target.config.get("entryPoints"):
             entry["entryPoints"] = list(target.config["entryPoints"])
         return [
