@@ -414,6 +414,29 @@ def test_a_spec_the_schema_lets_through_but_the_core_cannot_use_is_reported_and_
     assert cluster.status()["phase"] == "Paused" and cluster.route_weights() == [100, 0]
 
 
+def test_intent_a_decision_ends_is_removed_from_the_stored_status_not_kept_by_the_merge_patch():
+    qa = {"name": "qa", "match": [{"headerName": "x-qa", "headerValue": {"exact": "yes"}}]}
+    steps = [{"setHeaderRoute": qa}, {"setCanaryScale": {"replicas": 3}}, {"pause": {}}]
+    steps += [{"setHeaderRoute": {"name": "qa"}}, {"setCanaryScale": {"matchTrafficWeight": True}}, {"pause": {}}]
+    cluster = Cluster(model_deployment(steps=steps))
+    cluster.healthy()
+    cluster.roll_out("2")
+    for _ in range(3):
+        cluster.now += timedelta(seconds=5)
+        cluster.reconcile()
+        cluster.kube.settle(NS)
+    assert cluster.status()["intent"] == {
+        "canaryWeight": 0,
+        "mirrorPercent": 0,
+        "canaryScale": {"replicas": 3},
+        "headerRoutes": [qa],
+    }
+    cluster.ask("promote", "r1")
+    cluster.reconcile()
+    assert cluster.status()["intent"] == {"canaryWeight": 0, "mirrorPercent": 0}
+    assert cluster.replicas(cluster.v2) == 0  # the scale ended with its intent
+
+
 def test_route_api_not_installed_says_the_routers_crd_is_missing():
     cluster = Cluster(model_deployment())
     cluster.kube.fail("apply", "HTTPRoute", NAME, 404, "the server could not find the requested resource", "NotFound")

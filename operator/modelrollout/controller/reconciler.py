@@ -56,6 +56,15 @@ INVALID_STATUSES = (400, 422)
 AnalysisSource = Callable[[dict[str, Any], Decision, datetime], Mapping[str, AnalysisInput]]
 
 
+def removing_absent(stored: Any, wanted: Any) -> Any:
+    """`wanted` as a merge patch over `stored`: a key of a stored object that `wanted` leaves out is nulled,
+    since a merge patch keeps what it does not mention (an ended `intent.canaryScale` would live on)."""
+    if not isinstance(stored, dict) or not isinstance(wanted, dict):
+        return wanted
+    patch = {key: removing_absent(stored.get(key), value) for key, value in wanted.items()}
+    return {**{key: None for key in stored if key not in wanted}, **patch}
+
+
 class RejectedChild(Exception):
     """The apiserver refused an object derived from the spec: the user's input must change."""
 
@@ -200,11 +209,12 @@ class Reconciler:
         previous = body.get("status") or {}
         if all(previous.get(key) == value for key, value in status.items()):
             return True
+        patch = {key: removing_absent(previous.get(key), value) for key, value in status.items()}
         try:
             answer = self._kube.request(
                 "PATCH",
                 MODEL_DEPLOYMENT.path(namespace, name, "status"),
-                body={"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": status},
+                body={"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": patch},
                 content_type="application/merge-patch+json",
             )
         except KubeError as error:
