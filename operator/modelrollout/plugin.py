@@ -26,6 +26,7 @@ from typing import Any
 from kubernetes import config as k8s_config
 
 from modelrollout.core import labels
+from modelrollout.core.cohorts import parse_affinity
 from modelrollout.core.enums import Phase, RequestAction, Stage
 from modelrollout.core.headerroutes import load_routes
 from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, KubeClient, KubeError
@@ -121,6 +122,9 @@ def format_status(body: dict[str, Any], deployments: list[dict[str, Any]] | None
     ]
     if deployments:
         lines.append(f"Pods:        {pod_counts(status, deployments)}")
+    affinity = parse_affinity(((spec.get("strategy") or {}).get("canary") or {}).get("sessionAffinity"))
+    if affinity is not None and status.get("canaryRevision"):
+        lines.append(f"Cohorts:     {affinity.describe()} (while the canary has a weight)")
     for route in load_routes((status.get("intent") or {}).get("headerRoutes")):
         lines.append(f"Header route: {route.describe()} -> canary, whatever its weight")
     if status.get("abort"):

@@ -267,6 +267,27 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
         on_nginx(header_route(QA_HEADER), header_route(QA_HEADER, name="beta")),
         "trafficRouting.nginx carries one header route",
     ),
+    (
+        "sticky-cohorts-on-gateway-api",
+        lambda s: s["strategy"]["canary"].update(sessionAffinity={"cookieName": "model-cohort"}),
+        "strategy.canary.sessionAffinity needs trafficRouting.traefik or trafficRouting.nginx: Gateway API keeps",
+    ),
+    (
+        "sticky-cohorts-on-istio",
+        lambda s: s.update(
+            trafficRouting={"istio": {"hosts": ["fraud.example.com"]}},
+            strategy={"canary": {**s["strategy"]["canary"], "sessionAffinity": {"cookieName": "c"}}},
+        ),
+        "Istio picks a weighted route per request",
+    ),
+    (
+        "sticky-cookie-name-with-a-space",
+        lambda s: s.update(
+            trafficRouting={"traefik": {}},
+            strategy={"canary": {**s["strategy"]["canary"], "sessionAffinity": {"cookieName": "model cohort"}}},
+        ),
+        "spec.strategy.canary.sessionAffinity.cookieName",
+    ),
     ("unknown-automation", lambda s: s.update(automation="yolo"), 'spec.automation: Unsupported value: "yolo"'),
     ("zero-progress-deadline", lambda s: s.update(progressDeadlineSeconds=0), "spec.progressDeadlineSeconds"),
     ("history-over-100", lambda s: s.update(revisionHistoryLimit=101), "spec.revisionHistoryLimit: Invalid value: 101"),

@@ -27,7 +27,7 @@ import yaml
 from modelrollout.devcluster import prometheus as prometheus_server
 from modelrollout.modelserver import behaviour as behaviours
 from modelrollout.modelserver import models
-from modelrollout.modelserver.loadgen import LoadGenerator, Snapshot
+from modelrollout.modelserver.loadgen import LoadGenerator, Snapshot, Users
 from modelrollout.modelserver.settings import model_deployment
 from tests.conftest import FIGURES
 from tests.integration.conftest import REPO, get_json, running_operator, wait_for
@@ -561,3 +561,47 @@ def test_a_bad_model_caught_in_its_dark_launch_never_answers_a_user(control_plan
     assert qa_bad and any(a.status >= 500 for a in qa_bad)
     assert user_snapshot.answers and not [a for a in user_snapshot.answers if from_new_model(a)]
     assert share_of(after, STABLE_VERSION) == 1.0 and after.error_ratio() == 0.0
+
+
+COHORT_USERS, COHORT_ROUNDS = 200, 3
+
+
+def test_sticky_cohorts_keep_each_of_200_users_on_one_model_as_the_weight_grows(control_plane, live, namespace):
+    steps = [{"setWeight": 30}, {"pause": {}}, {"setWeight": 60}, {"pause": {}}]
+    strategy = {"canary": {"steps": steps, "sessionAffinity": {"cookieName": "model-cohort"}}}
+    stable_serving(live, namespace, strategy)
+    release(live, namespace, NEW_VERSION, behaviours.GOOD, strategy)
+    users = Users(live.traefik.web_url, NAME, live.rows, COHORT_USERS, headers={"Host": host(namespace)})
+
+    def paused_at(index: int) -> None:
+        paused = lambda s: s["phase"] == "Paused" and s.get("currentStepIndex") == index  # noqa: E731
+        wait_status(control_plane, namespace, paused, f"paused at step {index + 1}", name=NAME, timeout=180)
+
+    paused_at(1)
+    applied_by_traefik(live, "traefik", namespace, 30)
+    for _ in range(COHORT_ROUNDS):
+        users.round()
+    cohorts = {user: users.versions(user) for user in range(COHORT_USERS)}
+    assert plugin(control_plane, "promote", NAME, "-n", namespace).returncode == 0
+    paused_at(3)
+    applied_by_traefik(live, "traefik", namespace, 60)
+    for _ in range(COHORT_ROUNDS):
+        users.round()
+    shown = plugin(control_plane, "status", NAME, "-n", namespace)
+    assert plugin(control_plane, "abort", NAME, "-n", namespace).returncode == 0
+    wait_status(control_plane, namespace, lambda s: bool(s.get("abort")), "aborted", name=NAME, timeout=60)
+    applied_by_traefik(live, "traefik", namespace, 0)
+    first_after_abort = len(users.answers[0])
+    users.round()
+
+    assert "Cohorts:     sticky by cookie model-cohort, for the browser session" in shown.stdout, shown.stdout
+    on_new = sum(1 for seen in cohorts.values() if seen == {NEW_VERSION})
+    FIGURES[f"sticky cohorts: users on the new model at 30% ({COHORT_USERS} users)"] = f"{on_new}"
+    answered = [sum(200 <= a.status < 300 for a in users.answers[user]) for user in range(COHORT_USERS)]
+    assert min(answered) == 2 * COHORT_ROUNDS + 1, "every request of every user answered"
+    through_60 = [{a.version for a in users.answers[user][:first_after_abort]} for user in range(COHORT_USERS)]
+    switched = [user for user in range(COHORT_USERS) if len(through_60[user]) != 1]
+    assert not switched, f"users who saw both models before the abort: {switched[:10]}"
+    assert abs(on_new / COHORT_USERS - 0.3) <= tolerance(0.3, COHORT_USERS), on_new
+    after_abort = {a.version for user in range(COHORT_USERS) for a in users.answers[user][first_after_abort:]}
+    assert after_abort == {STABLE_VERSION}

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute, MatchKind
 from modelrollout.core.rollout import Weights
@@ -49,9 +50,8 @@ def cases() -> list:
     return found
 
 
-@pytest.mark.parametrize(("router", "weights", "header_routes"), cases())
-def test_every_rendering_is_valid_for_the_real_schema(control_plane, namespace, router, weights, header_routes):
-    target = RouteTarget(
+def target_in(namespace: str, router: Router) -> RouteTarget:
+    return RouteTarget(
         name="fraud",
         namespace=namespace,
         port=80,
@@ -61,10 +61,41 @@ def test_every_rendering_is_valid_for_the_real_schema(control_plane, namespace, 
         labels={"app.kubernetes.io/name": "fraud"},
         owner={},
     )
-    rendered = router_for(router).render(target, weights, header_routes)
+
+
+def assert_valid(control_plane, namespace: str, rendered: list[dict]) -> None:
     assert rendered
     for body in rendered:
         result = control_plane.kubectl(
             "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=json.dumps(body), check=False
         )
         assert result.returncode == 0, f"{body['kind']} {body['metadata']['name']}: {result.stderr}"
+
+
+@pytest.mark.parametrize(("router", "weights", "header_routes"), cases())
+def test_every_rendering_is_valid_for_the_real_schema(control_plane, namespace, router, weights, header_routes):
+    rendered = router_for(router).render(target_in(namespace, router), weights, header_routes)
+    assert_valid(control_plane, namespace, rendered)
+
+
+# Sticky cohorts: only Traefik and NGINX render a session affinity (the CRD refuses it for the others).
+AFFINITIES = {"session-cookie": SessionAffinity("model-cohort"), "max-age": SessionAffinity("model-cohort", 86400)}
+
+
+def affinity_cases() -> list:
+    found = []
+    for router in (Router.TRAEFIK, Router.NGINX):
+        for label, affinity in AFFINITIES.items():
+            found.append(pytest.param(router, (), affinity, id=f"{router}-affinity-{label}"))
+        found.append(
+            pytest.param(router, (ROUTES["exact header"],), AFFINITIES["max-age"], id=f"{router}-affinity-and-a-header")
+        )
+    return found
+
+
+@pytest.mark.parametrize(("router", "header_routes", "affinity"), affinity_cases())
+def test_every_sticky_rendering_is_valid_for_the_real_schema(control_plane, namespace, router, header_routes, affinity):
+    target = target_in(namespace, router)
+    rendered = router_for(router).render(target, Weights(90, 10), header_routes, affinity)
+    assert rendered != router_for(router).render(target, Weights(90, 10), header_routes)
+    assert_valid(control_plane, namespace, rendered)

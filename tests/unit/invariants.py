@@ -151,6 +151,14 @@ def no_traffic_without_pods(observation: Observation, decision: Decision) -> Non
         _fail("traffic to a new revision with no available pod", observation, decision, new=new, **takers)
 
 
+def sticky_only_with_a_weight(observation: Observation, decision: Decision) -> None:
+    """Sticky cohorts are written only while the canary has a route weight: nobody is sorted into a cohort at
+    0%, and an abort or a canary without pods leaves no stickiness behind."""
+    affinity = getattr(decision, "affinity", None)
+    if affinity is not None and (not decision.canary_revision or decision.route_weights.canary <= 0):
+        _fail("stickiness written without a canary route weight", observation, decision, affinity=affinity)
+
+
 def mirror_only_where_declared(observation: Observation, decision: Decision) -> None:
     """No mirror is written to a data plane that does not declare it can mirror, unless the spec assumes it."""
     if observation.mirroring_undeclared and not observation.spec.assumes_mirroring and decision.route_weights.mirror:
@@ -459,6 +467,7 @@ def check(observation: Observation, decision: Decision, previous: Decision | Non
     """Every invariant but the pause rule, which needs a `Checker`'s memory."""
     no_traffic_without_pods(observation, decision)
     mirror_only_where_declared(observation, decision)
+    sticky_only_with_a_weight(observation, decision)
     share_within_the_step(observation, decision)
     stable_keeps_serving(observation, decision)
     abort_is_immediate(observation, decision)

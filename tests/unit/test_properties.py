@@ -113,6 +113,8 @@ def specs(draw) -> dict:
             strategy["shadow"]["analysis"] = CHECKS
     if shape.endswith("canary"):
         strategy["canary"] = {"steps": draw(steps(routed=router != Router.NONE))}
+        if router in (Router.TRAEFIK, Router.NGINX) and draw(st.booleans()):
+            strategy["canary"]["sessionAffinity"] = {"cookieName": "model-cohort"}
     if shape.endswith("blueGreen"):
         blue_green: dict = {}
         if draw(st.booleans()):

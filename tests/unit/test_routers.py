@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 
+from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute, MatchKind
 from modelrollout.core.rollout import Weights
@@ -549,3 +550,89 @@ def test_header_routes_add_no_object(name):
     routes = (EXACT,) if name == Router.NGINX else (EXACT, PREFIX, REGEX, COOKIE, BOTH)
     rendered = [(o["kind"], o["metadata"]["name"]) for o in router.render(target(CONFIGS[name]), Weights(), routes)]
     assert rendered == [(kind.kind, name) for kind, name in router.object_names("fraud")]
+
+
+# Sticky cohorts: a session affinity, rendered only by the data planes that can keep a user on one track.
+SESSION = SessionAffinity("model-cohort")
+LASTING = SessionAffinity("model-cohort", max_age=86400)
+TRAEFIK_WEIGHTED_SERVICES = [
+    {"name": "fraud-stable", "kind": "Service", "port": 80, "weight": 90},
+    {"name": "fraud-canary", "kind": "Service", "port": 80, "weight": 10},
+]
+
+
+@pytest.mark.parametrize(
+    ("affinity", "cookie"),
+    [
+        (SESSION, {"name": "model-cohort", "httpOnly": True, "sameSite": "lax"}),
+        (LASTING, {"name": "model-cohort", "httpOnly": True, "sameSite": "lax", "maxAge": 86400}),
+    ],
+    ids=["session-cookie", "max-age"],
+)
+def test_traefik_affinity_is_a_sticky_cookie_on_the_weighted_split(affinity, cookie):
+    plain = router_for("traefik").render(target(TRAEFIK_CONFIG), Weights(90, 10), (EXACT,))
+    split, mirroring, ingressroute = router_for("traefik").render(
+        target(TRAEFIK_CONFIG), Weights(90, 10), (EXACT,), affinity
+    )
+    assert split == traefik_service(
+        "fraud-split", {"weighted": {"services": TRAEFIK_WEIGHTED_SERVICES, "sticky": {"cookie": cookie}}}
+    )
+    assert [mirroring, ingressroute] == plain[1:]
+
+
+@pytest.mark.parametrize(
+    ("affinity", "sticky"),
+    [
+        (
+            SESSION,
+            {
+                "nginx.ingress.kubernetes.io/affinity": "cookie",
+                "nginx.ingress.kubernetes.io/session-cookie-name": "model-cohort",
+            },
+        ),
+        (
+            LASTING,
+            {
+                "nginx.ingress.kubernetes.io/affinity": "cookie",
+                "nginx.ingress.kubernetes.io/session-cookie-name": "model-cohort",
+                "nginx.ingress.kubernetes.io/session-cookie-max-age": "86400",
+            },
+        ),
+    ],
+    ids=["session-cookie", "max-age"],
+)
+def test_nginx_affinity_is_cookie_affinity_on_both_ingresses_sticky_for_the_canary(affinity, sticky):
+    assert router_for("nginx").render(target(NGINX_CONFIG), Weights(90, 10), (EXACT,), affinity) == [
+        nginx_ingress("fraud", "fraud-stable", sticky),
+        nginx_ingress(
+            "fraud-canary",
+            "fraud-canary",
+            {
+                "nginx.ingress.kubernetes.io/canary": "true",
+                "nginx.ingress.kubernetes.io/canary-weight": "10",
+                "nginx.ingress.kubernetes.io/canary-by-header": "X-Model-QA",
+                "nginx.ingress.kubernetes.io/canary-by-header-value": "yes",
+                **sticky,
+                "nginx.ingress.kubernetes.io/affinity-canary-behavior": "sticky",
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize("name", [Router.GATEWAY_API, Router.ISTIO, Router.NONE])
+@pytest.mark.parametrize("affinity", [SESSION, LASTING], ids=["session-cookie", "max-age"])
+def test_routers_that_cannot_keep_a_cohort_ignore_the_affinity(name, affinity):
+    router = router_for(name)
+    for weights, routes in ((Weights(90, 10), ()), (Weights(100, 0, 50), (EXACT, COOKIE))):
+        assert router.render(target(CONFIGS[name]), weights, routes, affinity) == router.render(
+            target(CONFIGS[name]), weights, routes
+        )
+
+
+@pytest.mark.parametrize("name", list(Router))
+def test_an_affinity_adds_no_object(name):
+    router = router_for(name)
+    rendered = router.render(target(CONFIGS[name]), Weights(90, 10), (), LASTING)
+    assert [(o["kind"], o["metadata"]["name"]) for o in rendered] == [
+        (kind.kind, name) for kind, name in router.object_names("fraud")
+    ]

@@ -340,7 +340,8 @@ class Reconciler:
             labels=workloads.common_labels(meta),
             owner=workloads.owner_reference(meta),
         )
-        for body in router_for(decision.router).render(target, decision.route_weights, decision.header_routes):
+        adapter = router_for(decision.router)
+        for body in adapter.render(target, decision.route_weights, decision.header_routes, decision.affinity):
             self._apply(body, routing=True)
 
     def _delete_router_objects(self, meta: ObjectMeta, router: Router) -> None:

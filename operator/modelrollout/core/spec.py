@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelrollout.core.cohorts import SessionAffinity, parse_affinity
 from modelrollout.core.durations import parse_duration
 from modelrollout.core.enums import Automation, Router
 from modelrollout.core.headerroutes import SetHeaderRoute, parse_set_header_route
@@ -121,6 +122,7 @@ class CanaryStrategy:
     steps: tuple[Step, ...]
     scale_down_delay_seconds: int = 30
     abort_scale_down_delay_seconds: int = 30
+    session_affinity: SessionAffinity | None = None  # sticky cohorts
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,7 @@ def parse_canary(body: dict[str, Any] | None) -> CanaryStrategy | None:
         steps=tuple(parse_step(step) for step in body.get("steps") or []),
         scale_down_delay_seconds=int(body.get("scaleDownDelaySeconds", 30)),
         abort_scale_down_delay_seconds=int(body.get("abortScaleDownDelaySeconds", 30)),
+        session_affinity=parse_affinity(body.get("sessionAffinity")),
     )
 
 

@@ -260,3 +260,65 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class Users:
+    """`count` users who each keep the cookies the data plane sets, as a browser would, and send one
+    request per `round()`; records which model version answered each of them (sticky cohorts).
+
+    Each user's request is its own connection: a data plane decides per request, never per connection.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        rows: Sequence[Sequence[float]],
+        count: int,
+        headers: dict[str, str] | None = None,
+        threads: int = 16,
+        timeout: float = 5.0,
+    ) -> None:
+        if count <= 0 or not rows:
+            raise ValueError(f"need users and rows, got {count} users and {len(rows)} rows")
+        url = urllib.parse.urlsplit(base_url)
+        self._host, self._port = url.hostname or "", url.port or 80
+        self._path = f"{url.path.rstrip('/')}/v2/models/{urllib.parse.quote(model)}/infer"
+        self._bodies = [request_body(rows[user % len(rows)]) for user in range(count)]
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self._threads, self._timeout = threads, timeout
+        self.cookies: list[dict[str, str]] = [{} for _ in range(count)]
+        self.answers: list[list[Answer]] = [[] for _ in range(count)]
+
+    def round(self) -> None:
+        """Every user sends one request, a few at a time; returns once all are answered."""
+        with ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="users") as pool:
+            list(pool.map(self._send, range(len(self.cookies))))
+
+    def versions(self, user: int) -> set[str]:
+        """The model versions that answered `user` successfully."""
+        return {a.version for a in self.answers[user] if 200 <= a.status < 300}
+
+    def _send(self, user: int) -> None:
+        started = time.monotonic()
+        version, status = "", CONNECTION_ERROR
+        headers = dict(self._headers)
+        if self.cookies[user]:
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies[user].items())
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        try:
+            connection.request("POST", self._path, body=self._bodies[user], headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            status = response.status
+            for header in response.headers.get_all("Set-Cookie") or []:
+                name, _, rest = header.partition("=")
+                self.cookies[user][name.strip()] = rest.split(";", 1)[0].strip()
+            if 200 <= status < 300:
+                version = str(json.loads(payload).get("model_version") or "")
+        except (OSError, http.client.HTTPException, ValueError):
+            pass  # recorded as a connection error
+        finally:
+            connection.close()
+        now = time.monotonic()
+        self.answers[user].append(Answer(now, version, status, now - started))

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import (
     AbortReason,
     AnalysisPhase,
@@ -90,6 +91,7 @@ class Decision:
     preview_revision: str = ""  # blue/green: what the preview Service selects
     route_weights: Weights = field(default_factory=Weights)  # what the routing objects say
     header_routes: tuple[HeaderRoute, ...] = ()  # routes to the canary the routing objects carry
+    affinity: SessionAffinity | None = None  # sticky cohorts, written while the canary has a route weight
     tracks: Mapping[str, Track] = field(default_factory=dict)  # revision -> track label of its pods
     router: Router = Router.NONE
     services: Mapping[ServiceRole, str | None] = field(default_factory=dict)  # None: every revision

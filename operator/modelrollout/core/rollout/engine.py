@@ -75,6 +75,7 @@ def decide(observation: Observation) -> Decision:
         preview_revision=preview,
         route_weights=route,
         header_routes=plan.header_routes(d),
+        affinity=plan.affinity(d, route),
         tracks=plan.tracks(d),
         router=spec.router,
         services=wanted,

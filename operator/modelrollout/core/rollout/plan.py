@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import GateKind, PauseReason, ServiceRole, Stage, Track
 from modelrollout.core.headerroutes import HeaderRoute, SetHeaderRoute
 from modelrollout.core.rollout.bluegreen import preview_replicas
@@ -145,6 +146,12 @@ def header_routes(d: Draft) -> tuple[HeaderRoute, ...]:
     if not d.canary_active() or state.stage is not Stage.CANARY or not d.splits_by_weight or d.blue_green:
         return ()
     return state.header_routes if d.available(state.canary) > 0 else ()
+
+
+def affinity(d: Draft, route: Weights) -> SessionAffinity | None:
+    """Sticky cohorts, only while the canary has a route weight (see `core.cohorts`)."""
+    canary = d.obs.spec.canary
+    return canary.session_affinity if canary is not None and route.canary > 0 else None
 
 
 def reported_weights(d: Draft, route: Weights) -> Weights:

@@ -1,7 +1,7 @@
 """Traffic routers: each renders the routing objects the operator owns for one data plane.
 
 Rules:
-- `render(target, weights, header_routes)` is pure and returns complete objects (server-side applied as
+- `render(target, weights, header_routes, affinity)` is pure and returns complete objects (server-side applied as
   a whole), so Git holds only the ModelDeployment and the routing objects never drift.
 - Weights always add up to 100 between the stable and canary tracks; with no canary both tracks'
   Services select the stable pods, so every route stays valid.
@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderRoute
 from modelrollout.core.rollout import Weights
@@ -38,7 +39,11 @@ class NoRouter:
     kinds: tuple[ObjectKind, ...] = ()
 
     def render(
-        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+        self,
+        target: RouteTarget,
+        weights: Weights,
+        header_routes: tuple[HeaderRoute, ...] = (),
+        affinity: SessionAffinity | None = None,
     ) -> list[dict[str, Any]]:
         return []
 

@@ -7,6 +7,9 @@ Rules:
   The controller builds the kube client's REST kinds from `kinds`; render never imports kube.
 - Header routes are rendered in the same objects as the weights (no new object), ahead of the weighted
   route, each sending all it matches to the canary Service; with none, the objects are as before.
+- A session affinity (`core/cohorts.py`, given only while the canary has a route weight) is rendered in
+  the same objects too, by the adapters whose data plane keeps a user on one weighted backend (Traefik,
+  NGINX); the others take it and ignore it (the CRD refuses it for them). With none, as before.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderRoute
 from modelrollout.core.rollout import Weights
@@ -67,9 +71,14 @@ class RouterAdapter(Protocol):
     kinds: tuple[ObjectKind, ...]  # every kind `render` writes
 
     def render(
-        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+        self,
+        target: RouteTarget,
+        weights: Weights,
+        header_routes: tuple[HeaderRoute, ...] = (),
+        affinity: SessionAffinity | None = None,
     ) -> list[dict[str, Any]]:
-        """Every object the router owns: `header_routes` (in order) to the canary, the rest split by `weights`."""
+        """Every object the router owns: `header_routes` (in order) to the canary, the rest split by `weights`
+        (sticky to the first revision a user gets, by `affinity`'s cookie, where the data plane can)."""
         ...
 
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:

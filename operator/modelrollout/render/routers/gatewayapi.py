@@ -7,12 +7,16 @@ how it is rendered instead:
 - no two conditions on one header in a match (header names are the list's map key): two cookies, or two
   conditions on one header, in one route do not fit one rule;
 - at most 16 rules per HTTPRoute, the weighted one included.
+
+A session affinity is accepted and ignored: `sessionPersistence` is in Gateway API's experimental channel
+only, so the CRD refuses `sessionAffinity` with this router.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute
 from modelrollout.core.rollout import Weights
@@ -39,7 +43,11 @@ class GatewayAPIRouter:
         return [(HTTPROUTE, name)]
 
     def render(
-        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+        self,
+        target: RouteTarget,
+        weights: Weights,
+        header_routes: tuple[HeaderRoute, ...] = (),
+        affinity: SessionAffinity | None = None,
     ) -> list[dict[str, Any]]:
         config = target.config
         path = {"type": "PathPrefix", "value": config.get("pathPrefix", "/")}

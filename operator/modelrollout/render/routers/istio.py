@@ -5,12 +5,16 @@ to the canary. Exact, prefix and regex (RE2, matched against the whole value) ar
 cookie match, so a cookie becomes a regex on the `cookie` header (header keys are lowercase in Istio).
 What Istio cannot express: two conditions on one header in one route (a match's `headers` is a map keyed
 by the header), e.g. two cookies.
+
+A session affinity is accepted and ignored: Istio picks a weighted route per request (its consistent-hash
+affinity works among one Service's pods, not between the routes), so the CRD refuses `sessionAffinity`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute, MatchKind
 from modelrollout.core.rollout import Weights
@@ -37,7 +41,11 @@ class IstioRouter:
         return [(VIRTUALSERVICE, name)]
 
     def render(
-        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+        self,
+        target: RouteTarget,
+        weights: Weights,
+        header_routes: tuple[HeaderRoute, ...] = (),
+        affinity: SessionAffinity | None = None,
     ) -> list[dict[str, Any]]:
         config = target.config
 

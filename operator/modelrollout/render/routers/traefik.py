@@ -11,6 +11,13 @@ Header routes are extra routes of that IngressRoute, each `(<match>) && <conditi
 canary Service (so never mirrored): `Header` for an exact header, `HeaderRegexp` (Go regexp, searched:
 hence anchored expressions) for a prefix, a regex and a cookie (on the `Cookie` header). Traefik can
 express every route; it has no prefix or cookie matcher of its own, only the expressions.
+
+A session affinity is the sticky cookie of the weighted `<name>-split` (`spec.weighted.sticky.cookie`):
+Traefik's weighted round robin sets the cookie on a user's first answer, naming the member it picked, and
+sends every later request carrying it to that same member, so each user stays on one revision. A member
+of weight 0 is not in the balancer at all, so after an abort (canary at 0) a cookie naming the canary is
+ignored and its holder goes to the stable. Header routes go straight to the canary Service, not through
+the split, so they neither set nor read the cookie.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute
 from modelrollout.core.rollout import Weights
@@ -37,6 +45,14 @@ def _string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False) if "`" in value else f"`{value}`"
 
 
+def _sticky(affinity: SessionAffinity) -> dict[str, Any]:
+    """Weighted.Sticky of a TraefikService (Traefik v3): the cookie, and its max age when it lasts."""
+    cookie: dict[str, Any] = {"name": affinity.cookie_name, "httpOnly": True, "sameSite": "lax"}
+    if affinity.max_age > 0:
+        cookie["maxAge"] = affinity.max_age
+    return {"cookie": cookie}
+
+
 def _condition(match: HeaderMatch) -> str:
     if match.exact:
         return f"Header({_string(match.header)}, {_string(match.value)})"
@@ -51,19 +67,24 @@ class TraefikRouter:
         return [(TRAEFIKSERVICE, split_name(name)), (TRAEFIKSERVICE, name), (INGRESSROUTE, name)]
 
     def render(
-        self, target: RouteTarget, weights: Weights, header_routes: tuple[HeaderRoute, ...] = ()
+        self,
+        target: RouteTarget,
+        weights: Weights,
+        header_routes: tuple[HeaderRoute, ...] = (),
+        affinity: SessionAffinity | None = None,
     ) -> list[dict[str, Any]]:
         def service(name: str, **extra: Any) -> dict[str, Any]:
             return {"name": name, "kind": "Service", "port": target.port, **extra}
 
-        split = {
-            "weighted": {
-                "services": [
-                    service(target.stable_service, weight=weights.stable),
-                    service(target.canary_service, weight=weights.canary),
-                ]
-            }
+        weighted: dict[str, Any] = {
+            "services": [
+                service(target.stable_service, weight=weights.stable),
+                service(target.canary_service, weight=weights.canary),
+            ]
         }
+        if affinity is not None:
+            weighted["sticky"] = _sticky(affinity)
+        split = {"weighted": weighted}
         mirrors = [service(target.canary_service, percent=weights.mirror)] if weights.mirror > 0 else []
         mirroring = {"mirroring": {"name": split_name(target.name), "kind": "TraefikService", "mirrors": mirrors}}
         match = target.config.get("match", DEFAULT_MATCH)
