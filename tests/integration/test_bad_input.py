@@ -59,16 +59,30 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     ("no-strategy", lambda s: s.update(strategy={}), "set one of canary or blueGreen"),
     ("weight-over-100", steps({"setWeight": 150}), "spec.strategy.canary.steps[0].setWeight: Invalid value: 150"),
     ("negative-weight", steps({"setWeight": -1}), "setWeight in body should be greater than or equal to 0"),
-    ("weights-decrease", steps({"setWeight": 50}, {"setWeight": 25}), "setWeight values must not decrease"),
+    (
+        "weights-decrease",
+        steps({"setWeight": 50}, {"setWeight": 25}),
+        "setWeight and experiment weights must not decrease",
+    ),
     (
         "two-kinds-in-a-step",
         steps({"setWeight": 5, "pause": {}}),
-        "each step sets exactly one of setWeight, pause, analysis, setCanaryScale or setHeaderRoute",
+        "each step sets exactly one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute or experiment",
     ),
     (
         "huge-step-list",
         steps(*[{"setWeight": 1}] * 65),
         "spec.strategy.canary.steps: Too many: 65: must have at most 64",
+    ),
+    (
+        "experiment-below-the-weight-reached",
+        steps({"setWeight": 50}, {"experiment": {"weight": 20, "duration": "10m"}}),
+        "setWeight and experiment weights must not decrease",
+    ),
+    (
+        "experiment-without-duration",
+        steps({"experiment": {"weight": 50}}),
+        "spec.strategy.canary.steps[0].experiment.duration: Required value",
     ),
     ("duration-in-words", steps({"pause": {"duration": "10 minutes"}}), "spec.strategy.canary.steps[0].pause.duration"),
     ("negative-duration", steps({"pause": {"duration": "-5s"}}), 'pause.duration: Invalid value: "-5s"'),

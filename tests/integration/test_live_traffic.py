@@ -58,9 +58,9 @@ class Live:
     rows: tuple
 
 
-def shipped_template(name: str, namespace: str, window: str = "5s") -> dict:
+def shipped_template(name: str, namespace: str, window: str = "5s", source: str = "real-server-templates") -> dict:
     """A built-in ClusterModelAnalysisTemplate as shipped, as a namespaced copy measuring at test speed."""
-    shipped = yaml.safe_load_all((REPO / "manifests" / "analysis-templates" / "real-server-templates.yaml").read_text())
+    shipped = yaml.safe_load_all((REPO / "manifests" / "analysis-templates" / f"{source}.yaml").read_text())
     template = copy.deepcopy(next(t for t in shipped if t["metadata"]["name"] == name))
     template["kind"] = "ModelAnalysisTemplate"
     template["metadata"] = {"name": name, "namespace": namespace}
@@ -605,3 +605,47 @@ def test_sticky_cohorts_keep_each_of_200_users_on_one_model_as_the_weight_grows(
     assert abs(on_new / COHORT_USERS - 0.3) <= tolerance(0.3, COHORT_USERS), on_new
     after_abort = {a.version for user in range(COHORT_USERS) for a in users.answers[user][first_after_abort:]}
     assert after_abort == {STABLE_VERSION}
+
+
+@pytest.mark.parametrize(("behaviour", "passes"), [(behaviours.GOOD, True), (behaviours.SHIFTED, False)])
+def test_an_experiment_passes_equal_models_and_fails_a_shifted_one(control_plane, live, namespace, behaviour, passes):
+    template = shipped_template(
+        "model-prediction-distribution-shift", namespace, window="20s", source="model-templates"
+    )
+    template["spec"]["metrics"][0].update({"interval": "2s", "count": 3, "initialDelay": "22s"})
+    kubectl_apply(control_plane, namespace, template)
+    analysis = {
+        "templates": [{"name": "model-prediction-distribution-shift"}],
+        "args": [{"name": "prometheus", "value": live.prometheus.url}],
+    }
+    steps = [{"experiment": {"weight": 50, "duration": "30s", "analysis": analysis}}, {"pause": {}}]
+    stable_serving(live, namespace, {"canary": {"steps": steps}})
+    with load(live, namespace):
+        release(live, namespace, NEW_VERSION, behaviour, {"canary": {"steps": steps}})
+        if passes:
+            done = wait_status(
+                control_plane,
+                namespace,
+                lambda s: s["phase"] == "Paused" and s.get("currentStepIndex") == 1,
+                "the experiment passed",
+                name=NAME,
+                timeout=240,
+            )
+        else:
+            done = wait_status(
+                control_plane,
+                namespace,
+                lambda s: (s.get("abort") or {}).get("reason") == "AnalysisFailed",
+                "the experiment failed",
+                name=NAME,
+                timeout=240,
+            )
+    status = done["status"]
+    (run,) = [run for run in status["analysisRuns"] if run["key"].endswith("-step-0")]
+    values = [m.get("value") for metric in run["metrics"] for m in metric["measurements"]]
+    FIGURES[f"experiment at 50%: PSI of prediction scores, {behaviour} model against the stable"] = str(values)
+    if passes:
+        assert status["weights"]["canary"] == 50 and run["phase"] == "Successful"
+        assert "(experiment at 50% for 30s) passed" in status["history"][-1]["message"]
+    else:
+        assert status["weights"]["canary"] == 0 and "prediction-distribution-shift" in status["abort"]["message"]

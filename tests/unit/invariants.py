@@ -39,8 +39,17 @@ def splits_by_weight(observation: Observation) -> bool:
 
 
 def set_weight(step) -> int | None:
+    """The weight a step sets: a setWeight's, or an experiment's (held for its duration, kept after)."""
     kind = getattr(step, "kind", type(step).__name__)
-    return step.weight if kind in ("setWeight", "SetWeight") else None
+    return step.weight if kind in ("setWeight", "SetWeight", "Experiment") else None
+
+
+def experiment_weight(observation: Observation, decision: Decision) -> int:
+    """The weight of the experiment the rollout is at (it holds that weight before it completes), else 0."""
+    step = int(decision.status.get("currentStepIndex") or 0)
+    steps = steps_of(observation)
+    current = steps[step] if step < len(steps) else None
+    return current.weight if type(current).__name__ == "Experiment" else 0
 
 
 def steps_of(observation: Observation) -> tuple:
@@ -192,7 +201,7 @@ def share_within_the_step(observation: Observation, decision: Decision) -> None:
     if beyond:
         _fail("a header route no completed step added", observation, decision, routes=sorted(beyond))
     if splits_by_weight(observation):
-        if route.canary > reached:
+        if route.canary > max(reached, experiment_weight(observation, decision)):
             _fail("route weight beyond the setWeight reached", observation, decision, route=route, reached=reached)
         allowed = max(
             canary_replicas_for(allowed_weight(observation, decision), observation.spec.replicas),

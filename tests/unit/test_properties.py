@@ -55,7 +55,8 @@ def steps(draw, routed: bool = True) -> list[dict]:
     """Canary steps; `routed` adds setCanaryScale and setHeaderRoute steps (the CRD refuses them without a router)."""
     count = draw(st.integers(1, 8))
     weight, result = 0, []
-    kinds = ("setWeight", "pause", "timed-pause", "analysis") + (("setCanaryScale", "setHeaderRoute") if routed else ())
+    kinds = ("setWeight", "pause", "timed-pause", "analysis", "experiment")
+    kinds += ("setCanaryScale", "setHeaderRoute") if routed else ()
     for _ in range(count):
         kind = draw(st.sampled_from(kinds))
         if kind == "setCanaryScale":
@@ -67,6 +68,10 @@ def steps(draw, routed: bool = True) -> list[dict]:
         if kind == "setWeight":  # the CRD refuses decreasing weights
             weight = draw(st.integers(weight, 100))
             result.append({"setWeight": weight})
+        elif kind == "experiment":
+            weight = draw(st.integers(max(weight, 1), 100))
+            duration = draw(st.sampled_from(("30s", "10m")))
+            result.append({"experiment": {"weight": weight, "duration": duration, "analysis": CHECKS}})
         elif kind == "pause":
             result.append({"pause": {}})
         elif kind == "timed-pause":

@@ -105,6 +105,7 @@ class HistoryAction(StrEnum):
     PROMOTING = "Promoting"
     SWITCHED = "Switched"
     STEP_COMPLETED = "StepCompleted"
+    EXPERIMENT_STARTED = "ExperimentStarted"
     PROMOTED = "Promoted"
     ABORTED = "Aborted"
     ROLLED_BACK = "RolledBack"

@@ -114,7 +114,25 @@ class SetCanaryScale:
         return 0
 
 
-Step = SetWeight | Pause | AnalysisStep | SetCanaryScale | SetHeaderRoute
+@dataclass(frozen=True)
+class Experiment:
+    """Run both revisions side by side at `weight` percent for `duration` seconds, judged by `analysis`
+    (comparison metrics: ratios and distances between the two revisions); the weight stays after it."""
+
+    weight: int
+    duration: float
+    analysis: AnalysisRef | None = None
+
+    def describe(self) -> str:
+        return f"experiment at {self.weight}% for {self.duration:g}s"
+
+
+Step = SetWeight | Pause | AnalysisStep | SetCanaryScale | SetHeaderRoute | Experiment
+
+
+def step_weight(step: Step) -> int | None:
+    """The canary weight a step sets (setWeight, experiment), None for the others."""
+    return step.weight if isinstance(step, SetWeight | Experiment) else None
 
 
 @dataclass(frozen=True)
@@ -280,9 +298,18 @@ def parse_step(body: dict[str, Any]) -> Step:
             weight=int(scale["weight"]) if "weight" in scale else None,
             match_traffic_weight=bool(scale.get("matchTrafficWeight", False)),
         )
+    if "experiment" in body:
+        experiment = body["experiment"] or {}
+        return Experiment(
+            int(experiment.get("weight", 0)),
+            parse_duration(experiment.get("duration") or "0s"),
+            parse_analysis(experiment.get("analysis")),
+        )
     if "setHeaderRoute" in body:
         return parse_set_header_route(body["setHeaderRoute"] or {})
-    raise ValueError(f"a step needs one of setWeight, pause, analysis, setCanaryScale or setHeaderRoute: {body}")
+    raise ValueError(
+        f"a step needs one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute or experiment: {body}"
+    )
 
 
 def parse_canary(body: dict[str, Any] | None) -> CanaryStrategy | None:

@@ -7,6 +7,9 @@ Rules:
 - A `pause: {}` waits for a person at every automation level; a timed pause counts from the step's start.
 - A setCanaryScale step completes at once: it changes how many pods the canary runs from then on (the
   plan never gives it fewer than its share needs), not its traffic.
+- An experiment step raises the weight like a setWeight (pods, hooks), then holds it for its duration
+  while its analysis compares the two revisions; it completes once the duration is over and the
+  analysis succeeded, and a failed analysis aborts at once. Its weight stays after it.
 - A setHeaderRoute step that adds a route sends requests to the canary: like a raised weight, it
   completes once a canary pod is available and the hooks before traffic passed. One that removes a
   route completes at once.
@@ -22,14 +25,14 @@ from datetime import timedelta
 
 from modelrollout.core import analysis as runs
 from modelrollout.core.durations import format_seconds
-from modelrollout.core.enums import GateKind, PauseReason, RunKind
+from modelrollout.core.enums import GateKind, HistoryAction, PauseReason, RunKind
 from modelrollout.core.headerroutes import HeaderRoute, SetHeaderRoute
 from modelrollout.core.hooks import HookPoint
 from modelrollout.core.rollout import hookgates
 from modelrollout.core.rollout.draft import Draft
 from modelrollout.core.rollout.lifecycle import complete_step, judge, promote, run_analysis
 from modelrollout.core.rollout.state import Gate
-from modelrollout.core.spec import AnalysisRef, AnalysisStep, Pause, SetCanaryScale, SetWeight
+from modelrollout.core.spec import AnalysisRef, AnalysisStep, Experiment, Pause, SetCanaryScale, SetWeight
 
 
 def advance(d: Draft) -> None:
@@ -78,6 +81,9 @@ def advance(d: Draft) -> None:
             case SetCanaryScale():
                 scale = None if step.match_traffic_weight else step
                 complete_step(d, f"{label} done", canary_scale=scale)
+            case Experiment():
+                if not _experiment(d, step, label):
+                    return
             case SetHeaderRoute():
                 if step.adds and not _ready_for_header_route(d, label):
                     return
@@ -113,6 +119,35 @@ def _hooks_before_traffic(d: Draft, label: str, weight: int) -> bool:
     return hookgates.passed(d, HookPoint.PRE_ROLLOUT, label) and hookgates.passed(
         d, HookPoint.PRE_TRAFFIC_INCREASE, label, step=d.state.step, weight=weight
     )
+
+
+def _experiment(d: Draft, step: Experiment, label: str) -> bool:
+    """Raise the weight as a setWeight would, then hold it for the duration while the analysis judges both
+    revisions; done once the duration is over and the analysis succeeded. A failure aborts at any time."""
+    state = d.state
+    if state.canary_weight < step.weight:
+        needed = d.canary_pods_for(step.weight)
+        if not d.canary_ready(needed):
+            d.wait(f"{label}: waiting for {needed} canary pods to be available ({d.available(state.canary)} now)")
+            return False
+        if not _hooks_before_traffic(d, label, step.weight):
+            return False
+        d.update(canary_weight=step.weight, step_started=d.now)  # the experiment's clock starts with its split
+        d.record(HistoryAction.EXPERIMENT_STARTED, state.canary, f"{label}: both revisions at {step.weight}%")
+    phase, message = run_analysis(d, RunKind.STEP, step.analysis) if step.analysis else (runs.SUCCESSFUL, "")
+    if phase not in (runs.RUNNING, runs.SUCCESSFUL):
+        return judge(d, phase, message, label)
+    remaining = (d.state.step_started + timedelta(seconds=step.duration) - d.now).total_seconds()
+    judged = f": {message}" if message else ""
+    if remaining > 0:
+        d.requeue.append(remaining)
+        d.wait(f"{label}: {format_seconds(remaining)} left at canary weight {step.weight}%{judged}")
+        return False
+    if phase == runs.RUNNING:
+        d.wait(f"{label}: the time is up; waiting for the analysis{judged}")
+        return False
+    complete_step(d, f"{label} passed{judged or ': no templates'}")
+    return True
 
 
 def _ready_for_header_route(d: Draft, label: str) -> bool:

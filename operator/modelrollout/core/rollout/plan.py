@@ -30,7 +30,7 @@ from modelrollout.core.rollout.decision import DesiredDeployment, Weights
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for
 from modelrollout.core.rollout.state import Gate
 from modelrollout.core.routers import traits_of
-from modelrollout.core.spec import SetWeight
+from modelrollout.core.spec import step_weight
 
 _STAGE_TRACKS = {Stage.SHADOW: Track.SHADOW, Stage.PREVIEW: Track.PREVIEW, Stage.PROMOTING: Track.PREVIEW}
 
@@ -62,8 +62,9 @@ def _stage_target(d: Draft) -> int:
     if state.step >= len(steps):
         return d.replicas if d.gate_open(Gate(GateKind.PROMOTION)) else serving
     step = steps[state.step]
-    if isinstance(step, SetWeight) and d.gate_open(d.step_gate()):
-        return max(serving, d.canary_pods_for(step.weight))
+    weight = step_weight(step)
+    if weight is not None and d.gate_open(d.step_gate()):
+        return max(serving, d.canary_pods_for(weight))
     if isinstance(step, SetHeaderRoute) and step.adds and d.gate_open(d.step_gate()):
         return d.canary_pods_for(state.canary_weight, routed=True)
     return serving

@@ -59,7 +59,7 @@ from modelrollout.core.enums import (
 )
 from modelrollout.core.headerroutes import HeaderRoute, dump_routes, load_routes
 from modelrollout.core.hooks import HookPhase, HookPoint
-from modelrollout.core.spec import SetCanaryScale, SetWeight, Step
+from modelrollout.core.spec import SetCanaryScale, Step, step_weight
 
 HISTORY_LIMIT = 30
 
@@ -193,7 +193,7 @@ class RolloutState:
 
 def current_set_weight(steps: tuple[Step, ...], step_index: int) -> int:
     """The weight of the last setWeight step before `step_index` (Argo Rollouts' GetCurrentSetWeight)."""
-    weights = [step.weight for step in steps[:step_index] if isinstance(step, SetWeight)]
+    weights = [weight for step in steps[:step_index] if (weight := step_weight(step)) is not None]
     return weights[-1] if weights else 0
 
 
