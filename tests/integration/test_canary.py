@@ -14,6 +14,7 @@ from tests.integration.helpers import (
     apply,
     condition,
     healthy,
+    kubectl_apply,
     md,
     plugin,
     replicas_by_revision,
@@ -322,3 +323,49 @@ def test_set_canary_scale_warms_pods_before_traffic_and_keeps_them_through_a_sma
     assert replicas_by_revision(control_plane, namespace) == {stable: 4, new: 2}  # 1 pod would carry 25%
     shown = plugin(control_plane, "status", "fraud-scorer", "-n", namespace).stdout
     assert "Pods:        stable 4/4 available, canary 2/2 available, canary scaled to 2 pods (setCanaryScale)" in shown
+
+
+def test_a_real_hpa_scales_the_model_deployment_and_the_canary_keeps_its_share(control_plane, operator, namespace):
+    """The controller-manager's own HPA controller writes the ModelDeployment's scale subresource (here to
+    its minReplicas: kwok pods have no CPU metrics); the canary follows as its share of the new size."""
+    steps = [{"setWeight": 25}, {"pause": {}}]
+    first = sample(replicas=4, strategy={"canary": {"steps": steps}}, trafficRouting=ROUTING["gatewayAPI"])
+    stable, new = start_canary(control_plane, namespace, first)
+    wait_status(control_plane, namespace, lambda s: s["weights"]["canary"] == 25, "25% on the canary")
+    assert replicas_by_revision(control_plane, namespace) == {stable: 4, new: 1}
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "fraud-scorer"},
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "modelrollout.io/v1alpha1",
+                "kind": "ModelDeployment",
+                "name": "fraud-scorer",
+            },
+            "minReplicas": 8,
+            "maxReplicas": 12,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
+        },
+    }
+    kubectl_apply(control_plane, namespace, hpa)
+    wait_for(
+        lambda: replicas_by_revision(control_plane, namespace) == {stable: 8, new: 2},
+        timeout=90,
+        what="the HPA's 8 replicas: the stable at 8, the canary at 2 (25% of 8)",
+    )
+    body = md(control_plane, namespace)
+    assert body["spec"]["replicas"] == 8 and body["status"]["phase"] == "Paused"
+    assert body["status"]["currentStepIndex"] == 1
+    assert routed_weights(control_plane, namespace, "gatewayAPI") == (75, 25)
+    promoted = plugin(control_plane, "promote", "fraud-scorer", "-n", namespace)
+    assert promoted.returncode == 0, promoted.stderr
+    done = wait_status(
+        control_plane, namespace, lambda s: s["phase"] == "Healthy" and s["stableRevision"] == new, "promoted"
+    )
+    assert replicas_by_revision(control_plane, namespace)[new] == 8 and done["spec"]["replicas"] == 8
