@@ -13,7 +13,7 @@ from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute, MatchKind
 from modelrollout.core.rollout import Weights
 from modelrollout.core.routers import MIRRORING_ROUTERS
-from modelrollout.render.routers import ADAPTERS, RouteTarget, router_for
+from modelrollout.render.routers import ADAPTERS, RouteTarget, Routing, router_for
 
 CONFIG = {
     Router.GATEWAY_API: {
@@ -74,7 +74,7 @@ def assert_valid(control_plane, namespace: str, rendered: list[dict]) -> None:
 
 @pytest.mark.parametrize(("router", "weights", "header_routes"), cases())
 def test_every_rendering_is_valid_for_the_real_schema(control_plane, namespace, router, weights, header_routes):
-    rendered = router_for(router).render(target_in(namespace, router), weights, header_routes)
+    rendered = router_for(router).render(target_in(namespace, router), Routing(weights, header_routes))
     assert_valid(control_plane, namespace, rendered)
 
 
@@ -96,6 +96,6 @@ def affinity_cases() -> list:
 @pytest.mark.parametrize(("router", "header_routes", "affinity"), affinity_cases())
 def test_every_sticky_rendering_is_valid_for_the_real_schema(control_plane, namespace, router, header_routes, affinity):
     target = target_in(namespace, router)
-    rendered = router_for(router).render(target, Weights(90, 10), header_routes, affinity)
-    assert rendered != router_for(router).render(target, Weights(90, 10), header_routes)
+    rendered = router_for(router).render(target, Routing(Weights(90, 10), header_routes, affinity))
+    assert rendered != router_for(router).render(target, Routing(Weights(90, 10), header_routes))
     assert_valid(control_plane, namespace, rendered)

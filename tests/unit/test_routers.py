@@ -10,7 +10,7 @@ from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute, MatchKind
 from modelrollout.core.rollout import Weights
 from modelrollout.core.routers import TRAITS
-from modelrollout.render.routers import ADAPTERS, RouteTarget, registry, router_for
+from modelrollout.render.routers import ADAPTERS, RouteTarget, Routing, registry, router_for
 
 OWNER = {
     "apiVersion": "modelrollout.io/v1alpha1",
@@ -49,7 +49,7 @@ def test_gateway_api_httproute():
         "hostnames": ["fraud.example.com"],
         "pathPrefix": "/score",
     }
-    assert router_for("gatewayAPI").render(target(config), Weights(95, 5)) == [
+    assert router_for("gatewayAPI").render(target(config), Routing(Weights(95, 5))) == [
         {
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "HTTPRoute",
@@ -72,7 +72,7 @@ def test_gateway_api_httproute():
 
 
 def test_gateway_api_mirror_filter():
-    (route,) = router_for("gatewayAPI").render(target({"parentRefs": [{"name": "gw"}]}), Weights(100, 0, 40))
+    (route,) = router_for("gatewayAPI").render(target({"parentRefs": [{"name": "gw"}]}), Routing(Weights(100, 0, 40)))
     assert route["spec"]["rules"][0]["filters"] == [
         {
             "type": "RequestMirror",
@@ -86,7 +86,7 @@ def test_gateway_api_mirror_filter():
 
 def test_istio_virtualservice():
     config = {"hosts": ["fraud.example.com"], "gateways": ["gateways/public"]}
-    assert router_for("istio").render(target(config), Weights(75, 25)) == [
+    assert router_for("istio").render(target(config), Routing(Weights(75, 25))) == [
         {
             "apiVersion": "networking.istio.io/v1",
             "kind": "VirtualService",
@@ -122,7 +122,7 @@ def test_istio_virtualservice():
 
 def test_nginx_stable_and_canary_ingresses():
     config = {"host": "fraud.example.com", "ingressClassName": "nginx", "path": "/", "tlsSecretName": "fraud-tls"}
-    stable, canary = router_for("nginx").render(target(config), Weights(50, 50))
+    stable, canary = router_for("nginx").render(target(config), Routing(Weights(50, 50)))
     assert stable["metadata"]["name"] == "fraud" and "annotations" not in stable["metadata"]
     assert stable["spec"]["rules"][0]["http"]["paths"][0]["backend"] == {
         "service": {"name": "fraud-stable", "port": {"number": 80}}
@@ -147,7 +147,7 @@ def traefik_service(name: str, spec: dict) -> dict:
 
 def test_traefik_weighted_split_behind_a_mirroring_service_behind_an_ingressroute():
     config = {"entryPoints": ["web"], "match": "Host(`fraud.example.com`) && PathPrefix(`/v2`)"}
-    assert router_for("traefik").render(target(config), Weights(95, 5)) == [
+    assert router_for("traefik").render(target(config), Routing(Weights(95, 5))) == [
         traefik_service(
             "fraud-split",
             {
@@ -179,7 +179,7 @@ def test_traefik_weighted_split_behind_a_mirroring_service_behind_an_ingressrout
 
 
 def test_traefik_shadow_mirrors_a_percent_to_the_canary_service_and_routes_everything_to_the_stable():
-    split, mirroring, route = router_for("traefik").render(target({}), Weights(100, 0, mirror=30))
+    split, mirroring, route = router_for("traefik").render(target({}), Routing(Weights(100, 0, mirror=30)))
     assert [s["weight"] for s in split["spec"]["weighted"]["services"]] == [100, 0]
     assert mirroring["spec"]["mirroring"]["mirrors"] == [
         {"name": "fraud-canary", "kind": "Service", "port": 80, "percent": 30}
@@ -209,7 +209,8 @@ def test_every_router_has_exactly_one_adapter_and_one_traits_entry():
 def test_object_names_match_what_render_writes(name):
     router = router_for(name)
     rendered = [
-        (o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in router.render(target(CONFIGS[name]), Weights())
+        (o["apiVersion"], o["kind"], o["metadata"]["name"])
+        for o in router.render(target(CONFIGS[name]), Routing(Weights()))
     ]
     assert rendered == [(kind.api_version, kind.kind, name) for kind, name in router.object_names("fraud")]
     assert {kind for kind, _ in router.object_names("fraud")} == set(router.kinds)
@@ -222,7 +223,7 @@ def test_the_kube_client_addresses_every_routing_object_by_the_declared_kind(nam
 
     router = router_for(name)
     for body, (declared, _) in zip(
-        router.render(target(CONFIGS[name]), Weights()), router.object_names("fraud"), strict=True
+        router.render(target(CONFIGS[name]), Routing(Weights())), router.object_names("fraud"), strict=True
     ):
         kind = kind_of(body)
         assert kind in ROUTER_KINDS[name]
@@ -321,7 +322,7 @@ GATEWAY_HEADER_RULES = {
 @pytest.mark.parametrize("kind", list(GATEWAY_HEADER_RULES))
 def test_gateway_api_header_route_is_a_rule_to_the_canary_after_the_weighted_rule(kind):
     route, rule = GATEWAY_HEADER_RULES[kind]
-    assert router_for("gatewayAPI").render(target(GATEWAY_CONFIG), Weights(90, 10), (route,)) == [
+    assert router_for("gatewayAPI").render(target(GATEWAY_CONFIG), Routing(Weights(90, 10), (route,))) == [
         {
             "apiVersion": "gateway.networking.k8s.io/v1",
             "kind": "HTTPRoute",
@@ -332,7 +333,7 @@ def test_gateway_api_header_route_is_a_rule_to_the_canary_after_the_weighted_rul
 
 
 def test_gateway_api_header_rules_keep_their_order_and_are_never_mirrored():
-    (route,) = router_for("gatewayAPI").render(target(GATEWAY_CONFIG), Weights(100, 0, 50), (EXACT, COOKIE))
+    (route,) = router_for("gatewayAPI").render(target(GATEWAY_CONFIG), Routing(Weights(100, 0, 50), (EXACT, COOKIE)))
     weighted, exact, cookie = route["spec"]["rules"]
     assert exact == GATEWAY_HEADER_RULES["exact"][1] and cookie == GATEWAY_HEADER_RULES["cookie"][1]
     assert [filter_["type"] for filter_ in weighted["filters"]] == ["RequestMirror"]
@@ -372,7 +373,7 @@ ISTIO_HEADER_ROUTES = {
 @pytest.mark.parametrize("kind", list(ISTIO_HEADER_ROUTES))
 def test_istio_header_route_is_an_http_route_to_the_canary_before_primary(kind):
     route, http = ISTIO_HEADER_ROUTES[kind]
-    assert router_for("istio").render(target(ISTIO_CONFIG), Weights(90, 10), (route,)) == [
+    assert router_for("istio").render(target(ISTIO_CONFIG), Routing(Weights(90, 10), (route,))) == [
         {
             "apiVersion": "networking.istio.io/v1",
             "kind": "VirtualService",
@@ -383,7 +384,7 @@ def test_istio_header_route_is_an_http_route_to_the_canary_before_primary(kind):
 
 
 def test_istio_header_routes_keep_their_order_and_are_never_mirrored():
-    (service,) = router_for("istio").render(target(ISTIO_CONFIG), Weights(100, 0, 50), (COOKIE, EXACT))
+    (service,) = router_for("istio").render(target(ISTIO_CONFIG), Routing(Weights(100, 0, 50), (COOKIE, EXACT)))
     cookie, exact, primary = service["spec"]["http"]
     assert cookie == ISTIO_HEADER_ROUTES["cookie"][1] and exact == ISTIO_HEADER_ROUTES["exact"][1]
     assert primary["name"] == "primary" and primary["mirror"] == CANARY_DESTINATION
@@ -453,7 +454,7 @@ NGINX_BY_HEADER = {
 @pytest.mark.parametrize("kind", list(NGINX_BY_HEADER))
 def test_nginx_header_route_is_a_canary_by_header_annotation(kind):
     route, by_header = NGINX_BY_HEADER[kind]
-    assert router_for("nginx").render(target(NGINX_CONFIG), Weights(90, 10), (route,)) == [
+    assert router_for("nginx").render(target(NGINX_CONFIG), Routing(Weights(90, 10), (route,))) == [
         nginx_ingress("fraud", "fraud-stable"),
         nginx_ingress(
             "fraud-canary",
@@ -468,7 +469,7 @@ def test_nginx_header_route_is_a_canary_by_header_annotation(kind):
 
 
 def test_nginx_renders_only_the_first_routes_first_match():
-    _, canary = router_for("nginx").render(target(NGINX_CONFIG), Weights(90, 10), (BOTH, EXACT, PREFIX))
+    _, canary = router_for("nginx").render(target(NGINX_CONFIG), Routing(Weights(90, 10), (BOTH, EXACT, PREFIX)))
     assert canary["metadata"]["annotations"] == {
         "nginx.ingress.kubernetes.io/canary": "true",
         "nginx.ingress.kubernetes.io/canary-weight": "10",
@@ -508,8 +509,12 @@ TRAEFIK_HEADER_ROUTES = {
 @pytest.mark.parametrize("kind", list(TRAEFIK_HEADER_ROUTES))
 def test_traefik_header_route_is_a_longer_route_straight_to_the_canary_service(kind):
     route, expected = TRAEFIK_HEADER_ROUTES[kind]
-    split, mirroring, ingressroute = router_for("traefik").render(target(TRAEFIK_CONFIG), Weights(90, 10), (route,))
-    assert (split, mirroring) == tuple(router_for("traefik").render(target(TRAEFIK_CONFIG), Weights(90, 10))[:2])
+    split, mirroring, ingressroute = router_for("traefik").render(
+        target(TRAEFIK_CONFIG), Routing(Weights(90, 10), (route,))
+    )
+    assert (split, mirroring) == tuple(
+        router_for("traefik").render(target(TRAEFIK_CONFIG), Routing(Weights(90, 10)))[:2]
+    )
     assert ingressroute == {
         "apiVersion": "traefik.io/v1alpha1",
         "kind": "IngressRoute",
@@ -522,7 +527,7 @@ def test_traefik_header_route_is_a_longer_route_straight_to_the_canary_service(k
 
 def test_traefik_header_routes_keep_their_order_and_are_never_mirrored():
     _, mirroring, ingressroute = router_for("traefik").render(
-        target(TRAEFIK_CONFIG), Weights(100, 0, 50), (REGEX, EXACT)
+        target(TRAEFIK_CONFIG), Routing(Weights(100, 0, 50), (REGEX, EXACT))
     )
     assert ingressroute["spec"]["routes"] == [
         TRAEFIK_HEADER_ROUTES["regex"][1],
@@ -536,19 +541,21 @@ def test_traefik_header_routes_keep_their_order_and_are_never_mirrored():
 
 def test_traefik_quotes_a_value_holding_a_backtick_as_a_go_string():
     route = HeaderRoute("odd", (HeaderMatch("x-odd", 'a`b"c'),))
-    _, _, ingressroute = router_for("traefik").render(target({}), Weights(), (route,))
+    _, _, ingressroute = router_for("traefik").render(target({}), Routing(Weights(), (route,)))
     assert ingressroute["spec"]["routes"][0]["match"] == '(PathPrefix(`/`)) && Header(`x-odd`, "a`b\\"c")'
 
 
 def test_without_a_router_header_routes_render_nothing():
-    assert router_for("none").render(target({}), Weights(90, 10), (EXACT, BOTH)) == []
+    assert router_for("none").render(target({}), Routing(Weights(90, 10), (EXACT, BOTH))) == []
 
 
 @pytest.mark.parametrize("name", list(Router))
 def test_header_routes_add_no_object(name):
     router = router_for(name)
     routes = (EXACT,) if name == Router.NGINX else (EXACT, PREFIX, REGEX, COOKIE, BOTH)
-    rendered = [(o["kind"], o["metadata"]["name"]) for o in router.render(target(CONFIGS[name]), Weights(), routes)]
+    rendered = [
+        (o["kind"], o["metadata"]["name"]) for o in router.render(target(CONFIGS[name]), Routing(Weights(), routes))
+    ]
     assert rendered == [(kind.kind, name) for kind, name in router.object_names("fraud")]
 
 
@@ -570,9 +577,9 @@ TRAEFIK_WEIGHTED_SERVICES = [
     ids=["session-cookie", "max-age"],
 )
 def test_traefik_affinity_is_a_sticky_cookie_on_the_weighted_split(affinity, cookie):
-    plain = router_for("traefik").render(target(TRAEFIK_CONFIG), Weights(90, 10), (EXACT,))
+    plain = router_for("traefik").render(target(TRAEFIK_CONFIG), Routing(Weights(90, 10), (EXACT,)))
     split, mirroring, ingressroute = router_for("traefik").render(
-        target(TRAEFIK_CONFIG), Weights(90, 10), (EXACT,), affinity
+        target(TRAEFIK_CONFIG), Routing(Weights(90, 10), (EXACT,), affinity)
     )
     assert split == traefik_service(
         "fraud-split", {"weighted": {"services": TRAEFIK_WEIGHTED_SERVICES, "sticky": {"cookie": cookie}}}
@@ -602,7 +609,7 @@ def test_traefik_affinity_is_a_sticky_cookie_on_the_weighted_split(affinity, coo
     ids=["session-cookie", "max-age"],
 )
 def test_nginx_affinity_is_cookie_affinity_on_both_ingresses_sticky_for_the_canary(affinity, sticky):
-    assert router_for("nginx").render(target(NGINX_CONFIG), Weights(90, 10), (EXACT,), affinity) == [
+    assert router_for("nginx").render(target(NGINX_CONFIG), Routing(Weights(90, 10), (EXACT,), affinity)) == [
         nginx_ingress("fraud", "fraud-stable", sticky),
         nginx_ingress(
             "fraud-canary",
@@ -624,15 +631,15 @@ def test_nginx_affinity_is_cookie_affinity_on_both_ingresses_sticky_for_the_cana
 def test_routers_that_cannot_keep_a_cohort_ignore_the_affinity(name, affinity):
     router = router_for(name)
     for weights, routes in ((Weights(90, 10), ()), (Weights(100, 0, 50), (EXACT, COOKIE))):
-        assert router.render(target(CONFIGS[name]), weights, routes, affinity) == router.render(
-            target(CONFIGS[name]), weights, routes
+        assert router.render(target(CONFIGS[name]), Routing(weights, routes, affinity)) == router.render(
+            target(CONFIGS[name]), Routing(weights, routes)
         )
 
 
 @pytest.mark.parametrize("name", list(Router))
 def test_an_affinity_adds_no_object(name):
     router = router_for(name)
-    rendered = router.render(target(CONFIGS[name]), Weights(90, 10), (), LASTING)
+    rendered = router.render(target(CONFIGS[name]), Routing(Weights(90, 10), (), LASTING))
     assert [(o["kind"], o["metadata"]["name"]) for o in rendered] == [
         (kind.kind, name) for kind, name in router.object_names("fraud")
     ]

@@ -47,7 +47,7 @@ from modelrollout.core.rollout import Decision, decide, invalid_status, journal,
 from modelrollout.core.spec import ModelDeploymentSpec, ObjectMeta, parse_meta, parse_spec
 from modelrollout.kube.client import DEPLOYMENT, MODEL_DEPLOYMENT, SERVICE, Kind, KubeClient, KubeError, kind_of
 from modelrollout.render import workloads
-from modelrollout.render.routers import RouteTarget, router_for
+from modelrollout.render.routers import RouteTarget, Routing, router_for
 
 log = logging.getLogger(__name__)
 
@@ -340,8 +340,8 @@ class Reconciler:
             labels=workloads.common_labels(meta),
             owner=workloads.owner_reference(meta),
         )
-        adapter = router_for(decision.router)
-        for body in adapter.render(target, decision.route_weights, decision.header_routes, decision.affinity):
+        routing = Routing(decision.route_weights, decision.header_routes, decision.affinity)
+        for body in router_for(decision.router).render(target, routing):
             self._apply(body, routing=True)
 
     def _delete_router_objects(self, meta: ObjectMeta, router: Router) -> None:

@@ -1,12 +1,13 @@
 """Traffic routers: each renders the routing objects the operator owns for one data plane.
 
 Rules:
-- `render(target, weights, header_routes, affinity)` is pure and returns complete objects (server-side applied as
+- `render(target, routing)` is pure and returns complete objects (server-side applied as
   a whole), so Git holds only the ModelDeployment and the routing objects never drift.
 - Weights always add up to 100 between the stable and canary tracks; with no canary both tracks'
   Services select the stable pods, so every route stays valid.
-- Header routes go first, each all to the canary Service and never mirrored, in the objects the weights
-  already use; what a data plane cannot express is said in its adapter's docstring.
+- Header routes take precedence over the weighted route, each all to the canary Service and never
+  mirrored, in the objects the weights already use; what a data plane cannot express is said in its
+  adapter's docstring.
 - `none` renders nothing: without a data plane the weight is the ratio of ready pods (and there is no
   header to route by).
 - One adapter per `Router` member, one line each in `ADAPTERS` (a unit test checks it); what a router
@@ -19,17 +20,14 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
-from modelrollout.core.headerroutes import HeaderRoute
-from modelrollout.core.rollout import Weights
-from modelrollout.render.routers.base import ObjectKind, RouterAdapter, RouteTarget
+from modelrollout.render.routers.base import ObjectKind, RouterAdapter, RouteTarget, Routing
 from modelrollout.render.routers.gatewayapi import GatewayAPIRouter
 from modelrollout.render.routers.istio import IstioRouter
 from modelrollout.render.routers.nginx import NginxRouter
 from modelrollout.render.routers.traefik import TraefikRouter
 
-__all__ = ["ADAPTERS", "NoRouter", "ObjectKind", "RouteTarget", "RouterAdapter", "registry", "router_for"]
+__all__ = ["ADAPTERS", "NoRouter", "ObjectKind", "RouteTarget", "RouterAdapter", "Routing", "registry", "router_for"]
 
 
 class NoRouter:
@@ -38,13 +36,7 @@ class NoRouter:
     name = Router.NONE
     kinds: tuple[ObjectKind, ...] = ()
 
-    def render(
-        self,
-        target: RouteTarget,
-        weights: Weights,
-        header_routes: tuple[HeaderRoute, ...] = (),
-        affinity: SessionAffinity | None = None,
-    ) -> list[dict[str, Any]]:
+    def render(self, target: RouteTarget, routing: Routing) -> list[dict[str, Any]]:
         return []
 
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:

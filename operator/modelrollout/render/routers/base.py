@@ -5,8 +5,9 @@ Rules:
   no adapter depends on another (an import-linter contract checks it).
 - An adapter declares once, as data: its `name` (a `Router` member) and the `kinds` of object it writes.
   The controller builds the kube client's REST kinds from `kinds`; render never imports kube.
-- Header routes are rendered in the same objects as the weights (no new object), ahead of the weighted
-  route, each sending all it matches to the canary Service; with none, the objects are as before.
+- Header routes are rendered in the same objects as the weights (no new object), each sending all it
+  matches to the canary Service and taking precedence over the weighted route (by order in Istio, by
+  rule length in Traefik, by match count in Gateway API); with none, the objects are as before.
 - A session affinity (`core/cohorts.py`, given only while the canary has a route weight) is rendered in
   the same objects too, by the adapters whose data plane keeps a user on one weighted backend (Traefik,
   NGINX); the others take it and ignore it (the CRD refuses it for them). With none, as before.
@@ -66,19 +67,22 @@ class RouteTarget:
         return metadata
 
 
+@dataclass(frozen=True)
+class Routing:
+    """What the routing objects carry: `header_routes` (in order) to the canary, the rest split by
+    `weights`, sticky to the first revision a user gets by `affinity`'s cookie where the data plane can."""
+
+    weights: Weights = field(default_factory=Weights)
+    header_routes: tuple[HeaderRoute, ...] = ()
+    affinity: SessionAffinity | None = None
+
+
 class RouterAdapter(Protocol):
     name: Router
     kinds: tuple[ObjectKind, ...]  # every kind `render` writes
 
-    def render(
-        self,
-        target: RouteTarget,
-        weights: Weights,
-        header_routes: tuple[HeaderRoute, ...] = (),
-        affinity: SessionAffinity | None = None,
-    ) -> list[dict[str, Any]]:
-        """Every object the router owns: `header_routes` (in order) to the canary, the rest split by `weights`
-        (sticky to the first revision a user gets, by `affinity`'s cookie, where the data plane can)."""
+    def render(self, target: RouteTarget, routing: Routing) -> list[dict[str, Any]]:
+        """Every object the router owns, carrying `routing`."""
         ...
 
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:

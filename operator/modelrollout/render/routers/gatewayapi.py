@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
-from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute
-from modelrollout.core.rollout import Weights
-from modelrollout.render.routers.base import ObjectKind, RouteTarget
+from modelrollout.core.headerroutes import HeaderMatch
+from modelrollout.render.routers.base import ObjectKind, RouteTarget, Routing
 
 HTTPROUTE = ObjectKind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 
@@ -42,23 +40,17 @@ class GatewayAPIRouter:
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
         return [(HTTPROUTE, name)]
 
-    def render(
-        self,
-        target: RouteTarget,
-        weights: Weights,
-        header_routes: tuple[HeaderRoute, ...] = (),
-        affinity: SessionAffinity | None = None,
-    ) -> list[dict[str, Any]]:
+    def render(self, target: RouteTarget, routing: Routing) -> list[dict[str, Any]]:
         config = target.config
         path = {"type": "PathPrefix", "value": config.get("pathPrefix", "/")}
         rule: dict[str, Any] = {
             "matches": [{"path": dict(path)}],
             "backendRefs": [
-                _backend(target.stable_service, target.port, weights.stable),
-                _backend(target.canary_service, target.port, weights.canary),
+                _backend(target.stable_service, target.port, routing.weights.stable),
+                _backend(target.canary_service, target.port, routing.weights.canary),
             ],
         }
-        if weights.mirror > 0:
+        if routing.weights.mirror > 0:
             rule["filters"] = [
                 {
                     "type": "RequestMirror",
@@ -69,7 +61,7 @@ class GatewayAPIRouter:
                             "name": target.canary_service,
                             "port": target.port,
                         },
-                        "percent": weights.mirror,
+                        "percent": routing.weights.mirror,
                     },
                 }
             ]
@@ -80,7 +72,7 @@ class GatewayAPIRouter:
                 "matches": [{"path": dict(path), "headers": [_header_match(match) for match in route.matches]}],
                 "backendRefs": [_backend(target.canary_service, target.port, 100)],
             }
-            for route in header_routes
+            for route in routing.header_routes
         ]
         spec: dict[str, Any] = {
             "parentRefs": [dict(ref) for ref in config.get("parentRefs", [])],

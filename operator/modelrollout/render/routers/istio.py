@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
-from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute, MatchKind
-from modelrollout.core.rollout import Weights
-from modelrollout.render.routers.base import ObjectKind, RouteTarget
+from modelrollout.core.headerroutes import HeaderMatch, MatchKind
+from modelrollout.render.routers.base import ObjectKind, RouteTarget, Routing
 
 VIRTUALSERVICE = ObjectKind("networking.istio.io", "v1", "virtualservices", "VirtualService")
 
@@ -40,13 +38,7 @@ class IstioRouter:
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
         return [(VIRTUALSERVICE, name)]
 
-    def render(
-        self,
-        target: RouteTarget,
-        weights: Weights,
-        header_routes: tuple[HeaderRoute, ...] = (),
-        affinity: SessionAffinity | None = None,
-    ) -> list[dict[str, Any]]:
+    def render(self, target: RouteTarget, routing: Routing) -> list[dict[str, Any]]:
         config = target.config
 
         def destination(service: str) -> dict[str, Any]:
@@ -55,13 +47,13 @@ class IstioRouter:
         route: dict[str, Any] = {
             "name": "primary",
             "route": [
-                {"destination": destination(target.stable_service), "weight": weights.stable},
-                {"destination": destination(target.canary_service), "weight": weights.canary},
+                {"destination": destination(target.stable_service), "weight": routing.weights.stable},
+                {"destination": destination(target.canary_service), "weight": routing.weights.canary},
             ],
         }
-        if weights.mirror > 0:
+        if routing.weights.mirror > 0:
             route["mirror"] = destination(target.canary_service)
-            route["mirrorPercentage"] = {"value": float(weights.mirror)}
+            route["mirrorPercentage"] = {"value": float(routing.weights.mirror)}
         by_header = [
             {
                 "name": f"header-{header_route.name}",
@@ -69,7 +61,7 @@ class IstioRouter:
                 "match": [{"headers": {m.header.lower(): _string_match(m) for m in header_route.matches}}],
                 "route": [{"destination": destination(target.canary_service), "weight": 100}],
             }
-            for header_route in header_routes
+            for header_route in routing.header_routes
         ]
         spec: dict[str, Any] = {"hosts": list(config.get("hosts", [])), "http": [*by_header, route]}
         if config.get("gateways"):

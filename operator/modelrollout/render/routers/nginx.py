@@ -19,8 +19,7 @@ from typing import Any
 from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
 from modelrollout.core.headerroutes import HeaderRoute
-from modelrollout.core.rollout import Weights
-from modelrollout.render.routers.base import ObjectKind, RouteTarget
+from modelrollout.render.routers.base import ObjectKind, RouteTarget, Routing
 
 INGRESS = ObjectKind("networking.k8s.io", "v1", "ingresses", "Ingress")
 CANARY = "nginx.ingress.kubernetes.io/canary"
@@ -61,15 +60,9 @@ class NginxRouter:
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
         return [(INGRESS, name), (INGRESS, f"{name}-canary")]
 
-    def render(
-        self,
-        target: RouteTarget,
-        weights: Weights,
-        header_routes: tuple[HeaderRoute, ...] = (),
-        affinity: SessionAffinity | None = None,
-    ) -> list[dict[str, Any]]:
-        sticky = _affinity(affinity)
-        canary = {CANARY: "true", CANARY_WEIGHT: str(weights.canary), **_by_header(header_routes)}
+    def render(self, target: RouteTarget, routing: Routing) -> list[dict[str, Any]]:
+        sticky = _affinity(routing.affinity)
+        canary = {CANARY: "true", CANARY_WEIGHT: str(routing.weights.canary), **_by_header(routing.header_routes)}
         if sticky:
             canary.update({**sticky, AFFINITY_CANARY_BEHAVIOR: "sticky"})
         return [

@@ -27,9 +27,8 @@ from typing import Any
 
 from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import Router
-from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute
-from modelrollout.core.rollout import Weights
-from modelrollout.render.routers.base import ObjectKind, RouteTarget
+from modelrollout.core.headerroutes import HeaderMatch
+from modelrollout.render.routers.base import ObjectKind, RouteTarget, Routing
 
 INGRESSROUTE = ObjectKind("traefik.io", "v1alpha1", "ingressroutes", "IngressRoute")
 TRAEFIKSERVICE = ObjectKind("traefik.io", "v1alpha1", "traefikservices", "TraefikService")
@@ -66,26 +65,20 @@ class TraefikRouter:
     def object_names(self, name: str) -> list[tuple[ObjectKind, str]]:
         return [(TRAEFIKSERVICE, split_name(name)), (TRAEFIKSERVICE, name), (INGRESSROUTE, name)]
 
-    def render(
-        self,
-        target: RouteTarget,
-        weights: Weights,
-        header_routes: tuple[HeaderRoute, ...] = (),
-        affinity: SessionAffinity | None = None,
-    ) -> list[dict[str, Any]]:
+    def render(self, target: RouteTarget, routing: Routing) -> list[dict[str, Any]]:
         def service(name: str, **extra: Any) -> dict[str, Any]:
             return {"name": name, "kind": "Service", "port": target.port, **extra}
 
         weighted: dict[str, Any] = {
             "services": [
-                service(target.stable_service, weight=weights.stable),
-                service(target.canary_service, weight=weights.canary),
+                service(target.stable_service, weight=routing.weights.stable),
+                service(target.canary_service, weight=routing.weights.canary),
             ]
         }
-        if affinity is not None:
-            weighted["sticky"] = _sticky(affinity)
+        if routing.affinity is not None:
+            weighted["sticky"] = _sticky(routing.affinity)
         split = {"weighted": weighted}
-        mirrors = [service(target.canary_service, percent=weights.mirror)] if weights.mirror > 0 else []
+        mirrors = [service(target.canary_service, percent=routing.weights.mirror)] if routing.weights.mirror > 0 else []
         mirroring = {"mirroring": {"name": split_name(target.name), "kind": "TraefikService", "mirrors": mirrors}}
         match = target.config.get("match", DEFAULT_MATCH)
         route: dict[str, Any] = {
@@ -101,7 +94,7 @@ class TraefikRouter:
                 "kind": "Rule",
                 "services": [service(target.canary_service)],
             }
-            for header_route in header_routes
+            for header_route in routing.header_routes
         ]
         entry: dict[str, Any] = {"routes": [*by_header, route]}
         if target.config.get("entryPoints"):
