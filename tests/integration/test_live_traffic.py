@@ -211,6 +211,12 @@ def mirror_applied_by_traefik(live: Live, namespace: str, percent: int) -> None:
     wait_for(mirroring, timeout=60, what=f"Traefik mirroring {percent}% to the canary")
 
 
+def aborted_for(control_plane, namespace: str, reason: str, what: str, timeout: float) -> dict:
+    """The ModelDeployment once its rollout was aborted for `reason`."""
+    aborted = lambda s: (s.get("abort") or {}).get("reason") == reason  # noqa: E731
+    return wait_status(control_plane, namespace, aborted, what, name=NAME, timeout=timeout)
+
+
 def sent_at(answer) -> float:
     return answer.at - answer.seconds
 
@@ -262,14 +268,7 @@ def test_an_alarm_on_real_errors_takes_the_canary_out_and_no_request_reaches_it_
         object_watch(control_plane, namespace, "traefikservice", f"{NAME}-split") as watch,
     ):
         release(live, namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, strategy, **extra)
-        aborted = wait_status(
-            control_plane,
-            namespace,
-            lambda s: (s.get("abort") or {}).get("reason") == "AlertFiring",
-            "the alarm's rollback",
-            name=NAME,
-            timeout=180,
-        )
+        aborted = aborted_for(control_plane, namespace, "AlertFiring", "the alarm's rollback", timeout=180)
         assert "MLServerErrorRateHigh" in aborted["status"]["abort"]["message"]
         served = applied_by_traefik(live, "traefik", namespace, 0)
         after = answers_after(generator, served, count=200)
@@ -358,13 +357,8 @@ def test_blue_green_switches_in_one_write_and_a_failed_check_switches_back(contr
         object_watch(control_plane, namespace, "service", f"{NAME}-stable") as watch,
     ):
         release(live, namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, strategy)
-        back = wait_status(
-            control_plane,
-            namespace,
-            lambda s: (s.get("abort") or {}).get("reason") == "AnalysisFailed",
-            "the post-promotion check switching back",
-            name=NAME,
-            timeout=180,
+        back = aborted_for(
+            control_plane, namespace, "AnalysisFailed", "the post-promotion check switching back", timeout=180
         )
         wait_for(
             lambda: watch.versions[-1]["spec"]["selector"]["modelrollout.io/revision"] == old,
@@ -532,13 +526,8 @@ def test_a_bad_model_caught_in_its_dark_launch_never_answers_a_user(control_plan
         release(live, namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, strategy)
         wait_status(control_plane, namespace, route_in_place, "the QA route in place", name=NAME, timeout=180)
         assert plugin(control_plane, "promote", NAME, "-n", namespace).returncode == 0
-        aborted = wait_status(
-            control_plane,
-            namespace,
-            lambda s: (s.get("abort") or {}).get("reason") == "AnalysisFailed",
-            "the dark launch's analysis rolling back",
-            name=NAME,
-            timeout=240,
+        aborted = aborted_for(
+            control_plane, namespace, "AnalysisFailed", "the dark launch's analysis rolling back", timeout=240
         )
         wait_for(
             lambda: len(get_json(control_plane, "ingressroute", NAME, "-n", namespace)["spec"]["routes"]) == 1,
@@ -632,14 +621,7 @@ def test_an_experiment_passes_equal_models_and_fails_a_shifted_one(control_plane
                 timeout=240,
             )
         else:
-            done = wait_status(
-                control_plane,
-                namespace,
-                lambda s: (s.get("abort") or {}).get("reason") == "AnalysisFailed",
-                "the experiment failed",
-                name=NAME,
-                timeout=240,
-            )
+            done = aborted_for(control_plane, namespace, "AnalysisFailed", "the experiment failed", timeout=240)
     status = done["status"]
     (run,) = [run for run in status["analysisRuns"] if run["key"].endswith("-step-0")]
     values = [m.get("value") for metric in run["metrics"] for m in metric["measurements"]]
