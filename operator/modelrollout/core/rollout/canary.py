@@ -52,13 +52,7 @@ def advance(d: Draft) -> None:
             return
         match step:
             case SetWeight(weight=weight):
-                needed = d.canary_pods_for(weight)
-                if weight > state.canary_weight and not d.canary_ready(needed):
-                    d.wait(
-                        f"{label}: waiting for {needed} canary pods to be available ({d.available(state.canary)} now)"
-                    )
-                    return
-                if weight > state.canary_weight and not _hooks_before_traffic(d, label, weight):
+                if weight > state.canary_weight and not _ready_for_traffic(d, label, d.canary_pods_for(weight), weight):
                     return
                 complete_step(d, f"{label} done: canary weight {weight}%", canary_weight=weight)
             case Pause(duration=None):
@@ -85,7 +79,8 @@ def advance(d: Draft) -> None:
                 if not _experiment(d, step, label):
                     return
             case SetHeaderRoute():
-                if step.adds and not _ready_for_header_route(d, label):
+                needed = d.canary_pods_for(state.canary_weight, routed=True)
+                if step.adds and not _ready_for_traffic(d, label, needed, state.canary_weight):
                     return
                 routes = step.apply(state.header_routes)
                 complete_step(d, f"{label} done: header routes {_names(routes)}", header_routes=routes)
@@ -126,11 +121,7 @@ def _experiment(d: Draft, step: Experiment, label: str) -> bool:
     revisions; done once the duration is over and the analysis succeeded. A failure aborts at any time."""
     state = d.state
     if state.canary_weight < step.weight:
-        needed = d.canary_pods_for(step.weight)
-        if not d.canary_ready(needed):
-            d.wait(f"{label}: waiting for {needed} canary pods to be available ({d.available(state.canary)} now)")
-            return False
-        if not _hooks_before_traffic(d, label, step.weight):
+        if not _ready_for_traffic(d, label, d.canary_pods_for(step.weight), step.weight):
             return False
         d.update(canary_weight=step.weight, step_started=d.now)  # the experiment's clock starts with its split
         d.record(HistoryAction.EXPERIMENT_STARTED, state.canary, f"{label}: both revisions at {step.weight}%")
@@ -150,13 +141,13 @@ def _experiment(d: Draft, step: Experiment, label: str) -> bool:
     return True
 
 
-def _ready_for_header_route(d: Draft, label: str) -> bool:
-    """A route that sends requests to the canary waits for a canary pod, and for the hooks before traffic."""
-    needed = d.canary_pods_for(d.state.canary_weight, routed=True)
+def _ready_for_traffic(d: Draft, label: str, needed: int, weight: int) -> bool:
+    """More traffic toward the canary (a weight, an experiment's split, a header route) waits for the
+    canary's `needed` pods to be available, then for the hooks before traffic."""
     if not d.canary_ready(needed):
         d.wait(f"{label}: waiting for {needed} canary pods to be available ({d.available(d.state.canary)} now)")
         return False
-    return _hooks_before_traffic(d, label, d.state.canary_weight)
+    return _hooks_before_traffic(d, label, weight)
 
 
 def _names(routes: tuple[HeaderRoute, ...]) -> str:
