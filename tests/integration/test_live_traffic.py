@@ -438,8 +438,8 @@ QA_RPS, USERS_RPS = 10.0, 30.0
 
 
 def dark_launch(live: Live, namespace: str) -> dict:
-    """A dark launch: only QA's header reaches the new model, a person goes on, the analysis judges QA's
-    traffic, then users get 50%."""
+    """The stable model serving through Traefik with a dark launch as its strategy (returned): only QA's
+    header reaches the new model, a person goes on, the analysis judges QA's traffic, then users get 50%."""
     kubectl_apply(live.control_plane, namespace, shipped_template("mlserver-error-rate", namespace))
     analysis = {
         "templates": [{"name": "mlserver-error-rate"}],
@@ -453,7 +453,10 @@ def dark_launch(live: Live, namespace: str) -> dict:
         {"setWeight": 50},
         {"pause": {}},
     ]
-    return {"canary": {"steps": steps}}
+    strategy = {"canary": {"steps": steps}}
+    stable_serving(live, namespace, strategy)
+    applied_by_traefik(live, "traefik", namespace, 0)
+    return strategy
 
 
 def route_in_place(status: dict) -> bool:
@@ -468,8 +471,6 @@ def from_new_model(answer) -> bool:
 
 def test_a_dark_launch_serves_the_qa_header_only_and_then_takes_the_normal_steps(control_plane, live, namespace):
     strategy = dark_launch(live, namespace)
-    stable_serving(live, namespace, strategy)
-    applied_by_traefik(live, "traefik", namespace, 0)
     with (
         load(live, namespace, USERS_RPS) as users,
         load(live, namespace, QA_RPS, **{QA_HEADER: "yes"}) as qa,
@@ -517,8 +518,6 @@ def test_a_dark_launch_serves_the_qa_header_only_and_then_takes_the_normal_steps
 
 def test_a_bad_model_caught_in_its_dark_launch_never_answers_a_user(control_plane, live, namespace):
     strategy = dark_launch(live, namespace)
-    stable_serving(live, namespace, strategy)
-    applied_by_traefik(live, "traefik", namespace, 0)
     with (
         load(live, namespace, USERS_RPS) as users,
         load(live, namespace, QA_RPS, **{QA_HEADER: "yes"}) as qa,
