@@ -630,3 +630,39 @@ def test_an_experiment_passes_equal_models_and_fails_a_shifted_one(control_plane
         assert "(experiment at 50% for 30s) passed" in status["history"][-1]["message"]
     else:
         assert status["weights"]["canary"] == 0 and "prediction-distribution-shift" in status["abort"]["message"]
+
+
+BETA_ROUTE = {"name": "beta", "match": [{"cookie": {"name": "model-track", "value": "beta"}}]}
+MATCHED = {  # a route, and the header a matching client sends (a cookie among others, for the cookie route)
+    "exact-header": (QA_ROUTE, {QA_HEADER: "yes"}),
+    "cookie": (BETA_ROUTE, {"Cookie": "session=42; model-track=beta; theme=dark"}),
+}
+
+
+@pytest.mark.parametrize("kind", list(MATCHED))
+def test_a_header_route_on_gateway_api_reaches_the_new_model_through_traefiks_gateway(
+    control_plane, live, namespace, kind
+):
+    """The HTTPRoute's header rule as Traefik's Gateway API provider serves it (an Exact match, or the
+    cookie's anchored RegularExpression on the Cookie header): matching clients only, never other users."""
+    route, headers = MATCHED[kind]
+    strategy = {"canary": {"steps": [{"setHeaderRoute": route}, {"pause": {}}]}}
+    stable_serving(live, namespace, strategy, "gatewayAPI")
+    applied_by_traefik(live, "gatewayAPI", namespace, 0)
+    with (
+        load(live, namespace, USERS_RPS, Cookie="session=42; model-track=stable") as users,
+        load(live, namespace, QA_RPS, **headers) as matched,
+    ):
+        release(live, namespace, NEW_VERSION, behaviours.GOOD, strategy, "gatewayAPI")
+        wait_status(control_plane, namespace, route_in_place, "the route in place", name=NAME, timeout=180)
+        reached = wait_for(
+            lambda: matched.snapshot().first_answer(NEW_VERSION), timeout=60, what="matched requests reaching it"
+        )
+        dark = answers_after(matched, reached, count=100)
+        answers_after(users, reached, count=200)
+        snapshot = users.snapshot()
+    FIGURES[f"dark launch on Gateway API ({kind}): other user requests / answered by the new model"] = (
+        f"{len(snapshot.answers)} / {sum(from_new_model(a) for a in snapshot.answers)}"
+    )
+    assert share_of(dark, NEW_VERSION) == 1.0 and dark.error_ratio() == 0.0
+    assert snapshot.answers and not [a for a in snapshot.answers if from_new_model(a)]
