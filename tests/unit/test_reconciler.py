@@ -143,6 +143,13 @@ class Cluster:
         self.reconcile()
         assert self.status()["phase"] == "Healthy"
 
+    def rounds(self, count: int) -> None:
+        """`count` reconciles five seconds apart, the cluster settling after each (as watch events would)."""
+        for _ in range(count):
+            self.now += timedelta(seconds=5)
+            self.reconcile()
+            self.kube.settle(NS)
+
     def canary_paused(self) -> None:
         """From Healthy v1: v2 rolled out to its first step (25%), now waiting at the indefinite pause.
 
@@ -151,10 +158,7 @@ class Cluster:
         """
         self.roll_out("2")
         rounds = 2 if "trafficRouting" in self.body["spec"] else 3
-        for _ in range(rounds):
-            self.now += timedelta(seconds=5)
-            self.reconcile()
-            self.kube.settle(NS)
+        self.rounds(rounds)
         status = self.status()
         assert (status["phase"], status["canaryRevision"], status["currentStepIndex"]) == ("Paused", self.v2, 1)
 
@@ -296,18 +300,12 @@ def test_history_beyond_the_limit_is_deleted_after_the_leaving_revision_is_scale
     cluster = Cluster(body)
     cluster.healthy()
     cluster.roll_out("2")
-    for _ in range(4):  # the canary's pods, 100%, promotion, v1 scaled to 0 and kept as history
-        cluster.now += timedelta(seconds=5)
-        cluster.reconcile()
-        cluster.kube.settle(NS)
+    cluster.rounds(4)  # the canary's pods, 100%, promotion, v1 scaled to 0 and kept as history
     assert (cluster.status()["stableRevision"], cluster.replicas(cluster.v1)) == (cluster.v2, 0)
     v3 = revision_of(body, "3")
     cluster.edit_spec(lambda spec: spec["strategy"]["canary"].update(steps=STEPS))
     cluster.roll_out("3")
-    for _ in range(2):
-        cluster.now += timedelta(seconds=5)
-        cluster.reconcile()
-        cluster.kube.settle(NS)
+    cluster.rounds(2)
     assert (cluster.status()["canaryRevision"], cluster.status()["phase"]) == (v3, "Paused")
     cluster.edit_spec(lambda spec: spec.update(revisionHistoryLimit=0))
     cluster.ask("abort", "abort-1")
@@ -362,10 +360,7 @@ def test_rejected_route_degrades_with_invalid_spec_and_keeps_the_old_stable_serv
     cluster = Cluster(model_deployment(steps=[{"setWeight": 50}], scaleDownDelaySeconds=0))
     cluster.healthy()
     cluster.roll_out("2")
-    for _ in range(2):  # 2 canary pods, then 50%, then 4 canary pods for the promotion
-        cluster.now += timedelta(seconds=5)
-        cluster.reconcile()
-        cluster.kube.settle(NS)
+    cluster.rounds(2)  # 2 canary pods, then 50%, then 4 canary pods for the promotion
     assert (cluster.replicas(cluster.v1), cluster.replicas(cluster.v2)) == (4, 4)
     message = 'HTTPRoute.gateway.networking.k8s.io "fraud-scorer" is invalid: spec.parentRefs: Too many'
     cluster.kube.fail("apply", "HTTPRoute", NAME, 422, message, "Invalid")
@@ -404,10 +399,7 @@ def test_a_spec_the_schema_lets_through_but_the_core_cannot_use_is_reported_and_
 
     qa["match"][0]["headerValue"] = {"regex": "^a$"}
     cluster.edit_spec(lambda spec: spec["strategy"]["canary"].update(steps=[{"setHeaderRoute": qa}, {"pause": {}}]))
-    for _ in range(2):  # the canary's pod, then the route to it
-        cluster.now += timedelta(seconds=5)
-        cluster.reconcile()
-        cluster.kube.settle(NS)
+    cluster.rounds(2)  # the canary's pod, then the route to it
     rules = cluster.route()["spec"]["rules"]
     assert [rule["backendRefs"][0]["name"] for rule in rules] == [f"{NAME}-stable", f"{NAME}-canary"]
     assert rules[1]["matches"][0]["headers"] == [{"type": "RegularExpression", "name": "x-qa", "value": "^a$"}]
@@ -421,10 +413,7 @@ def test_intent_a_decision_ends_is_removed_from_the_stored_status_not_kept_by_th
     cluster = Cluster(model_deployment(steps=steps))
     cluster.healthy()
     cluster.roll_out("2")
-    for _ in range(3):
-        cluster.now += timedelta(seconds=5)
-        cluster.reconcile()
-        cluster.kube.settle(NS)
+    cluster.rounds(3)
     assert cluster.status()["intent"] == {
         "canaryWeight": 0,
         "mirrorPercent": 0,
@@ -537,10 +526,7 @@ def test_from_the_caches_a_reconcile_writes_no_pod():
     cluster.healthy()
     cluster.canary_paused()
     cluster.ask("promote", "promote-1")
-    for _ in range(3):
-        cluster.now += timedelta(seconds=5)
-        cluster.reconcile()
-        cluster.kube.settle(NS)
+    cluster.rounds(3)
 
     assert cluster.status()["stableRevision"] == cluster.v2
     assert [call for call in cluster.kube.calls if call[1] == "Pod"] == []
@@ -796,10 +782,7 @@ def test_a_promotion_and_an_alarm_abort_each_hand_over_their_notice():
     cluster.healthy()
     cluster.canary_paused()
     cluster.ask("promote", "promote-1")
-    for _ in range(4):
-        cluster.now += timedelta(seconds=5)
-        cluster.reconcile()
-        cluster.kube.settle(NS)
+    cluster.rounds(4)
     assert cluster.status()["stableRevision"] == cluster.v2
     assert promoted.kinds() == ["ApprovalNeeded", "Promoted"]
 
@@ -858,10 +841,7 @@ def shadow_cluster(features: list[str] | None) -> Cluster:
         cluster.kube.add(part)
     cluster.healthy()
     cluster.roll_out("2")
-    for _ in range(2):
-        cluster.now += timedelta(seconds=5)
-        cluster.reconcile()
-        cluster.kube.settle(NS)
+    cluster.rounds(2)
     return cluster
 
 
