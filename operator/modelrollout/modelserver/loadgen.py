@@ -118,6 +118,25 @@ def drifted(row: Sequence[float], indices: Sequence[int], drift: float) -> tuple
     return tuple(value * (1.0 + drift) if index in indices else value for index, value in enumerate(row))
 
 
+def exchange(
+    connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
+) -> tuple[str, int, list[str], bool]:
+    """One inference request on `connection`: the model version that answered ("" without one), the HTTP
+    status (CONNECTION_ERROR without an answer), the Set-Cookie headers, and whether it failed (a
+    connection that failed is not to be used again)."""
+    version, status, set_cookies = "", CONNECTION_ERROR, []
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        status, set_cookies = response.status, response.headers.get_all("Set-Cookie") or []
+        if 200 <= status < 300:
+            version = str(json.loads(payload).get("model_version") or "")
+    except (OSError, http.client.HTTPException, ValueError):
+        return version, status, set_cookies, True
+    return version, status, set_cookies, False
+
+
 class LoadGenerator:
     """Sends `rps` requests per second from a small thread pool until stopped (or `seconds` pass)."""
 
@@ -209,16 +228,8 @@ class LoadGenerator:
 
     def _send(self, body: bytes) -> None:
         started = time.monotonic()
-        version, status = "", CONNECTION_ERROR
-        try:
-            connection = self._connection()
-            connection.request("POST", self._path, body=body, headers=self._headers)
-            response = connection.getresponse()
-            payload = response.read()
-            status = response.status
-            if 200 <= status < 300:
-                version = str(json.loads(payload).get("model_version") or "")
-        except (OSError, http.client.HTTPException, ValueError):
+        version, status, _, failed = exchange(self._connection(), self._path, body, self._headers)
+        if failed:
             # A broken keep-alive connection is dropped; the next request on this thread opens a new one.
             connection = getattr(self._local, "connection", None)
             if connection is not None:
@@ -301,24 +312,14 @@ class Users:
 
     def _send(self, user: int) -> None:
         started = time.monotonic()
-        version, status = "", CONNECTION_ERROR
         headers = dict(self._headers)
         if self.cookies[user]:
             headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies[user].items())
         connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        try:
-            connection.request("POST", self._path, body=self._bodies[user], headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            status = response.status
-            for header in response.headers.get_all("Set-Cookie") or []:
-                name, _, rest = header.partition("=")
-                self.cookies[user][name.strip()] = rest.split(";", 1)[0].strip()
-            if 200 <= status < 300:
-                version = str(json.loads(payload).get("model_version") or "")
-        except (OSError, http.client.HTTPException, ValueError):
-            pass  # recorded as a connection error
-        finally:
-            connection.close()
+        version, status, set_cookies, _ = exchange(connection, self._path, self._bodies[user], headers)
+        connection.close()
+        for header in set_cookies:
+            name, _, rest = header.partition("=")
+            self.cookies[user][name.strip()] = rest.split(";", 1)[0].strip()
         now = time.monotonic()
         self.answers[user].append(Answer(now, version, status, now - started))
