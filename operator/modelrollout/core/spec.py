@@ -292,12 +292,7 @@ def parse_step(body: dict[str, Any]) -> Step:
     if "analysis" in body:
         return AnalysisStep(parse_analysis(body["analysis"]))
     if "setCanaryScale" in body:
-        scale = body["setCanaryScale"] or {}
-        return SetCanaryScale(
-            replicas=int(scale["replicas"]) if "replicas" in scale else None,
-            weight=int(scale["weight"]) if "weight" in scale else None,
-            match_traffic_weight=bool(scale.get("matchTrafficWeight", False)),
-        )
+        return parse_canary_scale(body["setCanaryScale"] or {})
     if "experiment" in body:
         experiment = body["experiment"] or {}
         return Experiment(
@@ -309,6 +304,15 @@ def parse_step(body: dict[str, Any]) -> Step:
         return parse_set_header_route(body["setHeaderRoute"] or {})
     raise ValueError(
         f"a step needs one of setWeight, pause, analysis, setCanaryScale, setHeaderRoute or experiment: {body}"
+    )
+
+
+def parse_canary_scale(scale: Mapping[str, Any]) -> SetCanaryScale:
+    """A setCanaryScale step's body; `status.intent.canaryScale` holds the same shape."""
+    return SetCanaryScale(
+        replicas=int(scale["replicas"]) if scale.get("replicas") is not None else None,
+        weight=int(scale["weight"]) if scale.get("weight") is not None else None,
+        match_traffic_weight=bool(scale.get("matchTrafficWeight", False)),
     )
 
 

@@ -59,7 +59,7 @@ from modelrollout.core.enums import (
 )
 from modelrollout.core.headerroutes import HeaderRoute, dump_routes, load_routes
 from modelrollout.core.hooks import HookPhase, HookPoint
-from modelrollout.core.spec import SetCanaryScale, Step, step_weight
+from modelrollout.core.spec import SetCanaryScale, Step, parse_canary_scale, step_weight
 
 HISTORY_LIMIT = 30
 
@@ -291,12 +291,7 @@ def _time(text: str | None) -> datetime:
 
 
 def _load_scale(body: Mapping[str, Any] | None) -> SetCanaryScale | None:
-    if not body:
-        return None
-    return SetCanaryScale(
-        replicas=int(body["replicas"]) if body.get("replicas") is not None else None,
-        weight=int(body["weight"]) if body.get("weight") is not None else None,
-    )
+    return parse_canary_scale(body) if body else None
 
 
 def _dump_scale(scale: SetCanaryScale | None) -> dict[str, int] | None:
