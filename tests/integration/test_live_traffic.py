@@ -211,6 +211,12 @@ def mirror_applied_by_traefik(live: Live, namespace: str, percent: int) -> None:
     wait_for(mirroring, timeout=60, what=f"Traefik mirroring {percent}% to the canary")
 
 
+def paused_at(control_plane, namespace: str, index: int, what: str, timeout: float = 180) -> dict:
+    """The ModelDeployment once it waits for a person at step `index` (0-based)."""
+    paused = lambda s: s["phase"] == "Paused" and s.get("currentStepIndex") == index  # noqa: E731
+    return wait_status(control_plane, namespace, paused, what, name=NAME, timeout=timeout)
+
+
 def aborted_for(control_plane, namespace: str, reason: str, what: str, timeout: float) -> dict:
     """The ModelDeployment once its rollout was aborted for `reason`."""
     aborted = lambda s: (s.get("abort") or {}).get("reason") == reason  # noqa: E731
@@ -234,14 +240,7 @@ def test_live_shares_follow_each_weight_and_the_promotion(control_plane, live, n
         assert share_of(answers_after(generator, since), STABLE_VERSION) == 1.0
         release(live, namespace, NEW_VERSION, behaviours.GOOD, {"canary": {"steps": steps}}, router)
         for step, weight in ((1, 10), (3, 50), (5, 100)):
-            wait_status(
-                control_plane,
-                namespace,
-                lambda s, i=step: s["phase"] == "Paused" and s.get("currentStepIndex") == i,
-                f"paused after setWeight {weight}",
-                name=NAME,
-                timeout=180,
-            )
+            paused_at(control_plane, namespace, step, f"paused after setWeight {weight}")
             snapshot = answers_after(generator, applied_by_traefik(live, router, namespace, weight))
             measured = share_of(snapshot, NEW_VERSION)
             FIGURES[f"live share of the canary at setWeight {weight} ({router}, {SAMPLE} requests)"] = f"{measured:.3f}"
@@ -459,11 +458,6 @@ def dark_launch(live: Live, namespace: str) -> dict:
     return strategy
 
 
-def route_in_place(status: dict) -> bool:
-    """The dark launch's first pause: the QA route's step done."""
-    return status["phase"] == "Paused" and status.get("currentStepIndex") == 1
-
-
 def from_new_model(answer) -> bool:
     """Answered by the new model: its version, or a 5xx (MLServer's error body names no version)."""
     return answer.version == NEW_VERSION or answer.status >= 500
@@ -477,21 +471,14 @@ def test_a_dark_launch_serves_the_qa_header_only_and_then_takes_the_normal_steps
         object_watch(control_plane, namespace, "traefikservice", f"{NAME}-split") as watch,
     ):
         release(live, namespace, NEW_VERSION, behaviours.GOOD, strategy)
-        wait_status(control_plane, namespace, route_in_place, "the QA route in place", name=NAME, timeout=180)
+        paused_at(control_plane, namespace, 1, "the QA route in place")
         reached = wait_for(
             lambda: qa.snapshot().first_answer(NEW_VERSION), timeout=60, what="QA reaching the new model"
         )
         dark = answers_after(qa, reached, count=100)
         shown = plugin(control_plane, "status", NAME, "-n", namespace)
         assert plugin(control_plane, "promote", NAME, "-n", namespace).returncode == 0
-        at_fifty = wait_status(
-            control_plane,
-            namespace,
-            lambda s: s["phase"] == "Paused" and s.get("currentStepIndex") == 5,
-            "the analysis passed, the route removed, users at 50%",
-            name=NAME,
-            timeout=240,
-        )
+        at_fifty = paused_at(control_plane, namespace, 5, "the analysis passed, the route removed, users at 50%", 240)
         # QA's part is over. Traefik's weighted round robin interleaves requests in a fixed order, so two steady
         # clients lock into its phase (QA's 1 in 4 requests all landing on the canary's turns): users alone.
         qa.stop()
@@ -523,7 +510,7 @@ def test_a_bad_model_caught_in_its_dark_launch_never_answers_a_user(control_plan
         load(live, namespace, QA_RPS, **{QA_HEADER: "yes"}) as qa,
     ):
         release(live, namespace, NEW_VERSION, behaviours.HOTFIX_ERRORS, strategy)
-        wait_status(control_plane, namespace, route_in_place, "the QA route in place", name=NAME, timeout=180)
+        paused_at(control_plane, namespace, 1, "the QA route in place")
         assert plugin(control_plane, "promote", NAME, "-n", namespace).returncode == 0
         aborted = aborted_for(
             control_plane, namespace, "AnalysisFailed", "the dark launch's analysis rolling back", timeout=240
@@ -561,17 +548,13 @@ def test_sticky_cohorts_keep_each_of_200_users_on_one_model_as_the_weight_grows(
     release(live, namespace, NEW_VERSION, behaviours.GOOD, strategy)
     users = Users(live.traefik.web_url, NAME, live.rows, COHORT_USERS, headers={"Host": host(namespace)})
 
-    def paused_at(index: int) -> None:
-        paused = lambda s: s["phase"] == "Paused" and s.get("currentStepIndex") == index  # noqa: E731
-        wait_status(control_plane, namespace, paused, f"paused at step {index + 1}", name=NAME, timeout=180)
-
-    paused_at(1)
+    paused_at(control_plane, namespace, 1, "paused at step 2")
     applied_by_traefik(live, "traefik", namespace, 30)
     for _ in range(COHORT_ROUNDS):
         users.round()
     cohorts = {user: users.versions(user) for user in range(COHORT_USERS)}
     assert plugin(control_plane, "promote", NAME, "-n", namespace).returncode == 0
-    paused_at(3)
+    paused_at(control_plane, namespace, 3, "paused at step 4")
     applied_by_traefik(live, "traefik", namespace, 60)
     for _ in range(COHORT_ROUNDS):
         users.round()
@@ -611,14 +594,7 @@ def test_an_experiment_passes_equal_models_and_fails_a_shifted_one(control_plane
     with load(live, namespace):
         release(live, namespace, NEW_VERSION, behaviour, {"canary": {"steps": steps}})
         if passes:
-            done = wait_status(
-                control_plane,
-                namespace,
-                lambda s: s["phase"] == "Paused" and s.get("currentStepIndex") == 1,
-                "the experiment passed",
-                name=NAME,
-                timeout=240,
-            )
+            done = paused_at(control_plane, namespace, 1, "the experiment passed", timeout=240)
         else:
             done = aborted_for(control_plane, namespace, "AnalysisFailed", "the experiment failed", timeout=240)
     status = done["status"]
@@ -654,7 +630,7 @@ def test_a_header_route_on_gateway_api_reaches_the_new_model_through_traefiks_ga
         load(live, namespace, QA_RPS, **headers) as matched,
     ):
         release(live, namespace, NEW_VERSION, behaviours.GOOD, strategy, "gatewayAPI")
-        wait_status(control_plane, namespace, route_in_place, "the route in place", name=NAME, timeout=180)
+        paused_at(control_plane, namespace, 1, "the route in place")
         reached = wait_for(
             lambda: matched.snapshot().first_answer(NEW_VERSION), timeout=60, what="matched requests reaching it"
         )
