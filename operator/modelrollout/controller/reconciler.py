@@ -229,11 +229,12 @@ class Reconciler:
     def _refuse_spec(self, body: dict[str, Any], meta: ObjectMeta, message: str) -> float | None:
         """A spec the schema let through but the operator cannot use: reported, nothing else touched (the
         stable model keeps serving) until the spec changes."""
-        status, events = invalid_status(meta.generation, body.get("status") or {}, message, self._clock())
+        now = self._clock()
+        status, events = invalid_status(meta.generation, body.get("status") or {}, message, now)
         if not self._write_status(body, status):
             return 0.0
         for event in events:
-            self._events.emit(body, event, self._clock())
+            self._events.emit(body, event, now)
         log.warning("%s/%s: %s; the stable model keeps serving", meta.namespace, meta.name, message)
         return None
 
