@@ -488,3 +488,21 @@ def test_retry_analysis_is_refused_when_nothing_is_inconclusive(stable_world):
         "accepted": False,
         "message": "no analysis is inconclusive and no hook failed: nothing to run again",
     }
+
+
+def test_without_a_router_a_rollout_paused_on_inconclusive_checks_prepares_no_pods_for_the_next_step():
+    """Found by the property tests: background checks that come back inconclusive as the rollout reaches a
+    setWeight step paused it, yet the plan had already scaled the canary for that step (pods are traffic)."""
+    steps = [{"setWeight": 1}, {"setWeight": 51}]
+    checks = {"analysis": {"templates": [{"name": "error-rate"}], "startingStep": 1}}
+    world = World(make_spec(version="1", replicas=2, steps=steps, router=False, **checks))
+    world.run()
+    world.spec = make_spec(version="2", replicas=2, steps=steps, router=False, **checks)
+    no_data = MetricSpec("error-rate", interval=60, count=1, success_condition="result < 0.01")
+    world.analysis = {
+        f"{world.spec.revision}-background": AnalysisInput((no_data,), {"error-rate": Measurement(world.now, None)})
+    }
+    paused = world.run()
+    assert (paused.status["phase"], paused.status["currentStepIndex"]) == ("Paused", 1)
+    assert "background analysis inconclusive" in paused.status["message"]
+    assert paused.replicas_of(world.spec.revision) == 1  # the pod of the 1% reached, none for 51%

@@ -63,7 +63,9 @@ def _stage_target(d: Draft) -> int:
         return d.replicas if d.gate_open(Gate(GateKind.PROMOTION)) else serving
     step = steps[state.step]
     weight = step_weight(step)
-    if weight is not None and d.gate_open(d.step_gate()):
+    # Without a router pods are traffic: a rollout waiting for a person does not prepare the next step's.
+    waits = d.paused is not None and not d.splits_by_weight
+    if weight is not None and d.gate_open(d.step_gate()) and not waits:
         return max(serving, d.canary_pods_for(weight))
     if isinstance(step, SetHeaderRoute) and step.adds and d.gate_open(d.step_gate()):
         return d.canary_pods_for(state.canary_weight, routed=True)
