@@ -52,6 +52,45 @@ def experiment_weight(observation: Observation, decision: Decision) -> int:
     return current.weight if type(current).__name__ == "Experiment" else 0
 
 
+def dynamic_stable(observation: Observation) -> bool:
+    """`dynamicStableScale` in effect: a router's canary (the CRD refuses it without a router)."""
+    canary = observation.spec.canary
+    return (
+        bool(getattr(canary, "dynamic_stable_scale", False))
+        and splits_by_weight(observation)
+        and observation.spec.blue_green is None
+    )
+
+
+def pods_for(share: int, replicas: int) -> int:
+    """The pods a share of traffic needs: ceil(replicas * share / 100), at least 1 when share > 0."""
+    return canary_replicas_for(share, replicas)
+
+
+def carried(observation: Observation, revision: str) -> int:
+    """The share of traffic `revision`'s available pods carry, rounded down."""
+    replicas = observation.spec.replicas
+    return 100 * available(observation, revision) // replicas if replicas > 0 else 100
+
+
+def draining(observation: Observation, decision: Decision) -> str:
+    """With dynamicStableScale, a revision outside the rollout that the canary Service still selects (it keeps
+    a share while the stable's pods come up); empty when there is none."""
+    selected = services(decision).get("canary")
+    if not dynamic_stable(observation) or selected in (None, "", decision.stable_revision, decision.canary_revision):
+        return ""
+    return selected
+
+
+def drain_allowance(observation: Observation, decision: Decision) -> int:
+    """The route share a draining revision may keep: what the stable's available pods cannot carry yet, and
+    nothing once it has no available pod itself."""
+    revision = draining(observation, decision)
+    if not revision or available(observation, revision) == 0:
+        return 0
+    return 100 - carried(observation, decision.stable_revision)
+
+
 def steps_of(observation: Observation) -> tuple:
     return observation.spec.canary.steps if observation.spec.canary else ()
 
@@ -134,11 +173,12 @@ def no_traffic_without_pods(observation: Observation, decision: Decision) -> Non
     new, stable, wanted = decision.canary_revision, decision.stable_revision, services(decision)
     route, weights = decision.route_weights, decision.weights
     if not new:
+        drain = drain_allowance(observation, decision)  # dynamicStableScale: what the stable cannot carry yet
         stray = {
             "header routes": [r.name for r in decision.header_routes],
-            "route canary": route.canary,
+            "route canary": route.canary if route.canary > drain else 0,
             "mirror": route.mirror,
-            "reported canary share": weights.canary,
+            "reported canary share": weights.canary if weights.canary > drain else 0,
             "active revision": decision.active_revision if decision.active_revision not in ("", stable) else "",
             "active Service": wanted.get("active", stable) if wanted.get("active", stable) != stable else "",
         }
@@ -239,6 +279,17 @@ def stable_keeps_serving(observation: Observation, decision: Decision) -> None:
     if not new or spec.replicas == 0:
         return
     stable_replicas = decision.replicas_of(stable) or 0
+    if dynamic_stable(observation) and decision.status.get("stage") == CANARY:
+        needed = max(1, pods_for(decision.route_weights.stable, spec.replicas))
+        if stable_replicas < needed:
+            _fail(
+                "the stable has fewer pods than its route share (dynamicStableScale)",
+                observation,
+                decision,
+                stable_replicas=stable_replicas,
+                route=decision.route_weights,
+            )
+        return
     if splits_by_weight(observation) or spec.blue_green is not None:
         if stable_replicas != spec.replicas:
             _fail("the stable shrank before the promotion", observation, decision, stable_replicas=stable_replicas)
@@ -258,6 +309,57 @@ def stable_keeps_serving(observation: Observation, decision: Decision) -> None:
         )
 
 
+def capacity_follows_the_route(observation: Observation, decision: Decision, previous: Decision | None) -> None:
+    """dynamicStableScale: the pods serving each revision never fall below its traffic share.
+
+    - The stable asks for the pods of its share in the route written now and in the one written before.
+    - Traffic moves back to the stable only as fast as its available pods carry it (unless the revision it
+      leaves has no available pod): its share grows to at most what they carry.
+    - A draining revision never gains a share, and keeps its pods while it has one.
+    """
+    if not dynamic_stable(observation) or observation.spec.replicas == 0:
+        return
+    replicas, stable, route = observation.spec.replicas, decision.stable_revision, decision.route_weights
+    if previous is None or previous.stable_revision != stable:
+        return
+    before = previous.route_weights
+    stable_replicas = decision.replicas_of(stable) or 0
+    if stable_replicas < max(1, pods_for(max(route.stable, before.stable), replicas)):
+        _fail(
+            "the stable shrank below a route share written now or before (dynamicStableScale)",
+            observation,
+            decision,
+            stable_replicas=stable_replicas,
+            route=route,
+            before=before,
+        )
+    leaving = services(previous).get("canary")
+    returning = route.stable > before.stable and leaving not in (None, stable) and available(observation, leaving) > 0
+    if returning and route.stable > max(before.stable, carried(observation, stable)):
+        _fail(
+            "traffic moved back to the stable faster than its pods became available (dynamicStableScale)",
+            observation,
+            decision,
+            route=route,
+            before=before,
+            stable_available=available(observation, stable),
+        )
+    revision = draining(observation, decision)
+    if revision and route.canary > 0:
+        if services(previous).get("canary") == revision and route.canary > before.canary:
+            _fail("a draining revision gained traffic", observation, decision, route=route, before=before)
+        observed = next((d.spec_replicas for d in observation.deployments if d.revision == revision), 0)
+        if (decision.replicas_of(revision) or 0) < observed:
+            _fail(
+                "a draining revision lost pods while it has a share",
+                observation,
+                decision,
+                revision=revision,
+                replicas=decision.replicas_of(revision),
+                had=observed,
+            )
+
+
 def _new_abort(observation: Observation, decision: Decision) -> dict | None:
     after, before = decision.status.get("abort") or {}, observation.status.get("abort") or {}
     identity = ("revision", "time")
@@ -267,7 +369,9 @@ def _new_abort(observation: Observation, decision: Decision) -> dict | None:
 
 
 def abort_is_immediate(observation: Observation, decision: Decision) -> None:
-    """An abort, or a firing alarm during a rollout, sends 0% to the new revision in the same decision."""
+    """An abort, or a firing alarm during a rollout, sends 0% to the new revision in the same decision; with
+    dynamicStableScale, all but the share the stable's available pods cannot carry yet
+    (see `capacity_follows_the_route`)."""
     aborted = _new_abort(observation, decision)
     stable = decision.stable_revision
     running = bool(observation.status.get("canaryRevision")) or observation.spec.revision != stable
@@ -278,12 +382,13 @@ def abort_is_immediate(observation: Observation, decision: Decision) -> None:
     if new == stable:
         return
     route, weights, wanted = decision.route_weights, decision.weights, services(decision)
+    drain = drain_allowance(observation, decision)  # dynamicStableScale: what the stable cannot carry yet
     left = {
         "rollout still running": decision.canary_revision == new,
         "header routes": [r.name for r in decision.header_routes],
-        "route canary": route.canary,
+        "route canary": route.canary if route.canary > drain else 0,
         "mirror": route.mirror,
-        "reported canary share": weights.canary,
+        "reported canary share": weights.canary if weights.canary > drain else 0,
         "active revision": decision.active_revision not in ("", stable),
         "Services selecting it": sorted(role for role in ("active", "stable") if wanted.get(role) == new),
     }
@@ -305,6 +410,9 @@ def deterministic(observation: Observation, decision: Decision) -> None:
     if decide(stored) != decision:
         _fail("a restart from the stored status decides differently", observation, decision)
     again = decide(replace(observation, status=decision.status, request=None))
+    if dynamic_stable(observation) and _moves(decision, stable=False) == _moves(again, stable=False):
+        # The stable shrinks one decision after its route share fell: then nothing moves.
+        decision, again = again, decide(replace(observation, status=again.status, request=None))
     if _moves(decision) != _moves(again):
         _fail(
             "deciding again on its own status moves the rollout",
@@ -342,10 +450,11 @@ def moves_are_told(observation: Observation, decision: Decision) -> None:
         _fail("the decision log tells of a decision that changed nothing", observation, decision, told=entries)
 
 
-def _moves(decision: Decision) -> dict:
+def _moves(decision: Decision, stable: bool = True) -> dict:
     status = decision.status
+    kept = [d for d in decision.deployments if stable or d.revision != decision.stable_revision]
     return {
-        "replicas": sorted((d.revision, d.replicas) for d in decision.deployments),
+        "replicas": sorted((d.revision, d.replicas) for d in kept),
         "route": decision.route_weights,
         "header routes": decision.header_routes,
         "weights": decision.weights,
@@ -431,7 +540,11 @@ class Checker:
             for name in ("route_canary", "mirror", "header_routes", "canary_replicas", "active_new")
             if getattr(now, name) > getattr(marks, name)
         }
-        if now.stable_replicas < marks.stable_replicas:
+        # dynamicStableScale: the stable may shrink to the share the route left it at this step, no further.
+        floor = marks.stable_replicas
+        if dynamic_stable(observation):
+            floor = min(floor, max(1, pods_for(100 - marks.route_canary, observation.spec.replicas)))
+        if now.stable_replicas < floor:
             moved["stable_replicas"] = (marks.stable_replicas, now.stable_replicas)
         if moved:
             _fail("a paused rollout moved toward the new revision (was, now)", observation, decision, **moved)
@@ -479,6 +592,7 @@ def check(observation: Observation, decision: Decision, previous: Decision | Non
     sticky_only_with_a_weight(observation, decision)
     share_within_the_step(observation, decision)
     stable_keeps_serving(observation, decision)
+    capacity_follows_the_route(observation, decision, previous)
     abort_is_immediate(observation, decision)
     deterministic(observation, decision)
     moves_are_told(observation, decision)

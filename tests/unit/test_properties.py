@@ -120,6 +120,8 @@ def specs(draw) -> dict:
         strategy["canary"] = {"steps": draw(steps(routed=router != Router.NONE))}
         if router in (Router.TRAEFIK, Router.NGINX) and draw(st.booleans()):
             strategy["canary"]["sessionAffinity"] = {"cookieName": "model-cohort"}
+        if router != Router.NONE and draw(st.booleans()):
+            strategy["canary"]["dynamicStableScale"] = True
     if shape.endswith("blueGreen"):
         blue_green: dict = {}
         if draw(st.booleans()):

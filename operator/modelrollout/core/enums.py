@@ -55,6 +55,7 @@ class ProgressReason(StrEnum):
     PROGRESS_DEADLINE = "ProgressDeadlineExceeded"
     MIRROR_UNSUPPORTED = "MirrorUnsupported"  # the data plane does not declare mirroring: the shadow waits
     WAITING_FOR_HOOK = "WaitingForHook"  # a gating hook has not answered 2xx yet
+    DRAINING = "Draining"  # dynamicStableScale: traffic leaves a revision as fast as the stable's pods come up
 
 
 class GateKind(StrEnum):

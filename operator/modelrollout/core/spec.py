@@ -141,6 +141,7 @@ class CanaryStrategy:
     scale_down_delay_seconds: int = 30
     abort_scale_down_delay_seconds: int = 30
     session_affinity: SessionAffinity | None = None  # sticky cohorts
+    dynamic_stable_scale: bool = False  # the stable shrinks as its route share falls (see `rollout.plan`)
 
 
 @dataclass(frozen=True)
@@ -324,6 +325,7 @@ def parse_canary(body: dict[str, Any] | None) -> CanaryStrategy | None:
         scale_down_delay_seconds=int(body.get("scaleDownDelaySeconds", 30)),
         abort_scale_down_delay_seconds=int(body.get("abortScaleDownDelaySeconds", 30)),
         session_affinity=parse_affinity(body.get("sessionAffinity")),
+        dynamic_stable_scale=bool(body.get("dynamicStableScale", False)),
     )
 
 

@@ -29,7 +29,7 @@ from modelrollout.core.hooks import HookCall, HookPoint
 from modelrollout.core.observed import Observation, ObservedDeployment
 from modelrollout.core.rollout import gates
 from modelrollout.core.rollout.decision import AnalysisRun, Event, MeasuredMetric
-from modelrollout.core.rollout.state import Gate, HistoryEntry, PauseRecord, RolloutState
+from modelrollout.core.rollout.state import CanaryRoute, Gate, HistoryEntry, PauseRecord, RolloutState
 from modelrollout.core.rollout.transitions import Outcome, next_stage
 from modelrollout.core.routers import traits_of
 from modelrollout.core.spec import BlueGreenStrategy, ShadowStrategy, Step
@@ -90,6 +90,12 @@ class Draft:
     def splits_by_weight(self) -> bool:
         return traits_of(self.obs.spec.router).splits_by_weight
 
+    @property
+    def dynamic_stable(self) -> bool:
+        """`dynamicStableScale`: the stable runs only the pods its route share needs (a router's canary only)."""
+        canary = self.obs.spec.canary
+        return bool(canary and canary.dynamic_stable_scale and self.splits_by_weight and not self.blue_green)
+
     def deployment(self, revision: str) -> ObservedDeployment | None:
         return next((d for d in self.obs.deployments if d.revision == revision), None)
 
@@ -106,6 +112,19 @@ class Draft:
 
     def canary_active(self) -> bool:
         return bool(self.state.canary) and self.state.canary == self.current and not self.held()
+
+    def draining(self) -> CanaryRoute | None:
+        """With `dynamicStableScale`, a revision traffic is leaving (aborted, superseded, reverted, or a lower
+        weight) keeps the share the stable's available pods cannot carry yet: never more than the last decision
+        wrote, 0 once the stable can take it all (or once the leaving revision has no pod to serve it)."""
+        last = self.state.canary_route
+        if not self.dynamic_stable or last is None or last.revision == self.state.stable or self.replicas <= 0:
+            return None
+        if self.available(last.revision) == 0:
+            return None
+        carried = 100 * self.available(self.state.stable) // self.replicas
+        share = min(last.weight, 100 - carried)
+        return CanaryRoute(last.revision, share) if share > 0 else None
 
     def switched(self) -> bool:
         """Blue/green after the switch: the new revision is active, the old one kept for a switch back."""

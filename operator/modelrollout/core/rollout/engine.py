@@ -3,9 +3,10 @@
 Rules:
 - Pure: reads only its `Observation` (time included) and returns a `Decision`.
 - Order of one decision: make sure a stable revision exists; follow the spec (start, supersede,
-  revert); handle a manual request; bring an undo home; then, while the spec's revision is being
-  rolled out, the safety checks that hold in every stage (progress deadline, firing alarm, a
-  person's pause), then the stage's own progress. Stages may follow one another in one decision.
+  revert; with `dynamicStableScale` a new rollout starts once the revision traffic left has drained);
+  handle a manual request; bring an undo home; then, while the spec's revision is being rolled out,
+  the safety checks that hold in every stage (progress deadline, firing alarm, a person's pause),
+  then the stage's own progress. Stages may follow one another in one decision.
 - Deciding twice on the same observation gives the same decision, and a restarted operator decides
   from the persisted status alone.
 """
@@ -52,13 +53,13 @@ def decide(observation: Observation) -> Decision:
     mirror = spec.shadow.mirror_percent if spec.shadow else 0
     d = Draft(observation, load_state(observation.status, steps, mirror))
     _run(d)
-    desired, deleted = plan.deployments(d)
     route = plan.route_weights(d)
+    desired, deleted = plan.deployments(d)
     weights = plan.reported_weights(d, route)
     wanted = plan.services(d)
     stale_services = plan.stale_services(d, wanted)
     written = d.state.router_written
-    d.update(router_written=spec.router)
+    d.update(router_written=spec.router, canary_route=plan.canary_route(d, route))
     active, preview = plan.active_revision(d), plan.preview_revision(d)
     body = status(d, weights, active, preview)
     return Decision(
@@ -136,7 +137,8 @@ def _follow_spec(d: Draft) -> None:
             lifecycle.end_rollout(d, Outcome.SUPERSEDED)
             d.record(HistoryAction.SUPERSEDED, superseded, f"superseded by revision {d.current}")
             d.emit(EventReason.SUPERSEDED, f"canary {superseded} superseded by revision {d.current}")
-        lifecycle.start(d, d.current)
+        if not lifecycle.waits_for_drain(d):
+            lifecycle.start(d, d.current)
 
 
 def _advance_rollback(d: Draft) -> bool:

@@ -3,6 +3,7 @@
 Rules:
 - An abort takes every live and mirrored share and every header route off the new revision in the
   same decision (the plan derives 0% from the cleared intent) and schedules its scale-down after the abort delay.
+  With `dynamicStableScale` the route leaves it as fast as the stable's pods come up (see `plan`).
 - A promotion makes the new revision stable at once; the old one keeps its pods for the scale-down
   delay, after traffic has left it.
 - Analysis runs are asked for by kind; a run's measurements are judged once, in `core.analysis`, and
@@ -22,6 +23,7 @@ from modelrollout.core.enums import (
     GateKind,
     HistoryAction,
     PauseReason,
+    ProgressReason,
     RunKind,
     Stage,
 )
@@ -111,6 +113,26 @@ def start(d: Draft, revision: str) -> None:
     d.emit(EventReason.STARTED, message)
 
 
+def waits_for_drain(d: Draft) -> bool:
+    """With `dynamicStableScale`, no rollout starts while a revision traffic is leaving still has a share:
+    the canary side of the route is that revision's until the stable's pods carry it all."""
+    drain = d.draining()
+    if drain is None:
+        return False
+    stable = d.state.stable
+    d.wait(
+        f"revision {d.current} starts once revision {drain.revision} has drained: it keeps {drain.weight}% until "
+        f"stable revision {stable} has the pods for all traffic ({d.available(stable)}/{d.replicas} available)",
+        ProgressReason.DRAINING,
+    )
+    return True
+
+
+def returns_gradually(d: Draft) -> bool:
+    """With `dynamicStableScale` and a stable short of pods, traffic leaving the canary follows the stable's pods."""
+    return d.dynamic_stable and d.available(d.state.stable) < d.replicas
+
+
 def retire(d: Draft, revision: str, delay: float | None = None) -> None:
     """Schedule `revision`'s scale-down: traffic has left it (the plan sees to that) and it keeps its pods a while."""
     if not revision or revision == d.state.stable:
@@ -137,6 +159,8 @@ def abort(d: Draft, reason: AbortReason, message: str, actor: str = "") -> None:
     d.unpause(*ALL_PAUSES)
     d.record(HistoryAction.ABORTED, revision, f"{reason} in stage {stage}: {message}", actor)
     where = "all traffic is back on" if live else "it never served live traffic; all traffic stays on"
+    if live and returns_gradually(d):
+        where = "traffic moves back, as fast as its pods become available (dynamicStableScale), to"
     d.emit(
         EventReason.ABORTED,
         f"revision {revision} aborted in stage {stage} ({reason}): {message}; {where} stable revision {state.stable}",

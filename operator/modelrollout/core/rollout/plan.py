@@ -12,6 +12,12 @@ Rules:
 - The stable revision serves at full size until a new one has taken over all traffic; without a
   router it gives up only the pods the canary serves at the weight reached (never for a step still
   waiting for its pods), and never its last pod before the promotion.
+- With `dynamicStableScale` (a router's canary) the stable runs the pods its route share needs, never
+  fewer than one: it shrinks only for traffic a previous decision already moved off it (a raised
+  weight shrinks it one decision later), and grows at once when its share is to grow. Traffic comes
+  back to it only as fast as its pods become available: a revision traffic leaves (an abort, a
+  superseded or reverted canary, a lower weight) keeps the share the stable cannot carry yet, and
+  its pods, and its scale-down delay counts from when that share reached 0% (see `Draft.draining`).
 - Without a router, the active Service spans every revision only while a canary takes part in the
   replica split; at any other time it selects one revision, so an abort or a promotion moves all
   traffic in the same decision. A revision leaving the split keeps serving until the stable is back
@@ -22,15 +28,21 @@ Rules:
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from modelrollout.core.cohorts import SessionAffinity
 from modelrollout.core.enums import GateKind, PauseReason, ServiceRole, Stage, Track
 from modelrollout.core.headerroutes import HeaderRoute, SetHeaderRoute
 from modelrollout.core.rollout.bluegreen import preview_replicas
 from modelrollout.core.rollout.decision import DesiredDeployment, Weights
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for
-from modelrollout.core.rollout.state import Gate
+from modelrollout.core.rollout.lifecycle import abort_scale_down_delay
+from modelrollout.core.rollout.state import CanaryRoute, Gate, ScaleDown
 from modelrollout.core.routers import traits_of
 from modelrollout.core.spec import step_weight
+
+STABLE_SHRINK_SECONDS = 1.0  # dynamicStableScale: the next decision, once the raised route is written
+DRAIN_RECHECK_SECONDS = 2.0  # dynamicStableScale: how often a drain looks at the stable's pods again
 
 _STAGE_TRACKS = {Stage.SHADOW: Track.SHADOW, Stage.PREVIEW: Track.PREVIEW, Stage.PROMOTING: Track.PREVIEW}
 
@@ -77,17 +89,34 @@ def spans_every_revision(d: Draft) -> bool:
     return not d.splits_by_weight and d.blue_green is None and d.canary_active() and d.state.stage is Stage.CANARY
 
 
+def dynamic_stable_target(d: Draft) -> int:
+    """`dynamicStableScale` in the canary's steps: pods for the share of traffic the stable keeps both in the
+    route this decision writes and in the one the last decision wrote, never fewer than one."""
+    last = d.state.canary_route
+    written = last.weight if last is not None and last.revision == d.state.canary else 0
+    intended = intended_route(d).canary
+    if intended > written:
+        d.requeue.append(STABLE_SHRINK_SECONDS)  # shrink once the raised route is written
+    moved = min(written, intended)
+    return max(1, canary_replicas_for(100 - moved, d.replicas)) if d.replicas > 0 else 0
+
+
 def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
     state = d.state
     replicas: dict[str, int] = {}
+    drain = d.draining()
     if d.canary_active():
         replicas[state.canary] = canary_target(d)
+        if drain is not None and drain.revision == state.canary:  # a lower weight: keep pods for the share left
+            replicas[state.canary] = max(replicas[state.canary], canary_replicas_for(drain.weight, d.replicas))
     stable_target = d.replicas
     spans = spans_every_revision(d)
     if spans:
         # Only for the weight reached: a step still waiting for its pods, or a pause, moves nothing.
         reached = canary_replicas_for(state.canary_weight, d.replicas)
         stable_target = stable_share(d.replicas, min(reached, d.available(state.canary)))
+    elif d.dynamic_stable and d.canary_active() and state.stage is Stage.CANARY:
+        stable_target = dynamic_stable_target(d)
     replicas[state.stable] = stable_target
     if state.rollback_to:
         replicas[state.rollback_to] = d.replicas
@@ -98,6 +127,12 @@ def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
         observed = d.deployment(item.revision)
         if item.revision in replicas or observed is None:
             continue
+        if drain is not None and item.revision == drain.revision:
+            # Traffic is still leaving it: it keeps its pods, and its delay counts from when the share is 0%.
+            replicas[item.revision] = observed.spec_replicas
+            kept.append(ScaleDown(item.revision, d.now + timedelta(seconds=abort_scale_down_delay(d))))
+            d.requeue.append(DRAIN_RECHECK_SECONDS)
+            continue
         due = stable_settled if spans else d.now >= item.after
         if due and observed.spec_replicas == 0:
             continue  # done: the revision is history now, kept at zero or deleted by revisionHistoryLimit
@@ -106,6 +141,8 @@ def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
         if not due and not spans:
             d.requeue.append((item.after - d.now).total_seconds())
     d.update(scale_downs=tuple(kept))
+    if drain is not None and drain.revision not in replicas:  # no scale-down scheduled: keep it serving all the same
+        replicas[drain.revision] = d.deployment(drain.revision).spec_replicas
     keep = {*replicas, d.current}
     history = sorted(
         (dep for dep in d.obs.deployments if dep.revision not in keep), key=lambda dep: dep.created, reverse=True
@@ -132,7 +169,25 @@ def preview_revision(d: Draft) -> str:
 
 
 def route_weights(d: Draft) -> Weights:
-    """What the routing objects say: the intent, where the new revision has pods to serve it."""
+    """What the routing objects say: the intent, where the new revision has pods to serve it; with
+    `dynamicStableScale`, also the share a revision traffic is leaving keeps until the stable can carry it."""
+    intended, drain = intended_route(d), d.draining()
+    if drain is None or drain.weight <= intended.canary:
+        return intended
+    mirror = intended.mirror if drain.revision == d.state.canary else 0
+    return Weights(stable=100 - drain.weight, canary=drain.weight, mirror=mirror)
+
+
+def canary_route(d: Draft, route: Weights) -> CanaryRoute | None:
+    """What the decision records of the canary side's route, for the next one (`dynamicStableScale` only)."""
+    if not d.dynamic_stable or route.canary == 0:
+        return None
+    drain = d.draining()
+    return CanaryRoute(drain.revision if drain is not None else d.state.canary, route.canary)
+
+
+def intended_route(d: Draft) -> Weights:
+    """The intent, where the new revision has pods to serve it."""
     state = d.state
     if not d.canary_active() or d.available(state.canary) == 0:
         return Weights()
@@ -154,7 +209,7 @@ def header_routes(d: Draft) -> tuple[HeaderRoute, ...]:
 def affinity(d: Draft, route: Weights) -> SessionAffinity | None:
     """Sticky cohorts, only while the canary has a route weight (see `core.cohorts`)."""
     canary = d.obs.spec.canary
-    return canary.session_affinity if canary is not None and route.canary > 0 else None
+    return canary.session_affinity if canary is not None and route.canary > 0 and d.canary_active() else None
 
 
 def reported_weights(d: Draft, route: Weights) -> Weights:
@@ -179,7 +234,9 @@ def services(d: Draft) -> dict[ServiceRole, str | None]:
     wanted: dict[ServiceRole, str | None] = {ServiceRole.ACTIVE: None if spans_every_revision(d) else active}
     if d.splits_by_weight:
         wanted[ServiceRole.STABLE] = active
-        wanted[ServiceRole.CANARY] = d.state.canary if d.canary_active() else active
+        drain = d.draining()
+        canary = d.state.canary if d.canary_active() else active
+        wanted[ServiceRole.CANARY] = drain.revision if drain is not None else canary
     preview = preview_revision(d)
     if preview:
         wanted[ServiceRole.PREVIEW] = preview

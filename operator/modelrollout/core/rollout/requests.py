@@ -145,14 +145,22 @@ def _pass(d: Draft, request: Request) -> Answer:
 def _abort(d: Draft, request: Request) -> Answer:
     if not d.canary_active():
         return False, "no rollout in progress"
-    revision = d.state.canary
+    revision, gradually = d.state.canary, lifecycle.returns_gradually(d)
     lifecycle.abort(d, AbortReason.ABORTED, f"aborted by {request.actor or 'a person'}", request.actor)
+    if gradually:
+        return True, f"revision {revision} aborted; traffic moves back to {d.state.stable} as its pods become available"
     return True, f"revision {revision} aborted; traffic is back on {d.state.stable}"
 
 
 def _retry(d: Draft, request: Request) -> Answer:
     if not d.held():
         return False, "nothing to retry: the spec's revision is not aborted"
+    drain = d.draining()
+    if drain is not None:
+        return False, (
+            f"revision {drain.revision} still has {drain.weight}% of the traffic until stable revision "
+            f"{d.state.stable} has its pods (dynamicStableScale); retry once it has drained"
+        )
     d.update(abort=None)
     lifecycle.start(d, d.current)
     return True, f"revision {d.current} restarts from step 1"

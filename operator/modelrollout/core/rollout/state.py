@@ -32,6 +32,7 @@ The fields, and what each one is:
 | lastRequest        | last_request     | record      | the answer to the last manual request                   |
 | trafficRouter      | router_written   | record      | the router whose objects were last written              |
 | mirrorRefusedAt    | mirror_refused   | record      | since when the data plane's mirroring is refused (once) |
+| canaryRoute        | canary_route     | record      | the canary-side route weight last written, and where    |
 | previewRevision    | (plan reads it)  | record      | the preview Service written; a stale one is deleted     |
 | weights            | (not loaded)     | observation | the share of live traffic each revision gets            |
 | phase, message     | (not loaded)     | observation | reported for people and kstatus (with conditions)       |
@@ -131,6 +132,18 @@ class ScaleDown:
 
 
 @dataclass(frozen=True)
+class CanaryRoute:
+    """The route weight a decision wrote to the canary side, and the revision it went to.
+
+    Recorded with `dynamicStableScale` only: the next decision shrinks the stable only for traffic that
+    has already left it, and moves traffic back to it only as fast as its pods become available.
+    """
+
+    revision: str
+    weight: int
+
+
+@dataclass(frozen=True)
 class HookRecord:
     """A gating hook's calls at one point (and step) of a rollout: how many, and the last answer."""
 
@@ -171,6 +184,7 @@ class RolloutState:
     last_request: RequestAnswer | None = None
     router_written: Router | None = None
     mirror_refused: datetime | None = None
+    canary_route: CanaryRoute | None = None
 
     def replace(self, **changes: Any) -> RolloutState:
         return dataclasses.replace(self, **changes)
@@ -234,6 +248,7 @@ def load_state(status: Mapping[str, Any], steps: tuple[Step, ...], mirror_percen
         last_request=_load_answer(status.get("lastRequest")),
         router_written=Router(status["trafficRouter"]) if status.get("trafficRouter") else None,
         mirror_refused=parse_time(status["mirrorRefusedAt"]) if status.get("mirrorRefusedAt") else None,
+        canary_route=_load_route(status.get("canaryRoute")),
     )
 
 
@@ -277,6 +292,7 @@ def dump_state(state: RolloutState, active: bool) -> dict[str, Any]:
         "lastRequest": _dump_answer(state.last_request),
         "trafficRouter": state.router_written.value if state.router_written else None,
         "mirrorRefusedAt": format_time(state.mirror_refused) if state.mirror_refused else None,
+        "canaryRoute": dataclasses.asdict(state.canary_route) if state.canary_route else None,
     }
 
 
@@ -288,6 +304,10 @@ def _time(text: str | None) -> datetime:
     if parsed is None:
         raise ValueError(f"status holds an unreadable time {text!r}")
     return parsed
+
+
+def _load_route(body: Mapping[str, Any] | None) -> CanaryRoute | None:
+    return CanaryRoute(body["revision"], int(body["weight"])) if body else None
 
 
 def _load_scale(body: Mapping[str, Any] | None) -> SetCanaryScale | None:

@@ -68,6 +68,12 @@ def status(d: Draft, weights: Weights, active_revision: str, preview_revision: s
     phase, reason, message = phase_of(d)
     if state.scale_downs and phase is Phase.HEALTHY:
         message += f"; scaling down {', '.join(sorted(item.revision for item in state.scale_downs))}"
+    drain = d.draining()
+    if drain is not None and drain.revision != state.canary and reason is not ProgressReason.DRAINING:
+        message += (
+            f"; revision {drain.revision} keeps {drain.weight}% until stable revision {state.stable} has the pods "
+            f"for all traffic ({d.available(state.stable)}/{d.replicas} available)"
+        )
     previous = d.obs.status
     if previous.get("phase") != phase and phase in (Phase.HEALTHY, Phase.DEGRADED, Phase.PAUSED):
         d.emit(EventReason.of_phase(phase), message, EventType.WARNING if phase is Phase.DEGRADED else EventType.NORMAL)

@@ -1,0 +1,140 @@
+"""dynamicStableScale: the stable runs only the pods its route share needs, shrinking one decision after
+traffic has left it; an abort brings its pods back first and traffic follows them; a new rollout waits
+for the revision traffic left to drain."""
+
+from __future__ import annotations
+
+from modelrollout.core.observed import Request
+from modelrollout.core.rollout import canary_replicas_for
+from modelrollout.core.rollout.plan import STABLE_SHRINK_SECONDS
+from tests.unit.world import World, make_spec
+
+STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]
+REPLICAS = 10
+
+
+def spec(version: str, steps=STEPS, dynamic=True, router=True):
+    strategy = {"canary": {"steps": steps, "dynamicStableScale": dynamic}}
+    return make_spec(version=version, replicas=REPLICAS, strategy=strategy, router=router)
+
+
+def rolling(**options) -> tuple[World, str, str]:
+    world = World(spec("1", **options))
+    world.run()
+    stable = world.spec.revision
+    world.spec = spec("2", **options)
+    return world, stable, world.spec.revision
+
+
+def test_the_stable_shrinks_one_decision_after_its_route_share_fell():
+    world, stable, new = rolling()
+    moved = world.step()
+    while moved.route_weights.canary == 0:  # the canary's pods come up first
+        moved = world.step()
+    assert moved.route_weights.canary == 20 and moved.replicas_of(stable) == REPLICAS  # traffic first
+    assert moved.requeue_after == STABLE_SHRINK_SECONDS
+    shrunk = world.run()
+    assert shrunk.route_weights.canary == 20 and shrunk.replicas_of(stable) == 8 and shrunk.replicas_of(new) == 2
+    assert shrunk.status["canaryRoute"] == {"revision": new, "weight": 20}
+    half = world.ask("promote")
+    assert (half.route_weights.canary, half.replicas_of(stable), half.replicas_of(new)) == (50, 5, 5)
+    full = world.ask("promote")
+    assert full.route_weights.canary == 100 and full.replicas_of(stable) == 1  # never its last pod before promotion
+
+
+def test_without_it_the_stable_keeps_every_pod_until_the_promotion():
+    world, stable, _ = rolling(dynamic=False)
+    world.run()
+    assert world.ask("promote").replicas_of(stable) == REPLICAS and world.status["canaryRoute"] is None
+
+
+def test_an_abort_brings_the_stable_back_first_and_traffic_follows_its_pods():
+    world, stable, new = rolling()
+    world.run()
+    world.ask("promote")  # 50%: the stable runs 5 pods
+    world.unready.add(stable)  # its new pods take a while
+    world.request = Request(action="abort", id="abort-1", actor="alice")
+    (event,) = [event for event in world.step().events if event.reason == "RolloutAborted"]
+    assert "as fast as its pods become available (dynamicStableScale)" in event.message
+    aborted = world.run()
+    assert aborted.replicas_of(stable) == REPLICAS and aborted.canary_revision == ""
+    assert aborted.route_weights.canary == 50 and aborted.services["canary"] == new  # 5 stable pods carry 50%
+    assert aborted.replicas_of(new) == 5  # the aborted revision keeps its pods while it has a share
+    assert "keeps 50% until stable revision" in aborted.status["message"]
+    assert "traffic moves back to" in aborted.status["lastRequest"]["message"]
+    world.unready.discard(stable)
+    world.ready_per_step = 2
+    shares = []
+    while world.status["weights"]["canary"] > 0:
+        shares.append(world.step().route_weights.canary)
+    assert shares == [50, 30, 10, 0]  # 5, 7, 9, then 10 stable pods available (two more each time)
+    drained = world.decision
+    assert drained.replicas_of(new) == 5 and drained.services["canary"] == stable
+    world.advance(31)  # the abort delay counts from when its share reached 0%
+    assert world.run().replicas_of(new) == 0
+
+
+def test_an_abort_with_a_stable_that_can_carry_everything_goes_to_zero_in_the_same_decision():
+    world, stable, new = rolling(steps=[{"setWeight": 5}, {"pause": {}}])
+    at_five = world.run()
+    assert at_five.route_weights.canary == 5 and at_five.replicas_of(stable) == REPLICAS  # 95% needs all 10
+    world.request = Request(action="abort", id="abort-1", actor="alice")
+    aborted = world.step()
+    assert aborted.route_weights.canary == 0 and aborted.services["canary"] == stable
+    assert aborted.status["lastRequest"]["message"] == f"revision {new} aborted; traffic is back on {stable}"
+
+
+def test_a_new_version_waits_for_the_one_traffic_is_leaving_to_drain():
+    world, stable, old = rolling()
+    world.run()
+    world.ask("promote")  # 50%
+    world.unready.add(stable)
+    world.spec = spec("3")
+    waiting = world.run()
+    assert waiting.canary_revision == "" and waiting.route_weights.canary == 50
+    assert waiting.services["canary"] == old and waiting.status["phase"] == "Progressing"
+    assert "starts once revision" in waiting.status["message"] and old in waiting.status["message"]
+    assert waiting.replicas_of(world.spec.revision) == 0
+    world.unready.discard(stable)
+    started = world.run()
+    assert started.canary_revision == world.spec.revision and started.route_weights.canary == 20
+    assert started.services["canary"] == world.spec.revision
+
+
+def test_retry_is_refused_while_the_aborted_revision_drains():
+    world, stable, _ = rolling()
+    world.run()
+    world.ask("promote")
+    world.unready.add(stable)
+    world.ask("abort")
+    refused = world.ask("retry")
+    assert refused.status["lastRequest"]["accepted"] is False
+    assert "retry once it has drained" in refused.status["lastRequest"]["message"]
+    world.unready.discard(stable)
+    world.run()
+    assert world.ask("retry").status["lastRequest"]["accepted"] is True
+
+
+def test_a_canary_with_no_pod_left_takes_no_share_and_the_stable_scales_up_at_once():
+    world, stable, new = rolling()
+    world.run()
+    world.ask("promote")  # 50%
+    world.unready.add(new)
+    world.lose_pods(new, REPLICAS)
+    lost = world.step()
+    assert lost.route_weights.canary == 0 and lost.replicas_of(stable) == REPLICAS
+
+
+def test_the_peak_pod_count_is_the_fleet_plus_one_step_of_canary_pods():
+    """The worst case the README states: the stable shrinks one decision after the canary's pods for the next
+    step came up, so at most replicas + the pods of the largest weight increase + one (rounding up both sides)."""
+    world, _, _ = rolling()
+    peak = 0
+    for _ in range(3):
+        for _ in range(20):
+            world.step()
+            peak = max(peak, sum(d.spec_replicas for d in world.deployments.values()))
+        world.ask("promote")
+    increases = [20, 30, 50]
+    bound = REPLICAS + max(canary_replicas_for(step, REPLICAS) for step in increases) + 1
+    assert peak <= bound and peak < 2 * REPLICAS
