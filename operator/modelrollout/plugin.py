@@ -74,6 +74,15 @@ def pod_counts(status: dict[str, Any], deployments: list[dict[str, Any]]) -> str
         if revision and deployment is not None:
             available = (deployment.get("status") or {}).get("availableReplicas", 0)
             shown.append(f"{role} {available}/{deployment['spec'].get('replicas', 0)} available")
+    route = status.get("canaryRoute") or {}
+    leaving = route.get("revision") or ""
+    if leaving not in ("", status.get("stableRevision"), status.get("canaryRevision")) and leaving in by_revision:
+        deployment = by_revision[leaving]
+        available = (deployment.get("status") or {}).get("availableReplicas", 0)
+        shown.append(
+            f"draining {leaving} {available}/{deployment['spec'].get('replicas', 0)} available "
+            f"(keeps {route.get('weight', 0)}% until the stable can carry it)"
+        )
     scale = (status.get("intent") or {}).get("canaryScale")
     if scale and status.get("canaryRevision"):
         asked = f"{scale['replicas']} pods" if "replicas" in scale else f"{scale.get('weight')}% of replicas"
@@ -122,7 +131,10 @@ def format_status(body: dict[str, Any], deployments: list[dict[str, Any]] | None
     ]
     if deployments:
         lines.append(f"Pods:        {pod_counts(status, deployments)}")
-    affinity = parse_affinity(((spec.get("strategy") or {}).get("canary") or {}).get("sessionAffinity"))
+    canary = (spec.get("strategy") or {}).get("canary") or {}
+    if canary.get("dynamicStableScale"):
+        lines.append("Capacity:    dynamicStableScale (the stable runs the pods of its route share)")
+    affinity = parse_affinity(canary.get("sessionAffinity"))
     if affinity is not None and status.get("canaryRevision"):
         lines.append(f"Cohorts:     {affinity.describe()} (while the canary has a weight)")
     for route in load_routes((status.get("intent") or {}).get("headerRoutes")):

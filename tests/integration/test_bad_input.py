@@ -54,6 +54,11 @@ def canary_scale_without_any_router(spec: dict) -> None:
     spec["strategy"]["canary"]["steps"] = [{"setCanaryScale": {"replicas": 2}}, {"setWeight": 50}]
 
 
+def dynamic_stable_scale_without_any_router(spec: dict) -> None:
+    spec.pop("trafficRouting", None)
+    spec["strategy"]["canary"]["dynamicStableScale"] = True
+
+
 MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
     ("canary-and-blue-green", lambda s: s["strategy"].update(blueGreen={}), "set exactly one of canary or blueGreen"),
     ("no-strategy", lambda s: s.update(strategy={}), "set one of canary or blueGreen"),
@@ -301,6 +306,11 @@ MODEL_DEPLOYMENTS: list[tuple[str, Mutation, str]] = [
             strategy={"canary": {**s["strategy"]["canary"], "sessionAffinity": {"cookieName": "model cohort"}}},
         ),
         "spec.strategy.canary.sessionAffinity.cookieName",
+    ),
+    (
+        "dynamic-stable-scale-without-any-router",
+        dynamic_stable_scale_without_any_router,
+        "strategy.canary.dynamicStableScale needs a trafficRouting: without a router the ratio of pods is the traffic",
     ),
     ("unknown-automation", lambda s: s.update(automation="yolo"), 'spec.automation: Unsupported value: "yolo"'),
     ("zero-progress-deadline", lambda s: s.update(progressDeadlineSeconds=0), "spec.progressDeadlineSeconds"),

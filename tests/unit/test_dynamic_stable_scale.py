@@ -4,9 +4,11 @@ for the revision traffic left to drain."""
 
 from __future__ import annotations
 
+from modelrollout.core.labels import REVISION_LABEL
 from modelrollout.core.observed import Request
 from modelrollout.core.rollout import canary_replicas_for
 from modelrollout.core.rollout.plan import STABLE_SHRINK_SECONDS
+from modelrollout.plugin import format_status
 from tests.unit.world import World, make_spec
 
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]
@@ -138,3 +140,30 @@ def test_the_peak_pod_count_is_the_fleet_plus_one_step_of_canary_pods():
     increases = [20, 30, 50]
     bound = REPLICAS + max(canary_replicas_for(step, REPLICAS) for step in increases) + 1
     assert peak <= bound and peak < 2 * REPLICAS
+
+
+def test_the_plugin_shows_the_capacity_mode_and_the_revision_draining():
+    world, stable, new = rolling()
+    world.run()
+    world.ask("promote")
+    world.unready.add(stable)
+    world.ask("abort")
+    body = {
+        "metadata": {"name": "fraud", "namespace": "models"},
+        "spec": {"replicas": REPLICAS, "strategy": {"canary": {"steps": STEPS, "dynamicStableScale": True}}},
+        "status": world.status,
+    }
+    deployments = [
+        {
+            "metadata": {"labels": {REVISION_LABEL: d.revision}},
+            "spec": {"replicas": d.spec_replicas},
+            "status": {"availableReplicas": d.available_replicas},
+        }
+        for d in world.deployments.values()
+    ]
+    shown = format_status(body, deployments)
+    assert "Capacity:    dynamicStableScale (the stable runs the pods of its route share)" in shown
+    assert (
+        f"stable 5/{REPLICAS} available, draining {new} 5/5 available (keeps 50% until the stable can carry it)"
+        in shown
+    )
