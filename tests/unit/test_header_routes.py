@@ -40,6 +40,17 @@ def test_a_dark_launch_routes_matched_requests_only_then_takes_the_normal_steps(
     assert "headerRoutes" not in live.status["intent"]
 
 
+def test_promote_full_leaves_the_routes_as_the_skipped_steps_would():
+    """Found by the property tests: promote-full skipped the step removing QA's route, and the route stayed
+    in place while the canary scaled up for the promotion."""
+    world, new = rolling(DARK_LAUNCH)
+    assert world.run().header_routes == (QA_ROUTE,)
+    world.unready.add(new)  # the canary's pods for the promotion take a while
+    skipped = world.ask("promote-full")
+    assert skipped.status["currentStepIndex"] == len(DARK_LAUNCH) and skipped.canary_revision == new
+    assert skipped.header_routes == () and "headerRoutes" not in skipped.status["intent"]
+
+
 def test_a_route_waits_for_a_canary_pod_and_is_never_rendered_without_one():
     world, new = rolling(DARK_LAUNCH)
     world.unready.add(new)

@@ -27,6 +27,7 @@ from modelrollout.core.enums import (
     RunKind,
     Stage,
 )
+from modelrollout.core.headerroutes import SetHeaderRoute
 from modelrollout.core.observed import Request
 from modelrollout.core.rollout import hookgates, lifecycle
 from modelrollout.core.rollout.draft import Draft
@@ -103,7 +104,11 @@ def _pass(d: Draft, request: Request) -> Answer:
         for kind in (GateKind.SHADOW, GateKind.PROMOTION, GateKind.POST_PROMOTION, GateKind.FULL):
             _approve(d, Gate(kind), request)
         if state.stage is Stage.CANARY:
-            d.update(step=len(steps), step_started=d.now)
+            # The header routes are left as the skipped steps would leave them (the promotion ends them all).
+            routes = state.header_routes
+            for step in steps[state.step :]:
+                routes = step.apply(routes) if isinstance(step, SetHeaderRoute) else routes
+            d.update(step=len(steps), step_started=d.now, header_routes=routes)
         return True, f"revision {state.canary}: skipping all remaining steps, gates and checks"
     if waiting_gate is not None:
         _approve(d, waiting_gate, request)
