@@ -40,14 +40,24 @@ def test_a_dark_launch_routes_matched_requests_only_then_takes_the_normal_steps(
     assert "headerRoutes" not in live.status["intent"]
 
 
-def test_promote_full_leaves_the_routes_as_the_skipped_steps_would():
+def test_promote_full_removes_the_routes_the_skipped_steps_touch():
     """Found by the property tests: promote-full skipped the step removing QA's route, and the route stayed
-    in place while the canary scaled up for the promotion."""
+    in place while the canary scaled up for the promotion. A skipped step that adds a route adds nothing:
+    that would be traffic before its hooks."""
     world, new = rolling(DARK_LAUNCH)
     assert world.run().header_routes == (QA_ROUTE,)
     world.unready.add(new)  # the canary's pods for the promotion take a while
     skipped = world.ask("promote-full")
     assert skipped.status["currentStepIndex"] == len(DARK_LAUNCH) and skipped.canary_revision == new
+    assert skipped.header_routes == () and "headerRoutes" not in skipped.status["intent"]
+
+
+def test_promote_full_adds_no_route_a_skipped_step_would_add():
+    world, new = rolling([{"pause": {}}, {"setHeaderRoute": QA}, {"pause": {}}])
+    assert world.run().status["phase"] == "Paused"
+    world.unready.add(new)
+    skipped = world.ask("promote-full")
+    assert skipped.status["currentStepIndex"] == 3 and skipped.canary_revision == new
     assert skipped.header_routes == () and "headerRoutes" not in skipped.status["intent"]
 
 
