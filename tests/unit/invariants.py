@@ -411,7 +411,7 @@ def deterministic(observation: Observation, decision: Decision) -> None:
         _fail("a restart from the stored status decides differently", observation, decision)
     again = decide(replace(observation, status=decision.status, request=None))
     if dynamic_stable(observation) and _moves(decision, stable=False) == _moves(again, stable=False):
-        # The stable shrinks one decision after its route share fell: then nothing moves.
+        # With scaleDownDelaySeconds 0 the stable shrinks one decision after its route share fell: then nothing moves.
         decision, again = again, decide(replace(observation, status=again.status, request=None))
     if _moves(decision) != _moves(again):
         _fail(
@@ -482,15 +482,42 @@ class _Marks:
 
 @dataclass
 class Checker:
-    """Runs every invariant on a decision; remembers the running rollout for `paused_stays_put`."""
+    """Runs every invariant on a decision; remembers the running rollout for `paused_stays_put`, and the routes
+    written, for `stable_shrinks_after_the_delay`."""
 
     previous: Decision | None = None
     rollout: str = ""
     marks: dict = field(default_factory=dict)  # (stage, step) -> _Marks, for the running rollout
+    routes: list = field(default_factory=list)  # (time, stable, canary, route canary) of every decision, in order
 
     def __call__(self, observation: Observation, decision: Decision, previous: Decision | None = None) -> None:
         check(observation, decision, previous)
         self.paused_stays_put(observation, decision)
+        self.stable_shrinks_after_the_delay(observation, decision)
+
+    def stable_shrinks_after_the_delay(self, observation: Observation, decision: Decision) -> None:
+        """dynamicStableScale: the stable gives up pods only for a route share that has stood for
+        scaleDownDelaySeconds (the data plane applies a route seconds after it is written): it keeps the pods
+        of the largest share it had in every route of that window, and in the last route before it."""
+        now, stable, new = observation.now, decision.stable_revision, decision.canary_revision
+        self.routes.append((now, stable, new, decision.route_weights.canary))
+        if not dynamic_stable(observation) or not new or decision.status.get("stage") != CANARY:
+            return
+        delay = observation.spec.canary.scale_down_delay_seconds
+        same = [(at, weight) for at, s, c, weight in self.routes if (s, c) == (stable, new)]
+        before = [weight for at, weight in same if (now - at).total_seconds() >= delay][-1:]
+        window = [weight for at, weight in same if (now - at).total_seconds() < delay]
+        floor = min(before + window)
+        stable_replicas = decision.replicas_of(stable) or 0
+        if stable_replicas < max(1, pods_for(100 - floor, observation.spec.replicas)):
+            _fail(
+                "the stable gave up pods for a route share younger than scaleDownDelaySeconds (dynamicStableScale)",
+                observation,
+                decision,
+                stable_replicas=stable_replicas,
+                smallest_canary_share_in_the_window=floor,
+                delay=delay,
+            )
 
     def paused_stays_put(self, observation: Observation, decision: Decision) -> None:
         """While a rollout waits for a person (phase Paused, no request in between), nothing moves toward the

@@ -1,22 +1,22 @@
-"""dynamicStableScale: the stable runs only the pods its route share needs, shrinking one decision after
-traffic has left it; an abort brings its pods back first and traffic follows them; a new rollout waits
-for the revision traffic left to drain."""
+"""dynamicStableScale: the stable runs only the pods its route share needs, shrinking once traffic has
+left it for the scale-down delay; an abort brings its pods back first and traffic follows them; a new
+rollout waits for the revision traffic left to drain."""
 
 from __future__ import annotations
 
 from modelrollout.core.labels import REVISION_LABEL
 from modelrollout.core.observed import Request
 from modelrollout.core.rollout import canary_replicas_for
-from modelrollout.core.rollout.plan import STABLE_SHRINK_SECONDS
 from modelrollout.plugin import format_status
 from tests.unit.world import World, make_spec
 
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]
 REPLICAS = 10
+DELAY = 45  # scaleDownDelaySeconds: how long a route stands before the stable gives up pods for it
 
 
 def spec(version: str, steps=STEPS, dynamic=True, router=True):
-    strategy = {"canary": {"steps": steps, "dynamicStableScale": dynamic}}
+    strategy = {"canary": {"steps": steps, "dynamicStableScale": dynamic, "scaleDownDelaySeconds": DELAY}}
     return make_spec(version=version, replicas=REPLICAS, strategy=strategy, router=router)
 
 
@@ -28,30 +28,51 @@ def rolling(**options) -> tuple[World, str, str]:
     return world, stable, world.spec.revision
 
 
+def settled(world: World):
+    """The routes written so far stand for the scale-down delay."""
+    world.advance(DELAY)
+    return world.run()
+
+
 def draining_at_half() -> tuple[World, str, str]:
     """Aborted at 50%, the stable's new pods not ready yet: the aborted revision keeps 50%."""
     world, stable, new = rolling()
     world.run()
     world.ask("promote")
+    settled(world)  # the stable runs 5 pods
     world.unready.add(stable)
     world.ask("abort")
     return world, stable, new
 
 
-def test_the_stable_shrinks_one_decision_after_its_route_share_fell():
+def test_the_stable_shrinks_once_the_route_has_stood_for_the_scale_down_delay():
     world, stable, new = rolling()
     moved = world.step()
     while moved.route_weights.canary == 0:  # the canary's pods come up first
         moved = world.step()
     assert moved.route_weights.canary == 20 and moved.replicas_of(stable) == REPLICAS  # traffic first
-    assert moved.requeue_after == STABLE_SHRINK_SECONDS
-    shrunk = world.run()
+    assert moved.requeue_after == DELAY
+    world.advance(DELAY - 1)
+    assert world.run().replicas_of(stable) == REPLICAS  # the data plane may not have applied the route yet
+    shrunk = settled(world)
     assert shrunk.route_weights.canary == 20 and shrunk.replicas_of(stable) == 8 and shrunk.replicas_of(new) == 2
-    assert shrunk.status["canaryRoute"] == {"revision": new, "weight": 20}
+    assert shrunk.status["canaryRoute"]["weight"] == shrunk.status["canaryRoute"]["settled"] == 20
     half = world.ask("promote")
-    assert (half.route_weights.canary, half.replicas_of(stable), half.replicas_of(new)) == (50, 5, 5)
-    full = world.ask("promote")
+    assert (half.route_weights.canary, half.replicas_of(stable), half.replicas_of(new)) == (50, 8, 5)
+    assert settled(world).replicas_of(stable) == 5
+    world.ask("promote")
+    full = settled(world)
     assert full.route_weights.canary == 100 and full.replicas_of(stable) == 1  # never its last pod before promotion
+
+
+def test_a_restart_keeps_the_time_the_route_moved():
+    world, stable, _ = rolling()
+    world.run()
+    world.advance(DELAY - 1)
+    world.restart()
+    assert world.run().replicas_of(stable) == REPLICAS
+    world.restart()
+    assert settled(world).replicas_of(stable) == 8
 
 
 def test_without_it_the_stable_keeps_every_pod_until_the_promotion():
@@ -63,7 +84,8 @@ def test_without_it_the_stable_keeps_every_pod_until_the_promotion():
 def test_an_abort_brings_the_stable_back_first_and_traffic_follows_its_pods():
     world, stable, new = rolling()
     world.run()
-    world.ask("promote")  # 50%: the stable runs 5 pods
+    world.ask("promote")
+    assert settled(world).replicas_of(stable) == 5  # 50%
     world.unready.add(stable)  # its new pods take a while
     world.request = Request(action="abort", id="abort-1", actor="alice")
     (event,) = [event for event in world.step().events if event.reason == "RolloutAborted"]
@@ -99,7 +121,8 @@ def test_an_abort_with_a_stable_that_can_carry_everything_goes_to_zero_in_the_sa
 def test_a_new_version_waits_for_the_one_traffic_is_leaving_to_drain():
     world, stable, old = rolling()
     world.run()
-    world.ask("promote")  # 50%
+    world.ask("promote")
+    settled(world)  # 50%: the stable runs 5 pods
     world.unready.add(stable)
     world.spec = spec("3")
     waiting = world.run()
@@ -126,7 +149,8 @@ def test_retry_is_refused_while_the_aborted_revision_drains():
 def test_a_canary_with_no_pod_left_takes_no_share_and_the_stable_scales_up_at_once():
     world, stable, new = rolling()
     world.run()
-    world.ask("promote")  # 50%
+    world.ask("promote")
+    settled(world)  # 50%: the stable runs 5 pods
     world.unready.add(new)
     world.lose_pods(new, REPLICAS)
     lost = world.step()
@@ -134,14 +158,16 @@ def test_a_canary_with_no_pod_left_takes_no_share_and_the_stable_scales_up_at_on
 
 
 def test_the_peak_pod_count_is_the_fleet_plus_one_step_of_canary_pods():
-    """The worst case the README states: the stable shrinks one decision after the canary's pods for the next
-    step came up, so at most replicas + the pods of the largest weight increase + one (rounding up both sides)."""
+    """The worst case the README states, for steps at least the scale-down delay apart: the canary's pods for
+    the next step come up before the stable gives up its own, so at most replicas + the pods of the largest
+    weight increase + one (rounding up both sides)."""
     world, _, _ = rolling()
     peaks = []
     world.check = lambda observation, decision, previous: peaks.append(sum(d.replicas for d in decision.deployments))
-    world.run()
+    settled(world)
     for _ in range(4):  # 50%, 100%, the last pause, the promotion
         world.ask("promote")
+        settled(world)
     assert world.decision.stable_revision == world.spec.revision  # promoted
     increases = [20, 30, 50]
     bound = REPLICAS + max(canary_replicas_for(step, REPLICAS) for step in increases) + 1

@@ -29,12 +29,20 @@ from modelrollout.core.hooks import HookCall, HookPoint
 from modelrollout.core.observed import Observation, ObservedDeployment
 from modelrollout.core.rollout import gates
 from modelrollout.core.rollout.decision import AnalysisRun, Event, MeasuredMetric
-from modelrollout.core.rollout.state import CanaryRoute, Gate, HistoryEntry, PauseRecord, RolloutState
+from modelrollout.core.rollout.state import Gate, HistoryEntry, PauseRecord, RolloutState
 from modelrollout.core.rollout.transitions import Outcome, next_stage
 from modelrollout.core.routers import traits_of
 from modelrollout.core.spec import BlueGreenStrategy, ShadowStrategy, Step
 
 AUTOMATIC_ACTOR = "modelrollout"
+
+
+@dataclass(frozen=True)
+class Draining:
+    """A revision traffic is leaving, and the share it keeps in this decision (`dynamicStableScale`)."""
+
+    revision: str
+    weight: int
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ class Draft:
     def canary_active(self) -> bool:
         return bool(self.state.canary) and self.state.canary == self.current and not self.held()
 
-    def draining(self) -> CanaryRoute | None:
+    def draining(self) -> Draining | None:
         """With `dynamicStableScale`, a revision traffic is leaving (aborted, superseded, reverted, or a lower
         weight) keeps the share the stable's available pods cannot carry yet: never more than the last decision
         wrote, 0 once the stable can take it all (or once the leaving revision has no pod to serve it)."""
@@ -124,7 +132,7 @@ class Draft:
             return None
         carried = 100 * self.available(self.state.stable) // self.replicas
         share = min(last.weight, 100 - carried)
-        return CanaryRoute(last.revision, share) if share > 0 else None
+        return Draining(last.revision, share) if share > 0 else None
 
     def switched(self) -> bool:
         """Blue/green after the switch: the new revision is active, the old one kept for a switch back."""

@@ -54,12 +54,13 @@ def decide(observation: Observation) -> Decision:
     d = Draft(observation, load_state(observation.status, steps, mirror))
     _run(d)
     route = plan.route_weights(d)
-    desired, deleted = plan.deployments(d)
+    recorded = plan.canary_route(d, route)
+    desired, deleted = plan.deployments(d, recorded)
     weights = plan.reported_weights(d, route)
     wanted = plan.services(d)
     stale_services = plan.stale_services(d, wanted)
     written = d.state.router_written
-    d.update(router_written=spec.router, canary_route=plan.canary_route(d, route))
+    d.update(router_written=spec.router, canary_route=recorded)
     active, preview = plan.active_revision(d), plan.preview_revision(d)
     body = status(d, weights, active, preview)
     return Decision(

@@ -13,8 +13,9 @@ Rules:
   router it gives up only the pods the canary serves at the weight reached (never for a step still
   waiting for its pods), and never its last pod before the promotion.
 - With `dynamicStableScale` (a router's canary) the stable runs the pods its route share needs, never
-  fewer than one: it shrinks only for traffic a previous decision already moved off it (a raised
-  weight shrinks it one decision later), and grows at once when its share is to grow. Traffic comes
+  fewer than one: it shrinks only for traffic that left it at least `scaleDownDelaySeconds` ago (the
+  data plane applies a route seconds after it is written: Traefik's took 2 s here), and grows at once
+  when its share is to grow. Traffic comes
   back to it only as fast as its pods become available: a revision traffic leaves (an abort, a
   superseded or reverted canary, a lower weight) keeps the share the stable cannot carry yet, and
   its pods, and its scale-down delay counts from when that share reached 0% (see `Draft.draining`).
@@ -36,12 +37,11 @@ from modelrollout.core.headerroutes import HeaderRoute, SetHeaderRoute
 from modelrollout.core.rollout.bluegreen import preview_replicas
 from modelrollout.core.rollout.decision import DesiredDeployment, Weights
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for
-from modelrollout.core.rollout.lifecycle import abort_scale_down_delay
+from modelrollout.core.rollout.lifecycle import SHORTEST_INTERVAL_SECONDS, abort_scale_down_delay, scale_down_delay
 from modelrollout.core.rollout.state import CanaryRoute, Gate, ScaleDown
 from modelrollout.core.routers import traits_of
 from modelrollout.core.spec import step_weight
 
-STABLE_SHRINK_SECONDS = 1.0  # dynamicStableScale: the next decision, once the raised route is written
 DRAIN_RECHECK_SECONDS = 2.0  # dynamicStableScale: how often a drain looks at the stable's pods again
 
 _STAGE_TRACKS = {Stage.SHADOW: Track.SHADOW, Stage.PREVIEW: Track.PREVIEW, Stage.PROMOTING: Track.PREVIEW}
@@ -89,19 +89,19 @@ def spans_every_revision(d: Draft) -> bool:
     return not d.splits_by_weight and d.blue_green is None and d.canary_active() and d.state.stage is Stage.CANARY
 
 
-def dynamic_stable_target(d: Draft) -> int:
-    """`dynamicStableScale` in the canary's steps: pods for the share of traffic the stable keeps both in the
-    route this decision writes and in the one the last decision wrote, never fewer than one."""
-    last = d.state.canary_route
-    written = last.weight if last is not None and last.revision == d.state.canary else 0
-    intended = intended_route(d).canary
-    if intended > written:
-        d.requeue.append(STABLE_SHRINK_SECONDS)  # shrink once the raised route is written
-    moved = min(written, intended)
+def dynamic_stable_target(d: Draft, route: CanaryRoute | None) -> int:
+    """`dynamicStableScale` in the canary's steps: pods for the share of traffic the stable keeps in the route
+    written now and in every route of the last scale-down delay, never fewer than one (see `canary_route`)."""
+    settled = route.settled if route is not None and route.revision == d.state.canary else 0
+    if route is not None and settled < route.weight:
+        due = (route.since + timedelta(seconds=scale_down_delay(d)) - d.now).total_seconds()
+        d.requeue.append(max(due, SHORTEST_INTERVAL_SECONDS))  # shrink once the route has stood that long
+    moved = min(settled, intended_route(d).canary)
     return max(1, canary_replicas_for(100 - moved, d.replicas)) if d.replicas > 0 else 0
 
 
-def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
+def deployments(d: Draft, route: CanaryRoute | None = None) -> tuple[list[DesiredDeployment], list[str]]:
+    """The Deployments and their replicas; `route` is what this decision records of the canary side's route."""
     state = d.state
     replicas: dict[str, int] = {}
     drain = d.draining()
@@ -116,7 +116,7 @@ def deployments(d: Draft) -> tuple[list[DesiredDeployment], list[str]]:
         reached = canary_replicas_for(state.canary_weight, d.replicas)
         stable_target = stable_share(d.replicas, min(reached, d.available(state.canary)))
     elif d.dynamic_stable and d.canary_active() and state.stage is Stage.CANARY:
-        stable_target = dynamic_stable_target(d)
+        stable_target = dynamic_stable_target(d, route)
     replicas[state.stable] = stable_target
     if state.rollback_to:
         replicas[state.rollback_to] = d.replicas
@@ -179,11 +179,20 @@ def route_weights(d: Draft) -> Weights:
 
 
 def canary_route(d: Draft, route: Weights) -> CanaryRoute | None:
-    """What the decision records of the canary side's route, for the next one (`dynamicStableScale` only)."""
+    """What the decision records of the canary side's route (`dynamicStableScale` only): its weight, since when,
+    and the weight that has stood for the scale-down delay, so the data plane has applied it before the stable
+    gives up the pods it no longer needs. A lower weight is settled at once: the stable grows at once."""
     if not d.dynamic_stable or route.canary == 0:
         return None
     drain = d.draining()
-    return CanaryRoute(drain.revision if drain is not None else d.state.canary, route.canary)
+    revision = drain.revision if drain is not None else d.state.canary
+    last = d.state.canary_route
+    if last is None or last.revision != revision:
+        return CanaryRoute(revision, route.canary, d.now, 0)
+    if route.canary != last.weight:
+        return CanaryRoute(revision, route.canary, d.now, min(last.settled, route.canary))
+    stood = d.now >= last.since + timedelta(seconds=scale_down_delay(d))
+    return CanaryRoute(revision, route.canary, last.since, route.canary if stood else last.settled)
 
 
 def intended_route(d: Draft) -> Weights:

@@ -32,7 +32,7 @@ The fields, and what each one is:
 | lastRequest        | last_request     | record      | the answer to the last manual request                   |
 | trafficRouter      | router_written   | record      | the router whose objects were last written              |
 | mirrorRefusedAt    | mirror_refused   | record      | since when the data plane's mirroring is refused (once) |
-| canaryRoute        | canary_route     | record      | the canary-side route weight last written, and where    |
+| canaryRoute        | canary_route     | record      | the canary-side route last written: where, since when   |
 | previewRevision    | (plan reads it)  | record      | the preview Service written; a stale one is deleted     |
 | weights            | (not loaded)     | observation | the share of live traffic each revision gets            |
 | phase, message     | (not loaded)     | observation | reported for people and kstatus (with conditions)       |
@@ -133,14 +133,18 @@ class ScaleDown:
 
 @dataclass(frozen=True)
 class CanaryRoute:
-    """The route weight a decision wrote to the canary side, and the revision it went to.
+    """The route weight a decision wrote to the canary side, the revision it went to, since when, and the
+    weight that has stood for the scale-down delay (`settled`: the share the stable may give up pods for).
 
-    Recorded with `dynamicStableScale` only: the next decision shrinks the stable only for traffic that
-    has already left it, and moves traffic back to it only as fast as its pods become available.
+    Recorded with `dynamicStableScale` only: the stable shrinks only for traffic that left it long enough
+    ago for the data plane to have applied the route, and traffic moves back to it only as fast as its
+    pods become available.
     """
 
     revision: str
     weight: int
+    since: datetime
+    settled: int = 0
 
 
 @dataclass(frozen=True)
@@ -292,7 +296,7 @@ def dump_state(state: RolloutState, active: bool) -> dict[str, Any]:
         "lastRequest": _dump_answer(state.last_request),
         "trafficRouter": state.router_written.value if state.router_written else None,
         "mirrorRefusedAt": format_time(state.mirror_refused) if state.mirror_refused else None,
-        "canaryRoute": dataclasses.asdict(state.canary_route) if state.canary_route else None,
+        "canaryRoute": _dump_route(state.canary_route),
     }
 
 
@@ -307,7 +311,20 @@ def _time(text: str | None) -> datetime:
 
 
 def _load_route(body: Mapping[str, Any] | None) -> CanaryRoute | None:
-    return CanaryRoute(body["revision"], int(body["weight"])) if body else None
+    if not body:
+        return None
+    return CanaryRoute(body["revision"], int(body["weight"]), _time(body["since"]), int(body.get("settled") or 0))
+
+
+def _dump_route(route: CanaryRoute | None) -> dict[str, Any] | None:
+    if route is None:
+        return None
+    return {
+        "revision": route.revision,
+        "weight": route.weight,
+        "since": format_time(route.since),
+        "settled": route.settled,
+    }
 
 
 def _load_scale(body: Mapping[str, Any] | None) -> SetCanaryScale | None:
