@@ -13,6 +13,7 @@ from tests.unit.world import World, make_spec
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}, {"setWeight": 100}, {"pause": {}}]
 REPLICAS = 10
 DELAY = 45  # scaleDownDelaySeconds: how long a route stands before the stable gives up pods for it
+ABORT_DELAY = 30  # abortScaleDownDelaySeconds, the default
 
 
 def spec(version: str, steps=STEPS, dynamic=True, router=True):
@@ -94,17 +95,24 @@ def test_an_abort_brings_the_stable_back_first_and_traffic_follows_its_pods():
     assert aborted.replicas_of(stable) == REPLICAS and aborted.canary_revision == ""
     assert aborted.route_weights.canary == 50 and aborted.services["canary"] == new  # 5 stable pods carry 50%
     assert aborted.replicas_of(new) == 5  # the aborted revision keeps its pods while it has a share
+    assert "takes all traffic as its pods come up: revision" in aborted.status["message"]
     assert "keeps 50% until stable revision" in aborted.status["message"]
+    assert "serves all traffic" not in aborted.status["message"]
     assert "traffic moves back to" in aborted.status["lastRequest"]["message"]
+    world.advance(2)
+    assert world.run().status == aborted.status | {"conditions": world.status["conditions"]}  # no churn meanwhile
     world.unready.discard(stable)
     world.ready_per_step = 2
     shares = []
     while world.status["weights"]["canary"] > 0:
+        world.advance(2)
         shares.append(world.step().route_weights.canary)
     assert shares == [50, 30, 10, 0]  # 5, 7, 9, then 10 stable pods available (two more each time)
     drained = world.decision
     assert drained.replicas_of(new) == 5 and drained.services["canary"] == stable
-    world.advance(31)  # the abort delay counts from when its share reached 0%
+    world.advance(ABORT_DELAY - 1)  # the abort delay counts from the decision its share reached 0% in
+    assert world.run().replicas_of(new) == 5
+    world.advance(1)
     assert world.run().replicas_of(new) == 0
 
 

@@ -127,12 +127,14 @@ def deployments(d: Draft, route: CanaryRoute | None = None) -> tuple[list[Desire
         observed = d.deployment(item.revision)
         if item.revision in replicas or observed is None:
             continue
-        if drain is not None and item.revision == drain.revision:
-            # Traffic is still leaving it: it keeps its pods, and its delay counts from when the share is 0%.
+        if drain is not None and item.revision == drain.revision:  # traffic is still leaving it: it keeps its pods
             replicas[item.revision] = observed.spec_replicas
-            kept.append(ScaleDown(item.revision, d.now + timedelta(seconds=abort_scale_down_delay(d))))
+            kept.append(item)
             d.requeue.append(DRAIN_RECHECK_SECONDS)
             continue
+        if drain is None and state.canary_route is not None and state.canary_route.revision == item.revision:
+            # Its share reached 0% in this decision: its delay counts from now, as after any move of traffic.
+            item = ScaleDown(item.revision, max(item.after, d.now + timedelta(seconds=abort_scale_down_delay(d))))
         due = stable_settled if spans else d.now >= item.after
         if due and observed.spec_replicas == 0:
             continue  # done: the revision is history now, kept at zero or deleted by revisionHistoryLimit

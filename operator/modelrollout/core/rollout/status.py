@@ -18,7 +18,7 @@ from modelrollout.core.conditions import Condition
 from modelrollout.core.enums import EventReason, EventType, PauseReason, Phase, ProgressReason, Stage
 from modelrollout.core.labels import DEPLOYMENT_LABEL, REVISION_LABEL
 from modelrollout.core.rollout.decision import Event, Weights
-from modelrollout.core.rollout.draft import Draft
+from modelrollout.core.rollout.draft import Draft, Draining
 from modelrollout.core.rollout.state import dump_state
 
 Reason = PauseReason | ProgressReason | str
@@ -28,13 +28,15 @@ def phase_of(d: Draft) -> tuple[Phase, Reason, str]:
     state, spec = d.state, d.obs.spec
     stable = d.deployment(state.stable)
     if d.held() and state.abort is not None:
-        abort = state.abort
+        abort, drain = state.abort, d.draining()
+        serving = f"stable revision {state.stable} serves all traffic"
+        if drain is not None:
+            serving = f"stable revision {state.stable} takes all traffic as its pods come up: {_drain_words(d, drain)}"
         return (
             Phase.DEGRADED,
             abort.reason,
-            f"revision {d.current} is not rolled out ({abort.reason}: {abort.message}); "
-            f"stable revision {state.stable} serves all traffic. Change the spec, or run "
-            f"`kubectl modelrollout retry {d.obs.meta.name}` to roll {d.current} out again",
+            f"revision {d.current} is not rolled out ({abort.reason}: {abort.message}); {serving}. Change the "
+            f"spec, or run `kubectl modelrollout retry {d.obs.meta.name}` to roll {d.current} out again",
         )
     if stable is not None and stable.progress_deadline_exceeded and not d.canary_active():
         return (
@@ -69,11 +71,8 @@ def status(d: Draft, weights: Weights, active_revision: str, preview_revision: s
     if state.scale_downs and phase is Phase.HEALTHY:
         message += f"; scaling down {', '.join(sorted(item.revision for item in state.scale_downs))}"
     drain = d.draining()
-    if drain is not None and drain.revision != state.canary and reason is not ProgressReason.DRAINING:
-        message += (
-            f"; revision {drain.revision} keeps {drain.weight}% until stable revision {state.stable} has the pods "
-            f"for all traffic ({d.available(state.stable)}/{d.replicas} available)"
-        )
+    if drain is not None and drain.revision != state.canary and reason is not ProgressReason.DRAINING and not d.held():
+        message += f"; {_drain_words(d, drain)}"
     previous = d.obs.status
     if previous.get("phase") != phase and phase in (Phase.HEALTHY, Phase.DEGRADED, Phase.PAUSED):
         d.emit(EventReason.of_phase(phase), message, EventType.WARNING if phase is Phase.DEGRADED else EventType.NORMAL)
@@ -98,6 +97,14 @@ def status(d: Draft, weights: Weights, active_revision: str, preview_revision: s
         }
     )
     return body
+
+
+def _drain_words(d: Draft, drain: Draining) -> str:
+    stable = d.state.stable
+    return (
+        f"revision {drain.revision} keeps {drain.weight}% until stable revision {stable} has the pods for all "
+        f"traffic ({d.available(stable)}/{d.replicas} available)"
+    )
 
 
 def step_shown(d: Draft) -> str:
