@@ -203,3 +203,15 @@ def test_the_plugin_shows_the_capacity_mode_and_the_revision_draining():
         f"stable 5/{REPLICAS} available, draining {new} 5/5 available (keeps 50% until the stable can carry it)"
         in shown
     )
+
+
+def test_the_scale_subresource_counts_and_selects_every_revision_so_an_hpa_sizes_for_the_whole_load():
+    """An HPA multiplies status.replicas by its metric averaged over the pods status.selector matches. Counting
+    the stable alone mid-rollout would size the fleet for the stable's share; with dynamicStableScale that
+    shrinks spec.replicas at every HPA sync, and the stable with it."""
+    world, stable, new = rolling()
+    world.run()
+    world.ask("promote")
+    half = settled(world)
+    assert (half.replicas_of(stable), half.replicas_of(new)) == (5, 5)
+    assert half.status["replicas"] == REPLICAS and half.status["selector"] == "modelrollout.io/deployment=fraud"

@@ -16,7 +16,7 @@ from typing import Any
 from modelrollout.core import conditions as cond
 from modelrollout.core.conditions import Condition
 from modelrollout.core.enums import EventReason, EventType, PauseReason, Phase, ProgressReason, Stage
-from modelrollout.core.labels import DEPLOYMENT_LABEL, REVISION_LABEL
+from modelrollout.core.labels import DEPLOYMENT_LABEL
 from modelrollout.core.rollout.decision import Event, Weights
 from modelrollout.core.rollout.draft import Draft, Draining
 from modelrollout.core.rollout.state import dump_state
@@ -87,10 +87,12 @@ def status(d: Draft, weights: Weights, active_revision: str, preview_revision: s
             "activeRevision": active_revision,
             "previewRevision": preview_revision or None,
             "weights": {"stable": weights.stable, "canary": weights.canary, "mirror": weights.mirror},
-            "replicas": stable.replicas if stable else 0,
+            # The scale subresource: every pod of every revision, so an HPA averages over the pods that share
+            # the load and multiplies by their number (the stable alone carries only its share mid-rollout).
+            "replicas": sum(deployment.replicas for deployment in d.obs.deployments),
             "readyReplicas": stable.ready_replicas if stable else 0,
             "updatedReplicas": current.updated_replicas if current else 0,
-            "selector": f"{DEPLOYMENT_LABEL}={meta.name},{REVISION_LABEL}={state.stable}",
+            "selector": f"{DEPLOYMENT_LABEL}={meta.name}",
             "conditions": cond.merge_conditions(
                 previous.get("conditions") or [], conditions_for(phase, str(reason), message), meta.generation, d.now
             ),
