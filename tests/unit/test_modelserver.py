@@ -1,5 +1,6 @@
-"""The model servers' pure parts: behaviours, what a pod asks for, MLServer's settings, kwok's gated Stage,
-Prometheus' pod job, and the load generator's counting (against a small server on loopback)."""
+"""The model servers' pure parts: behaviours, what a pod asks for, MLServer's settings, when the harness stops a
+terminating pod's server, kwok's gated Stage, Prometheus' pod job, and the load generator's counting (against a
+small server on loopback)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from modelrollout.devcluster import prometheus
-from modelrollout.modelserver import behaviour, loadgen, stages
+from modelrollout.modelserver import behaviour, harness, loadgen, stages
 from modelrollout.modelserver.settings import (
     PodSpecError,
     gated,
@@ -157,6 +158,105 @@ def test_a_server_folder_holds_the_settings_and_the_runtime_files(tmp_path):
     runtime = (model_dir / "runtime.py").read_text()
     assert "class BehaviourModel" in runtime and "modelrollout" not in runtime.split('"""')[2]
     assert (model_dir / "behaviour.py").is_file()
+
+
+# --- a terminating pod's server (the kubelet's preStop hook, played by the harness) ---------------------------
+
+
+def with_prestop(hook: dict | None, grace: int | None = None, deleted_with: int | None = None, **where) -> dict:
+    """A served pod whose model-server container has `hook` as preStop; `grace` its terminationGracePeriodSeconds,
+    `deleted_with` the grace of a deletion under way (a deletionTimestamp set)."""
+    served = pod(**where)
+    served["spec"] = {**served["spec"], "containers": [dict(served["spec"]["containers"][0])]}
+    if hook is not None:
+        served["spec"]["containers"][0]["lifecycle"] = {"preStop": hook}
+    if grace is not None:
+        served["spec"]["terminationGracePeriodSeconds"] = grace
+    if deleted_with is not None:
+        served["metadata"] = {
+            **served["metadata"],
+            "deletionTimestamp": "2026-11-20T10:00:00Z",
+            "deletionGracePeriodSeconds": deleted_with,
+        }
+    return served
+
+
+@pytest.mark.parametrize(
+    ("hook", "seconds"),
+    [
+        ({"sleep": {"seconds": 5}}, 5.0),
+        ({"exec": {"command": ["sleep", "7"]}}, 7.0),
+        ({"exec": {"command": ["/bin/sleep", "2.5"]}}, 2.5),
+        ({"exec": {"command": ["/bin/sh", "-c", "sleep 6"]}}, 6.0),
+        ({"exec": {"command": ["bash", "-c", " exec sleep 3 "]}}, 3.0),
+        # Anything but a plain sleep is not run: the server stops at once, as without a hook.
+        ({"exec": {"command": ["/bin/sh", "-c", "sleep 6 && curl localhost/drain"]}}, 0.0),
+        ({"exec": {"command": ["sleep", "1m"]}}, 0.0),
+        ({"exec": {"command": ["/usr/local/bin/drain", "6"]}}, 0.0),
+        ({"httpGet": {"path": "/drain", "port": 8080}}, 0.0),
+        (None, 0.0),
+    ],
+)
+def test_a_pods_prestop_sleep_is_how_long_its_server_keeps_serving_once_deleted(hook, seconds):
+    assert harness.prestop_seconds(with_prestop(hook)) == seconds
+
+
+def test_the_prestop_sleep_is_capped_by_the_grace_period_a_deletion_sets_else_the_pods_else_30s():
+    assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 45}})) == 30.0
+    assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 45}}, grace=10)) == 10.0
+    assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 8}}, grace=10, deleted_with=3)) == 3.0
+    assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 8}}, grace=10, deleted_with=0)) == 0.0
+
+
+def test_only_the_model_server_containers_hook_counts():
+    sidecar = with_prestop(None)
+    side = {"name": "proxy", "image": "envoy", "lifecycle": {"preStop": {"sleep": {"seconds": 9}}}}
+    sidecar["spec"]["containers"] = [side, *sidecar["spec"]["containers"]]
+    assert harness.prestop_seconds(sidecar) == 0.0
+
+
+def tracked(served: dict) -> harness.Tracked:
+    """The harness's entry for a pod it serves, as it records it when it starts serving."""
+    return harness.Tracked(server_spec(served), prestop_seconds=harness.prestop_seconds(served))
+
+
+def test_a_deleted_pods_server_keeps_serving_its_prestop_sleep_from_when_the_harness_noticed():
+    running = with_prestop({"sleep": {"seconds": 5}})
+    leaving = {
+        "uid-1": harness.leave(tracked(running), with_prestop({"sleep": {"seconds": 5}}, deleted_with=30), 100.0)
+    }
+    assert (leaving["uid-1"].state, leaving["uid-1"].stop_at) == (harness.TERMINATING, 105.0)
+    assert harness.stop_due(leaving, {"10.244.0.9"}, now=104.9) == {}
+    assert harness.wait_seconds(leaving.values(), resync=2.0, now=104.0) == pytest.approx(1.0)
+    assert harness.wait_seconds(leaving.values(), resync=2.0, now=100.0) == 2.0
+    assert harness.stop_due(leaving, {"10.244.0.9"}, now=105.0) == {
+        "uid-1": "its pod was deleted and its preStop sleep of 5s ended"
+    }
+    assert harness.wait_seconds(leaving.values(), resync=2.0, now=106.0) == 0.0
+
+
+def test_a_pod_deleted_outright_keeps_the_prestop_sleep_seen_while_it_ran():
+    # kwok deletes a pod as soon as it has a deletionTimestamp: the harness may never see that version.
+    gone = harness.leave(tracked(with_prestop({"exec": {"command": ["sleep", "4"]}}, grace=20)), None, 50.0)
+    assert (gone.stop_at, gone.message) == (54.0, "its pod was deleted")
+    assert harness.stop_due({"uid-1": gone}, set(), now=53.0) == {}
+    assert list(harness.stop_due({"uid-1": gone}, set(), now=54.0)) == ["uid-1"]
+
+
+def test_a_terminating_server_stops_at_once_when_a_pod_to_serve_has_its_ip():
+    # kwok hands the freed IP to the next pod: its server could not bind while the old one runs.
+    old = harness.leave(tracked(with_prestop({"sleep": {"seconds": 5}}, ip="10.244.0.7")), None, 100.0)
+    other = harness.leave(tracked(with_prestop({"sleep": {"seconds": 5}}, ip="10.244.0.8", name="b")), None, 100.0)
+    due = harness.stop_due({"old": old, "other": other}, {"10.244.0.7", "10.244.0.12"}, now=100.5)
+    assert due == {"old": "its pod was deleted, and another pod to serve has its IP"}
+
+
+def test_a_pod_that_stops_running_without_being_deleted_loses_its_server_at_once():
+    failed = with_prestop({"sleep": {"seconds": 5}})
+    failed["status"] = {**failed["status"], "phase": "Failed"}
+    entry = harness.leave(tracked(with_prestop({"sleep": {"seconds": 5}})), failed, 100.0)
+    assert (entry.stop_at, entry.state) == (100.0, harness.TERMINATING)
+    assert harness.stop_due({"uid-1": entry}, set(), now=100.0) == {"uid-1": "its pod no longer runs"}
 
 
 # --- kwok's Stages -----------------------------------------------------------------------------------------

@@ -6,8 +6,19 @@ it watches pods, starts an MLServer for every Running pod with an IP whose `spec
 server answers `/v2/health/ready` it patches the pod's conditions (the gate, ContainersReady and Ready
 True), so the Deployment and the EndpointSlice count the pod only once the real server can serve. A
 server that dies or stops answering turns them False and is restarted after a back-off, as a kubelet
-would. When the pod goes away (deleted, or a deletionTimestamp set) its server is stopped before any new
-one starts, since kwok hands freed IPs to the next pod. Pods without the gate are never touched.
+would. Pods without the gate are never touched.
+
+When the pod goes away (a deletionTimestamp set, or deleted outright, as kwok does at once) its server
+terminates as a kubelet would end the container: it keeps serving while the container's `preStop` hook
+sleeps, then gets SIGTERM (KILL after a grace). Understood hooks: the sleep action
+(`lifecycle.preStop.sleep.seconds`) and an exec sleep (`["sleep", "N"]`, `["/bin/sh", "-c", "sleep N"]`),
+counted from when the harness first noticed the deletion and capped by the pod's grace period
+(`metadata.deletionGracePeriodSeconds`, else `spec.terminationGracePeriodSeconds`, else 30 s); any other
+hook, or none, stops the server at once. That sleep is what lets the data plane drop the pod first: the
+EndpointSlice drops it at once and Traefik a configuration round later, so requests routed meanwhile still
+find a server. A terminating pod's conditions are no longer written (the endpoint controller takes it out).
+But a terminating server is stopped at once when another pod the harness must serve has its IP, before that
+pod's server starts: kwok hands freed IPs to the next pod, and only one server can bind an IP's ports.
 
 Pod template contract (env of the container that declares the `http` port):
 - `MODEL_NAME`: the name served at `/v2/models/<name>/infer` (default: label modelrollout.io/model-name);
@@ -28,11 +39,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import signal
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,8 +61,11 @@ from modelrollout.modelserver.settings import READINESS_GATE, PodSpecError, Serv
 
 log = logging.getLogger("modelrollout.modelserver")
 
-STARTING, READY, FAILED = "Starting", "Ready", "Failed"
+STARTING, READY, FAILED, TERMINATING = "Starting", "Ready", "Failed", "Terminating"
 PROBE_FAILURES = 3  # consecutive failed readiness probes before a ready server counts as not ready
+DEFAULT_GRACE_SECONDS = 30.0  # a pod's terminationGracePeriodSeconds when it sets none
+_SLEEP = r"\s*(?:\d+(?:\.\d*)?|\.\d+)\s*"  # what `sleep` takes here: seconds, no suffix
+_SHELLS = {"sh", "bash", "dash", "ash"}
 
 
 @dataclass
@@ -65,6 +81,8 @@ class Tracked:
     failed_probes: int = 0
     last_probe: float = 0.0
     was_ready: bool = False
+    prestop_seconds: float = 0.0  # how long the server keeps serving once its pod is deleted (once leaving: will)
+    stop_at: float | None = None  # once leaving: when its server stops (monotonic)
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,7 @@ class Harness:
         self._resync = resync_seconds
         self._root = root
         self._tracked: dict[str, Tracked] = {}
+        self._leaving: dict[str, Tracked] = {}  # pod uid -> a terminating pod's server, until its preStop ends
         self._invalid: dict[str, str] = {}  # pod uid -> why it cannot be served
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -143,8 +162,10 @@ class Harness:
                 thread.join(timeout=60)
         with self._lock:
             tracked = list(self._tracked.values())
+            leaving = list(self._leaving.values())
             self._tracked.clear()
-        self._stop_servers([t.server for t in tracked if t.server is not None])
+            self._leaving.clear()
+        self._stop_servers([t.server for t in tracked + leaving if t.server is not None])
         for entry in tracked:
             if entry.was_ready:
                 with contextlib.suppress(Exception):
@@ -159,8 +180,9 @@ class Harness:
         self.stop()
 
     def servers(self) -> dict[str, ServerInfo]:
-        """A snapshot, by `namespace/pod`, of every pod served."""
+        """A snapshot, by `namespace/pod`, of every pod served, terminating ones (state Terminating) included."""
         with self._lock:
+            entries = [*self._leaving.values(), *self._tracked.values()]  # a live pod wins a reused name
             return {
                 entry.spec.key: ServerInfo(
                     namespace=entry.spec.namespace,
@@ -174,7 +196,7 @@ class Harness:
                     else None,
                     folder=entry.server.folder if entry.server else None,
                 )
-                for entry in self._tracked.values()
+                for entry in entries
             }
 
     # --- the loop ----------------------------------------------------------------------------------------
@@ -196,7 +218,7 @@ class Harness:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(self._resync)
+            self._wake.wait(self._next_wait())
             self._wake.clear()
             if self._stopping.is_set():
                 return
@@ -206,8 +228,12 @@ class Harness:
                 log.exception("model server harness: reconcile failed; retrying")
                 self._stopping.wait(1.0)
 
+    def _next_wait(self) -> float:
+        with self._lock:
+            return wait_seconds(self._leaving.values(), self._resync, time.monotonic())
+
     def reconcile(self) -> None:
-        """One pass: stop servers whose pod is gone, start new ones, probe, patch conditions."""
+        """One pass: pods gone start terminating, servers due stop, new ones start, probe, patch conditions."""
         assert self._client is not None
         pods = {pod["metadata"]["uid"]: pod for pod in self._client.list(POD, self._namespace) if gated(pod)}
         wanted: dict[str, tuple[dict, ServerSpec]] = {}
@@ -220,20 +246,29 @@ class Harness:
                 wanted[uid] = (pod, server_spec(pod))
             except PodSpecError as error:
                 self._reject(uid, pod, str(error))
-        with self._lock:
-            gone = [uid for uid in self._tracked if uid not in wanted]
-            leaving = [self._tracked.pop(uid) for uid in gone]
-        # Stop first: a new pod may already have a leaving pod's IP.
-        self._stop_servers([entry.server for entry in leaving if entry.server is not None])
-        for entry in leaving:
-            log.info("stopped the model server of %s (%s): its pod is gone", entry.spec.key, entry.spec.ip)
-        self._invalid = {uid: why for uid, why in self._invalid.items() if uid in pods}
         now = time.monotonic()
+        with self._lock:
+            for uid in [uid for uid in self._tracked if uid not in wanted]:
+                entry = self._leaving[uid] = leave(self._tracked.pop(uid), pods.get(uid), now)
+                if entry.prestop_seconds and entry.server is not None:
+                    log.info(
+                        "pod %s (%s) is terminating: its model server keeps serving %gs (preStop sleep)",
+                        entry.spec.key,
+                        entry.spec.ip,
+                        entry.prestop_seconds,
+                    )
+            due = stop_due(self._leaving, {spec.ip for _, spec in wanted.values()}, now)
+            stopping = {uid: self._leaving.pop(uid) for uid in due}
+        # Stop first: a new pod may already have a leaving pod's IP.
+        self._stop_servers([entry.server for entry in stopping.values() if entry.server is not None])
+        for uid, entry in stopping.items():
+            log.info("stopped the model server of %s (%s): %s", entry.spec.key, entry.spec.ip, due[uid])
+        self._invalid = {uid: why for uid, why in self._invalid.items() if uid in pods}
         for uid, (pod, spec) in wanted.items():
             with self._lock:
                 entry = self._tracked.get(uid)
                 if entry is None:
-                    entry = self._tracked[uid] = Tracked(spec)
+                    entry = self._tracked[uid] = Tracked(spec, prestop_seconds=prestop_seconds(pod))
             self._advance(entry, now)
             self._sync_conditions(entry, pod)
 
@@ -353,6 +388,69 @@ class Harness:
             body=body,
             content_type="application/strategic-merge-patch+json",
         )
+
+
+def prestop_seconds(pod: dict) -> float:
+    """How long a kubelet would keep the model server's container (the one declaring port `http`) running once
+    the pod is deleted: its preStop sleep, capped by the grace period; 0 for any other hook or none."""
+    metadata, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    container = next(
+        (c for c in spec.get("containers") or [] if any(p.get("name") == "http" for p in c.get("ports") or [])), {}
+    )
+    hook = ((container.get("lifecycle") or {}).get("preStop")) or {}
+    seconds = 0.0
+    if "sleep" in hook:
+        seconds = float((hook["sleep"] or {}).get("seconds") or 0)
+    elif "exec" in hook:
+        seconds = _exec_sleep((hook["exec"] or {}).get("command") or [])
+    grace = metadata.get("deletionGracePeriodSeconds")
+    if grace is None:
+        grace = spec.get("terminationGracePeriodSeconds")
+    return max(0.0, min(seconds, DEFAULT_GRACE_SECONDS if grace is None else float(grace)))
+
+
+def _exec_sleep(command: list[str]) -> float:
+    """The seconds of an exec hook that only sleeps (`sleep N`, or a shell's `-c "sleep N"`); 0 otherwise."""
+    program = [Path(part).name if index == 0 else part for index, part in enumerate(command)]
+    if len(program) == 2 and program[0] == "sleep" and re.fullmatch(_SLEEP, program[1]):
+        return float(program[1])
+    if len(program) == 3 and program[0] in _SHELLS and program[1] == "-c":
+        found = re.fullmatch(rf"\s*(?:exec\s+)?sleep\s+({_SLEEP})", program[2])
+        if found:
+            return float(found.group(1))
+    return 0.0
+
+
+def leave(entry: Tracked, pod: dict | None, now: float) -> Tracked:
+    """The entry of a pod the harness no longer serves, `now`, turned Terminating: a deleted pod's server stops
+    once its preStop sleep ends (`pod` None: deleted outright, the sleep as seen while it ran; with a
+    deletionTimestamp, the grace the deletion set counts), any other pod's (no longer Running) at once."""
+    deleted = pod is None or bool(pod["metadata"].get("deletionTimestamp"))
+    if pod is not None:
+        entry.prestop_seconds = prestop_seconds(pod) if deleted else 0.0
+    entry.stop_at, entry.state = now + entry.prestop_seconds, TERMINATING
+    entry.message = "its pod was deleted" if deleted else "its pod no longer runs"
+    return entry
+
+
+def wait_seconds(leaving: Iterable[Tracked], resync: float, now: float) -> float:
+    """How long the loop may wait for a pod event: until the next resync, or until a terminating server is due."""
+    ends = [entry.stop_at - now for entry in leaving if entry.stop_at is not None]
+    return max(0.0, min([resync, *ends]))
+
+
+def stop_due(leaving: Mapping[str, Tracked], wanted_ips: Iterable[str], now: float) -> dict[str, str]:
+    """Which terminating servers to stop now (by pod uid), and why: their preStop sleep ended, or a pod to
+    serve has their IP (its server cannot bind while they run)."""
+    taken = set(wanted_ips)
+    due = {}
+    for uid, entry in leaving.items():
+        if entry.spec.ip in taken:
+            due[uid] = f"{entry.message}, and another pod to serve has its IP"
+        elif entry.stop_at is None or now >= entry.stop_at:
+            slept = f" and its preStop sleep of {entry.prestop_seconds:g}s ended" if entry.prestop_seconds else ""
+            due[uid] = f"{entry.message}{slept}"
+    return due
 
 
 def _condition(kind: str, status: bool, reason: str, message: str, observed: dict | None = None) -> dict:
