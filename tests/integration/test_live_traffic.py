@@ -5,16 +5,20 @@ Gateway) to real MLServer processes, one per pod, serving real scikit-learn mode
 rows of the data set and records which model version answered each request. Nothing here reads the
 weights the operator reports to compute what clients see: the shares are counted from the answers.
 
-Figures (printed at the end of the run): the live share at each weight, and the gap between the route
-write that takes the canary out and the last answer a client got from it.
+Figures (printed at the end of the run): the live share at each weight, the gap between the route write
+that takes the canary out and the last answer a client got from it, and with dynamicStableScale the pods
+asked for, the stable's shrink (delay, data plane, failed requests) and the drain of an aborted canary.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import json
 import math
+import re
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -28,16 +32,19 @@ from modelrollout.devcluster import prometheus as prometheus_server
 from modelrollout.modelserver import behaviour as behaviours
 from modelrollout.modelserver import models
 from modelrollout.modelserver.loadgen import LoadGenerator, Snapshot, Users
-from modelrollout.modelserver.settings import model_deployment
+from modelrollout.modelserver.settings import model_deployment, pod_template
 from tests.conftest import FIGURES
 from tests.integration.conftest import REPO, get_json, running_operator, wait_for
 from tests.integration.helpers import (
+    WatchReader,
     apply,
     healthy,
     kubectl_apply,
+    md,
     object_watch,
     plugin,
     ready_pods,
+    replicas_by_revision,
     shipped_alert,
     wait_events,
     wait_status,
@@ -642,3 +649,314 @@ def test_a_header_route_on_gateway_api_reaches_the_new_model_through_traefiks_ga
     )
     assert share_of(dark, NEW_VERSION) == 1.0 and dark.error_ratio() == 0.0
     assert snapshot.answers and not [a for a in snapshot.answers if from_new_model(a)]
+
+
+FLEET = 4  # dynamicStableScale: 2 pods per revision at 50%, at most 6 MLServers at once (the stable back to 4)
+ABORT_DELAY = 5
+SCALE_DOWN_DELAY = 5  # the stable shrinks this long after the route moved: Traefik applies a route within 2 s
+PRESTOP_SLEEP = 5  # a removed pod's server keeps serving this long: Traefik drops its endpoint within 2 s
+DRAIN = re.compile(
+    r"revision (\w+) keeps (\d+)% until stable revision (\w+) has the pods for all traffic \((\d+)/(\d+) available\)"
+)
+
+
+@contextlib.contextmanager
+def deployments_watch(control_plane, namespace: str) -> Iterator[WatchReader]:
+    """A live watch of the ModelDeployment's Deployments in one stream, so their changes keep their order."""
+    command = [str(control_plane.binaries.kubectl), f"--kubeconfig={control_plane.kubeconfig}", "get", "deployments"]
+    command += ["-n", namespace, "-l", f"modelrollout.io/deployment={NAME}", "--watch", "-o", "json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    watch = WatchReader(process.stdout)
+    try:
+        wait_for(lambda: watch.versions, timeout=30, what="the Deployments watch's first object")
+        yield watch
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        watch.join()
+
+
+@contextlib.contextmanager
+def cordoned(control_plane) -> Iterator[None]:
+    """Every node unschedulable while the block runs: new pods wait in Pending, as when the capacity a shrunk
+    stable gave back went to other workloads (running pods keep running: only scheduling stops)."""
+    nodes = [node["metadata"]["name"] for node in get_json(control_plane, "nodes")["items"]]
+    try:
+        for node in nodes:
+            control_plane.kubectl("cordon", node)
+        yield
+    finally:
+        for node in nodes:
+            control_plane.kubectl("uncordon", node)
+
+
+def unschedulable(control_plane, namespace: str, selector: str) -> int:
+    """How many pods matching `selector` the scheduler found no node for."""
+    pods = get_json(control_plane, "pods", "-n", namespace, "-l", selector)["items"]
+    return sum(
+        any(
+            c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
+            for c in pod["status"].get("conditions", [])
+        )
+        for pod in pods
+    )
+
+
+def split_servers(live: Live, namespace: str) -> dict[str, set[str]]:
+    """The IPs of the servers Traefik has loaded behind each side ("stable", "canary") of the TraefikService split."""
+    with urllib.request.urlopen(f"{live.traefik.api_url}/http/services", timeout=5) as response:
+        services = {service["name"]: service for service in json.load(response)}
+    split = services[f"{namespace}-{NAME}-split@kubernetescrd"]
+    members = [member["name"] for member in split["weighted"]["services"]]
+    return {
+        side: servers_of(next(member for member in members if f"{NAME}-{side}" in member), split, services)
+        for side in ("stable", "canary")
+    }
+
+
+def draining_template(version: str) -> dict:
+    """The good model's pod template with the preStop sleep a scaled-down pod needs to drop no request: it keeps
+    serving while the data plane drops its endpoint (the harness plays the kubelet's hook)."""
+    template = pod_template(NAME, version, behaviours.GOOD)
+    template["spec"]["containers"][0]["lifecycle"] = {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP}}}
+    return template
+
+
+def split_weight(version: dict) -> int:
+    """The canary side's weight in one version of the TraefikService split."""
+    return next(s["weight"] for s in version["spec"]["weighted"]["services"] if s["name"] == f"{NAME}-canary")
+
+
+def test_dynamic_stable_scale_shrinks_the_stable_and_an_abort_waits_for_its_pods_before_moving_traffic(
+    control_plane, live, model_servers, namespace
+):
+    """The stable runs the 2 pods its 50% needs, given up scaleDownDelaySeconds after the route moved; with a
+    preStop sleep on the model server, no request fails as they go. On an abort the stable is asked back to 4 at
+    once, but while its new pods find no node the aborted canary keeps its 50%, its pods and the canary Service;
+    once they are up, traffic leaves the canary, and its pods go abortScaleDownDelaySeconds after. No request
+    fails from start to end."""
+    steps = [{"setWeight": 50}, {"pause": {}}]
+    strategy = {
+        "canary": {
+            "steps": steps,
+            "dynamicStableScale": True,
+            "scaleDownDelaySeconds": SCALE_DOWN_DELAY,
+            "abortScaleDownDelaySeconds": ABORT_DELAY,
+        }
+    }
+    stable = stable_serving(live, namespace, strategy, replicas=FLEET, template=draining_template(STABLE_VERSION))
+    of_stable = f"modelrollout.io/revision={stable}"
+    fleet = ready_pods(control_plane, namespace, of_stable)
+    assert len(fleet) == FLEET, fleet
+    applied_by_traefik(live, "traefik", namespace, 0)  # clients start once Traefik serves the route
+    with contextlib.ExitStack() as stack:
+        generator = stack.enter_context(load(live, namespace))
+        statuses = stack.enter_context(object_watch(control_plane, namespace, "modeldeployment", NAME))
+        split = stack.enter_context(object_watch(control_plane, namespace, "traefikservice", f"{NAME}-split"))
+        canary_service = stack.enter_context(object_watch(control_plane, namespace, "service", f"{NAME}-canary"))
+        deployments = stack.enter_context(deployments_watch(control_plane, namespace))
+        release(
+            live,
+            namespace,
+            NEW_VERSION,
+            behaviours.GOOD,
+            strategy,
+            replicas=FLEET,
+            template=draining_template(NEW_VERSION),
+        )
+        paused = paused_at(control_plane, namespace, 1, "paused at 50%")["status"]
+        canary = paused["canaryRevision"]
+
+        def shrunk() -> set[str] | None:
+            pods = ready_pods(control_plane, namespace, of_stable)
+            size = replicas_by_revision(control_plane, namespace, NAME)[stable]
+            return set(pods.values()) if size == 2 and len(pods) == 2 else None
+
+        stable_ips = wait_for(shrunk, timeout=60, what="the stable shrunk to the 2 pods its 50% needs")
+        at_pause = replicas_by_revision(control_plane, namespace, NAME)
+        shrink_served = applied_by_traefik(live, "traefik", namespace, 50, stable_ips)
+        removed = {f"{namespace}/{pod}" for pod, ip in fleet.items() if ip not in stable_ips}
+        terminating = {key: info.state for key, info in model_servers.servers().items() if key in removed}
+        wait_for(
+            lambda: not removed & set(model_servers.servers()),
+            timeout=PRESTOP_SLEEP + 30,
+            what=f"the harness stopping the servers of the stable's removed pods {sorted(removed)}",
+        )
+        removed_stopped = time.monotonic()
+        at_half = answers_after(generator, shrink_served)
+        canary_ips = set(ready_pods(control_plane, namespace, f"modelrollout.io/revision={canary}").values())
+
+        with cordoned(control_plane):
+            requested = time.monotonic()
+            aborted = plugin(control_plane, "abort", NAME, "-n", namespace)
+            wait_for(
+                lambda: unschedulable(control_plane, namespace, of_stable) == FLEET - 2,
+                timeout=60,
+                what="the stable's new pods waiting for a node",
+            )
+            held = md(control_plane, namespace, NAME)["status"]
+            held_replicas = replicas_by_revision(control_plane, namespace, NAME)
+            held_servers = split_servers(live, namespace)
+            holding = answers_after(generator, time.monotonic())
+            retried = plugin(control_plane, "retry", NAME, "-n", namespace)
+            held_after = md(control_plane, namespace, NAME)["status"]
+        released = time.monotonic()
+
+        wait_status(
+            control_plane,
+            namespace,
+            lambda s: s["weights"]["canary"] == 0,
+            "the aborted canary's share at 0% once the stable's pods are up",
+            name=NAME,
+            timeout=180,
+        )
+        full = wait_for(
+            lambda: ips if len(ips := set(ready_pods(control_plane, namespace, of_stable).values())) == FLEET else None,
+            timeout=60,
+            what=f"{FLEET} stable pods Ready",
+        )
+        served = applied_by_traefik(live, "traefik", namespace, 0, full)
+        after = answers_after(generator, served, count=200)
+        wait_for(
+            lambda: replicas_by_revision(control_plane, namespace, NAME).get(canary) == 0,
+            timeout=60,
+            what=f"the aborted canary scaled to 0 after {ABORT_DELAY}s",
+        )
+        scaled = next(
+            at
+            for at, version in zip(deployments.received, deployments.versions, strict=True)
+            if version["metadata"]["name"] == f"{NAME}-{canary}" and version["spec"]["replicas"] == 0
+        )
+        answers_after(generator, scaled, count=100)  # and clients keep their answers once its pods are gone
+        snapshot = generator.snapshot()
+
+    # At the pause the stable runs the pods its 50% needs: 4 pods in all, not 2 fleets of 4.
+    assert at_pause == {stable: 2, canary: 2}, at_pause
+    # The route at 50% is new at the pause: the share that has stood for scaleDownDelaySeconds is still 0.
+    route = paused["canaryRoute"]
+    assert (route["revision"], route["weight"], route["settled"], bool(route["since"])) == (canary, 50, 0, True), route
+    weights = [split_weight(version) for version in split.versions]
+    moved = split.received[weights.index(50)]
+    stable_sizes = [
+        (at, version["spec"]["replicas"])
+        for at, version in zip(deployments.received, deployments.versions, strict=True)
+        if version["metadata"]["name"] == f"{NAME}-{stable}"
+    ]
+    sizes = [size for i, (_, size) in enumerate(stable_sizes) if i == 0 or size != stable_sizes[i - 1][1]]
+    assert sizes == [FLEET, 2, FLEET], sizes
+    measured = share_of(at_half, NEW_VERSION)
+    assert abs(measured - 0.5) <= tolerance(0.5, SAMPLE) and at_half.error_ratio() == 0.0, measured
+
+    # The shrink: written scaleDownDelaySeconds after the route (the delay is stamped in whole seconds). The removed
+    # pods' servers still ran when Traefik had dropped them, and stopped only after their preStop sleep (the watch
+    # sees the shrink a little after it is written: half a second allowed), so no request failed as they left.
+    shrank = next(at for at, size in stable_sizes if size == 2)
+    assert shrank - moved >= SCALE_DOWN_DELAY - 1, f"the stable shrank {shrank - moved:.2f}s after the route moved"
+    assert len(removed) == FLEET - 2 and terminating == dict.fromkeys(removed, "Terminating"), (removed, terminating)
+    assert removed_stopped - shrank >= PRESTOP_SLEEP - 0.5, f"stopped {removed_stopped - shrank:.2f}s after the shrink"
+    shrinking = [a for a in snapshot.answers if moved <= sent_at(a) < shrink_served]
+    shrink_errors = collections.Counter(a.status for a in shrinking if not 200 <= a.status < 300)
+    assert shrinking and not shrink_errors, f"failed requests at the shrink, by status: {dict(shrink_errors)}"
+
+    # Aborted while the stable's new pods find no node: its 2 available pods carry 50%, so the canary keeps 50%,
+    # its 2 pods and the canary Service, and both models keep answering; a retry waits for the drain.
+    assert aborted.returncode == 0, aborted.stderr
+    assert f"revision {canary} aborted; traffic moves back to {stable} as its pods become available" in aborted.stdout
+    assert held["abort"]["reason"] == "Aborted" and held["weights"]["canary"] == 50
+    assert (
+        f"revision {canary} keeps 50% until stable revision {stable} has the pods for all traffic (2/{FLEET} available)"
+        in held["message"]
+    ), held["message"]
+    assert held_replicas == {stable: FLEET, canary: 2}, held_replicas
+    assert held_servers == {"stable": stable_ips, "canary": canary_ips}, held_servers
+    held_share = share_of(holding, NEW_VERSION)
+    assert abs(held_share - 0.5) <= tolerance(0.5, SAMPLE) and holding.error_ratio() == 0.0, held_share
+    assert retried.returncode == 1 and "retry once it has drained" in retried.stderr, retried
+    assert held_after["weights"]["canary"] == 50 and held_after["abort"]["reason"] == "Aborted"
+    assert f"stable revision {stable} serves all traffic" not in held["message"], held["message"]
+    (event,) = [
+        e for e in wait_events(control_plane, namespace, "RolloutAborted", name=NAME) if e["reason"] == "RolloutAborted"
+    ]
+    assert (
+        f"traffic moves back, as fast as its pods become available (dynamicStableScale), to stable revision {stable}"
+        in (event["note"])
+    )
+
+    # Every status from the abort on: the share never rises, and is what the stable's available pods leave over.
+    first_aborted = next(i for i, v in enumerate(statuses.versions) if (v.get("status") or {}).get("abort"))
+    reported = list(zip(statuses.received, [v["status"] for v in statuses.versions], strict=True))[first_aborted:]
+    shares = [status["weights"]["canary"] for _, status in reported]
+    assert shares[0] == 50 and shares[-1] == 0 and shares == sorted(shares, reverse=True), shares
+    for _, status in reported:
+        found = DRAIN.search(status["message"])
+        if status["weights"]["canary"] == 0:
+            assert found is None, status["message"]
+            continue
+        assert found and f"stable revision {stable} serves all traffic" not in status["message"], status["message"]
+        revision, share, named_stable, available, replicas = found.groups()
+        assert (revision, named_stable, int(replicas)) == (canary, stable, FLEET)
+        assert int(share) == status["weights"]["canary"] == min(50, 100 - 100 * int(available) // FLEET)
+
+    # The data plane: the route and the canary Service leave the aborted revision only once the stable's pods
+    # could come up; from Traefik serving 0% on, no answer from the new model; from the abort on, no failure.
+    selected = [version["spec"]["selector"]["modelrollout.io/revision"] for version in canary_service.versions]
+    changes = [i for i, revision in enumerate(selected) if i == 0 or revision != selected[i - 1]]
+    assert [selected[i] for i in changes] == [stable, canary, stable], selected
+    assert canary_service.received[changes[2]] > released
+    after_abort = [weight for at, weight in zip(split.received, weights, strict=True) if at > requested]
+    assert after_abort == sorted(after_abort, reverse=True) and after_abort[-1] == 0, after_abort
+    zero = next(at for at, weight in zip(split.received, weights, strict=True) if at > requested and weight == 0)
+    assert zero > released
+    assert share_of(after, STABLE_VERSION) == 1.0 and after.error_ratio() == 0.0
+    assert not [a for a in snapshot.answers if sent_at(a) >= served and from_new_model(a)]
+    since_abort = [a for a in snapshot.answers if sent_at(a) >= requested]
+    failed = [a for a in since_abort if not 200 <= a.status < 300]
+    assert not failed, failed[:10]
+    # The aborted canary's pods go abortScaleDownDelaySeconds after the route reached 0% (whole-second stamps).
+    assert scaled - zero >= ABORT_DELAY - 1, f"the canary scaled to 0 {scaled - zero:.2f}s after the route at 0%"
+    # And from the first request to the last, none failed (sent times from the route at 50%).
+    every_failure = [(round(sent_at(a) - moved, 2), a.status) for a in snapshot.answers if not 200 <= a.status < 300]
+    assert not every_failure, f"failed requests (sent s after the route at 50%, status): {every_failure[:20]}"
+
+    # Figures: the pods asked for at once (the two Deployments' replicas, in the order the watch saw them).
+    replicas: dict[str, int] = {}
+    peak = 0
+    for version in deployments.versions:
+        replicas[version["metadata"]["name"]] = version["spec"]["replicas"]
+        peak = max(peak, sum(replicas.values()))
+    assert peak < 2 * FLEET, peak
+    ready_again = next(
+        at
+        for at, version in zip(deployments.received, deployments.versions, strict=True)
+        if at > released
+        and version["metadata"]["name"] == f"{NAME}-{stable}"
+        and version.get("status", {}).get("availableReplicas") == FLEET
+    )
+    last_new = max(a.at for a in snapshot.answers if from_new_model(a))
+    sequence = ", ".join(f"{status['weights']['canary']}% at {at - released:+.1f}s" for at, status in reported)
+    FIGURES["dynamicStableScale: replicas at the pause (stable, canary) / peak pods asked for at once"] = (
+        f"{at_pause[stable]}, {at_pause[canary]} / {peak} (fleet {FLEET})"
+    )
+    FIGURES[
+        f"dynamicStableScale: route at 50% written → stable shrink written (scaleDownDelaySeconds {SCALE_DOWN_DELAY})"
+        " / Traefik serving the shrunk stable"
+    ] = f"{shrank - moved:.2f}s / {shrink_served - moved:.2f}s"
+    FIGURES[
+        f"dynamicStableScale: stable shrink written → removed pods' servers stopped (preStop sleep {PRESTOP_SLEEP}s)"
+    ] = f"{removed_stopped - shrank:.2f}s"
+    FIGURES["dynamicStableScale: failed requests from the route at 50% to Traefik serving the shrunk stable"] = (
+        f"{sum(shrink_errors.values())} of {len(shrinking)}"
+    )
+    FIGURES[f"dynamicStableScale: live share of the canary at 50%, and while the abort waits ({SAMPLE} requests)"] = (
+        f"{measured:.3f}, {held_share:.3f}"
+    )
+    FIGURES["dynamicStableScale: status.weights.canary from the abort on (time from the stable's pods let in)"] = (
+        sequence
+    )
+    FIGURES["dynamicStableScale: stable's pods let in → 4/4 available / route at 0% / last answer from the canary"] = (
+        f"{ready_again - released:.2f}s / {zero - released:.2f}s / {last_new - released:.2f}s"
+    )
+    FIGURES[f"dynamicStableScale: route at 0% → canary scaled to 0 (abortScaleDownDelaySeconds {ABORT_DELAY})"] = (
+        f"{scaled - zero:.2f}s"
+    )
+    FIGURES["dynamicStableScale: failed requests from the abort on"] = f"{len(failed)} of {len(since_abort)}"
