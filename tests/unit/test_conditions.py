@@ -1,6 +1,6 @@
 from datetime import UTC, datetime, timedelta
 
-from modelrollout.core.conditions import Condition, merge_conditions
+from modelrollout.core.conditions import Condition, merge_conditions, whole_second_after
 
 T0 = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
@@ -34,3 +34,9 @@ def test_conditions_come_in_a_fixed_order():
         [], [Condition("Degraded", False, "x"), Condition("Ready", True, "y"), Condition("Stalled", False, "z")], 1, T0
     )
     assert [c["type"] for c in rendered] == ["Ready", "Stalled", "Degraded"]
+
+
+def test_a_moment_is_rounded_up_to_the_whole_second_the_status_keeps():
+    whole = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+    assert whole_second_after(whole) == whole
+    assert whole_second_after(whole.replace(microsecond=300_000)) == whole.replace(second=1)

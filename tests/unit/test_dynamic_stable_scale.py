@@ -215,3 +215,15 @@ def test_the_scale_subresource_counts_and_selects_every_revision_so_an_hpa_sizes
     half = settled(world)
     assert (half.replicas_of(stable), half.replicas_of(new)) == (5, 5)
     assert half.status["replicas"] == REPLICAS and half.status["selector"] == "modelrollout.io/deployment=fraud"
+
+
+def test_the_delay_is_never_shorter_than_set_though_the_status_keeps_whole_seconds():
+    """Found by the live test: `since` was stored cut to the second, so the stable shrank up to 1 s early."""
+    world, stable, _ = rolling()
+    world.advance(0.5)
+    moved = world.run()
+    assert moved.route_weights.canary == 20 and moved.replicas_of(stable) == REPLICAS
+    world.advance(DELAY - 0.25)
+    assert world.run().replicas_of(stable) == REPLICAS
+    world.advance(1)
+    assert world.run().replicas_of(stable) == 8

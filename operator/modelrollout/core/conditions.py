@@ -10,7 +10,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -39,6 +39,13 @@ class Condition:
 
 def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def whole_second_after(moment: datetime) -> datetime:
+    """`moment`, rounded up to the whole second the status can store: a wait counted from it, or ending at it,
+    is never shorter than asked (`format_time` drops the fraction)."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + timedelta(seconds=1)
 
 
 def parse_time(text: str | None) -> datetime | None:

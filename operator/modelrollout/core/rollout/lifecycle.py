@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from modelrollout.core import analysis as runs
 from modelrollout.core.analysis import AnalysisInput, MetricSpec
+from modelrollout.core.conditions import whole_second_after
 from modelrollout.core.enums import (
     AbortReason,
     EventReason,
@@ -139,7 +140,7 @@ def retire(d: Draft, revision: str, delay: float | None = None) -> None:
         return
     seconds = abort_scale_down_delay(d) if delay is None else delay
     others = tuple(item for item in d.state.scale_downs if item.revision != revision)
-    d.update(scale_downs=(*others, ScaleDown(revision, d.now + timedelta(seconds=seconds))))
+    d.update(scale_downs=(*others, ScaleDown(revision, whole_second_after(d.now + timedelta(seconds=seconds)))))
 
 
 def end_rollout(d: Draft, outcome: Outcome) -> None:

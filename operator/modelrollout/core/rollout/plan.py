@@ -32,6 +32,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from modelrollout.core.cohorts import SessionAffinity
+from modelrollout.core.conditions import whole_second_after
 from modelrollout.core.enums import GateKind, PauseReason, ServiceRole, Stage, Track
 from modelrollout.core.headerroutes import HeaderRoute, SetHeaderRoute
 from modelrollout.core.rollout.bluegreen import preview_replicas
@@ -134,7 +135,8 @@ def deployments(d: Draft, route: CanaryRoute | None = None) -> tuple[list[Desire
             continue
         if drain is None and state.canary_route is not None and state.canary_route.revision == item.revision:
             # Its share reached 0% in this decision: its delay counts from now, as after any move of traffic.
-            item = ScaleDown(item.revision, max(item.after, d.now + timedelta(seconds=abort_scale_down_delay(d))))
+            after = whole_second_after(d.now + timedelta(seconds=abort_scale_down_delay(d)))
+            item = ScaleDown(item.revision, max(item.after, after))
         due = stable_settled if spans else d.now >= item.after
         if due and observed.spec_replicas == 0:
             continue  # done: the revision is history now, kept at zero or deleted by revisionHistoryLimit
@@ -189,10 +191,11 @@ def canary_route(d: Draft, route: Weights) -> CanaryRoute | None:
     drain = d.draining()
     revision = drain.revision if drain is not None else d.state.canary
     last = d.state.canary_route
+    since = whole_second_after(d.now)  # the status keeps whole seconds: the delay is never shorter than set
     if last is None or last.revision != revision:
-        return CanaryRoute(revision, route.canary, d.now, 0)
+        return CanaryRoute(revision, route.canary, since, 0)
     if route.canary != last.weight:
-        return CanaryRoute(revision, route.canary, d.now, min(last.settled, route.canary))
+        return CanaryRoute(revision, route.canary, since, min(last.settled, route.canary))
     stood = d.now >= last.since + timedelta(seconds=scale_down_delay(d))
     return CanaryRoute(revision, route.canary, last.since, route.canary if stood else last.settled)
 
