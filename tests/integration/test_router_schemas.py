@@ -14,6 +14,9 @@ from modelrollout.core.headerroutes import HeaderMatch, HeaderRoute, MatchKind
 from modelrollout.core.rollout import Weights
 from modelrollout.core.routers import MIRRORING_ROUTERS
 from modelrollout.render.routers import ADAPTERS, RouteTarget, Routing, router_for
+from tests.integration.helpers import SAMPLE
+
+SAMPLES = SAMPLE.parent
 
 CONFIG = {
     Router.GATEWAY_API: {
@@ -99,3 +102,9 @@ def test_every_sticky_rendering_is_valid_for_the_real_schema(control_plane, name
     rendered = router_for(router).render(target, Routing(Weights(90, 10), header_routes, affinity))
     assert rendered != router_for(router).render(target, Routing(Weights(90, 10), header_routes))
     assert_valid(control_plane, namespace, rendered)
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES.glob("*.yaml")), ids=lambda path: path.name)
+def test_every_shipped_sample_is_accepted_by_the_real_crd(control_plane, namespace, sample):
+    result = control_plane.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(sample), check=False)
+    assert result.returncode == 0, f"{sample.name}: {result.stderr}"
