@@ -35,12 +35,18 @@ def settled(world: World):
     return world.run()
 
 
-def draining_at_half() -> tuple[World, str, str]:
-    """Aborted at 50%, the stable's new pods not ready yet: the aborted revision keeps 50%."""
+def at_half() -> tuple[World, str, str]:
+    """At 50% for the scale-down delay: the stable runs 5 pods, the canary 5."""
     world, stable, new = rolling()
     world.run()
     world.ask("promote")
-    settled(world)  # the stable runs 5 pods
+    settled(world)
+    return world, stable, new
+
+
+def draining_at_half() -> tuple[World, str, str]:
+    """Aborted at 50%, the stable's new pods not ready yet: the aborted revision keeps 50%."""
+    world, stable, new = at_half()
     world.unready.add(stable)
     world.ask("abort")
     return world, stable, new
@@ -83,10 +89,8 @@ def test_without_it_the_stable_keeps_every_pod_until_the_promotion():
 
 
 def test_an_abort_brings_the_stable_back_first_and_traffic_follows_its_pods():
-    world, stable, new = rolling()
-    world.run()
-    world.ask("promote")
-    assert settled(world).replicas_of(stable) == 5  # 50%
+    world, stable, new = at_half()
+    assert world.decision.replicas_of(stable) == 5
     world.unready.add(stable)  # its new pods take a while
     world.request = Request(action="abort", id="abort-1", actor="alice")
     (event,) = [event for event in world.step().events if event.reason == "RolloutAborted"]
@@ -127,10 +131,7 @@ def test_an_abort_with_a_stable_that_can_carry_everything_goes_to_zero_in_the_sa
 
 
 def test_a_new_version_waits_for_the_one_traffic_is_leaving_to_drain():
-    world, stable, old = rolling()
-    world.run()
-    world.ask("promote")
-    settled(world)  # 50%: the stable runs 5 pods
+    world, stable, old = at_half()
     world.unready.add(stable)
     world.spec = spec("3")
     waiting = world.run()
@@ -155,10 +156,7 @@ def test_retry_is_refused_while_the_aborted_revision_drains():
 
 
 def test_a_canary_with_no_pod_left_takes_no_share_and_the_stable_scales_up_at_once():
-    world, stable, new = rolling()
-    world.run()
-    world.ask("promote")
-    settled(world)  # 50%: the stable runs 5 pods
+    world, stable, new = at_half()
     world.unready.add(new)
     world.lose_pods(new, REPLICAS)
     lost = world.step()
@@ -209,10 +207,8 @@ def test_the_scale_subresource_counts_and_selects_every_revision_so_an_hpa_sizes
     """An HPA multiplies status.replicas by its metric averaged over the pods status.selector matches. Counting
     the stable alone mid-rollout would size the fleet for the stable's share; with dynamicStableScale that
     shrinks spec.replicas at every HPA sync, and the stable with it."""
-    world, stable, new = rolling()
-    world.run()
-    world.ask("promote")
-    half = settled(world)
+    world, stable, new = at_half()
+    half = world.decision
     assert (half.replicas_of(stable), half.replicas_of(new)) == (5, 5)
     assert half.status["replicas"] == REPLICAS and half.status["selector"] == "modelrollout.io/deployment=fraud"
 

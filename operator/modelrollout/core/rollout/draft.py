@@ -43,6 +43,15 @@ class Draining:
 
     revision: str
     weight: int
+    stable: str
+    stable_available: int
+    replicas: int
+
+    def describe(self) -> str:
+        return (
+            f"revision {self.revision} keeps {self.weight}% until stable revision {self.stable} has the pods for "
+            f"all traffic ({self.stable_available}/{self.replicas} available)"
+        )
 
 
 @dataclass(frozen=True)
@@ -130,9 +139,9 @@ class Draft:
             return None
         if self.available(last.revision) == 0:
             return None
-        carried = 100 * self.available(self.state.stable) // self.replicas
-        share = min(last.weight, 100 - carried)
-        return Draining(last.revision, share) if share > 0 else None
+        stable = self.available(self.state.stable)
+        share = min(last.weight, 100 - 100 * stable // self.replicas)
+        return Draining(last.revision, share, self.state.stable, stable, self.replicas) if share > 0 else None
 
     def switched(self) -> bool:
         """Blue/green after the switch: the new revision is active, the old one kept for a switch back."""

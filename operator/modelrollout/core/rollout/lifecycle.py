@@ -120,10 +120,8 @@ def waits_for_drain(d: Draft) -> bool:
     drain = d.draining()
     if drain is None:
         return False
-    stable = d.state.stable
     d.wait(
-        f"revision {d.current} starts once revision {drain.revision} has drained: it keeps {drain.weight}% until "
-        f"stable revision {stable} has the pods for all traffic ({d.available(stable)}/{d.replicas} available)",
+        f"revision {d.current} starts once revision {drain.revision} has drained: {drain.describe()}",
         ProgressReason.DRAINING,
     )
     return True

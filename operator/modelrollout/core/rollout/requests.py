@@ -162,10 +162,7 @@ def _retry(d: Draft, request: Request) -> Answer:
         return False, "nothing to retry: the spec's revision is not aborted"
     drain = d.draining()
     if drain is not None:
-        return False, (
-            f"revision {drain.revision} still has {drain.weight}% of the traffic until stable revision "
-            f"{d.state.stable} has its pods (dynamicStableScale); retry once it has drained"
-        )
+        return False, f"{drain.describe()} (dynamicStableScale); retry once it has drained"
     d.update(abort=None)
     lifecycle.start(d, d.current)
     return True, f"revision {d.current} restarts from step 1"

@@ -18,7 +18,7 @@ from modelrollout.core.conditions import Condition
 from modelrollout.core.enums import EventReason, EventType, PauseReason, Phase, ProgressReason, Stage
 from modelrollout.core.labels import DEPLOYMENT_LABEL
 from modelrollout.core.rollout.decision import Event, Weights
-from modelrollout.core.rollout.draft import Draft, Draining
+from modelrollout.core.rollout.draft import Draft
 from modelrollout.core.rollout.state import dump_state
 
 Reason = PauseReason | ProgressReason | str
@@ -31,7 +31,7 @@ def phase_of(d: Draft) -> tuple[Phase, Reason, str]:
         abort, drain = state.abort, d.draining()
         serving = f"stable revision {state.stable} serves all traffic"
         if drain is not None:
-            serving = f"stable revision {state.stable} takes all traffic as its pods come up: {_drain_words(d, drain)}"
+            serving = f"stable revision {state.stable} takes all traffic as its pods come up: {drain.describe()}"
         return (
             Phase.DEGRADED,
             abort.reason,
@@ -72,7 +72,7 @@ def status(d: Draft, weights: Weights, active_revision: str, preview_revision: s
         message += f"; scaling down {', '.join(sorted(item.revision for item in state.scale_downs))}"
     drain = d.draining()
     if drain is not None and drain.revision != state.canary and reason is not ProgressReason.DRAINING and not d.held():
-        message += f"; {_drain_words(d, drain)}"
+        message += f"; {drain.describe()}"
     previous = d.obs.status
     if previous.get("phase") != phase and phase in (Phase.HEALTHY, Phase.DEGRADED, Phase.PAUSED):
         d.emit(EventReason.of_phase(phase), message, EventType.WARNING if phase is Phase.DEGRADED else EventType.NORMAL)
@@ -99,14 +99,6 @@ def status(d: Draft, weights: Weights, active_revision: str, preview_revision: s
         }
     )
     return body
-
-
-def _drain_words(d: Draft, drain: Draining) -> str:
-    stable = d.state.stable
-    return (
-        f"revision {drain.revision} keeps {drain.weight}% until stable revision {stable} has the pods for all "
-        f"traffic ({d.available(stable)}/{d.replicas} available)"
-    )
 
 
 def step_shown(d: Draft) -> str:
