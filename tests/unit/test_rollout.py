@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
+from modelrollout.core.hooks import HookAnswer
 from modelrollout.core.observed import Request
 from modelrollout.core.rollout import DesiredDeployment, canary_replicas_for, decide, invalid_status
 from tests.unit.world import T0, World, conditions, make_spec, reasons, start_new_version
@@ -506,3 +507,15 @@ def test_without_a_router_a_rollout_paused_on_inconclusive_checks_prepares_no_po
     assert (paused.status["phase"], paused.status["currentStepIndex"]) == ("Paused", 1)
     assert "background analysis inconclusive" in paused.status["message"]
     assert paused.replicas_of(world.spec.revision) == 1  # the pod of the 1% reached, none for 51%
+
+
+def test_without_a_router_a_rollout_paused_on_a_failed_hook_keeps_its_pods_and_settles():
+    """Found by the property tests after the fix above: pausing took the step's pod away, which un-paused the
+    wait for pods, which brought it back, which called the hook again: the decisions never settled."""
+    hooks = [{"name": "gate", "at": ["preRollout"], "webhook": {"url": "http://hooks.test/"}, "onFailure": "pause"}]
+    world = World(make_spec(version="1", replicas=1, steps=[{"setWeight": 1}], router=False, hooks=hooks))
+    world.run()
+    world.spec = make_spec(version="2", replicas=1, steps=[{"setWeight": 1}], router=False, hooks=hooks)
+    world.hook_server = lambda call: HookAnswer(False, 0.01, 503, "overloaded")
+    paused = world.run()  # raises when the decisions never settle
+    assert paused.status["phase"] == "Paused" and paused.replicas_of(world.spec.revision) == 1

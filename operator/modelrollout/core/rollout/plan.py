@@ -76,10 +76,14 @@ def _stage_target(d: Draft) -> int:
         return d.replicas if d.gate_open(Gate(GateKind.PROMOTION)) else serving
     step = steps[state.step]
     weight = step_weight(step)
-    # Without a router pods are traffic: a rollout waiting for a person does not prepare the next step's.
-    waits = d.paused is not None and not d.splits_by_weight
-    if weight is not None and d.gate_open(d.step_gate()) and not waits:
-        return max(serving, d.canary_pods_for(weight))
+    if weight is not None and d.gate_open(d.step_gate()):
+        target = max(serving, d.canary_pods_for(weight))
+        if d.paused is not None and not d.splits_by_weight:
+            # Without a router pods are traffic: a rollout waiting for a person holds the pods it has for the
+            # step (taking them away and bringing them back would oscillate), and prepares no more.
+            observed = d.deployment(state.canary)
+            return max(serving, min(target, observed.spec_replicas if observed else 0))
+        return target
     if isinstance(step, SetHeaderRoute) and step.adds and d.gate_open(d.step_gate()):
         return d.canary_pods_for(state.canary_weight, routed=True)
     return serving
