@@ -519,3 +519,15 @@ def test_without_a_router_a_rollout_paused_on_a_failed_hook_keeps_its_pods_and_s
     world.hook_server = lambda call: HookAnswer(False, 0.01, 503, "overloaded")
     paused = world.run()  # raises when the decisions never settle
     assert paused.status["phase"] == "Paused" and paused.replicas_of(world.spec.revision) == 1
+
+
+def test_a_scale_down_delay_of_zero_scales_the_old_revision_down_at_the_promotion():
+    """Found by CI after waits were rounded up to the whole second: a delay of 0 is due now, not next second."""
+    strategy = {"canary": {"steps": [{"setWeight": 100}], "scaleDownDelaySeconds": 0}}
+    world = World(make_spec(version="1", replicas=3, strategy=strategy))
+    world.run()
+    old = world.spec.revision
+    world.advance(0.5)
+    world.spec = make_spec(version="2", replicas=3, strategy=strategy)
+    promoted = world.run()
+    assert promoted.stable_revision == world.spec.revision and promoted.replicas_of(old) == 0

@@ -12,7 +12,7 @@ Rules:
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from modelrollout.core import analysis as runs
 from modelrollout.core.analysis import AnalysisInput, MetricSpec
@@ -132,13 +132,19 @@ def returns_gradually(d: Draft) -> bool:
     return d.dynamic_stable and d.available(d.state.stable) < d.replicas
 
 
+def scale_down_at(d: Draft, seconds: float) -> datetime:
+    """When a revision `seconds` from now is due to scale down: rounded up to the whole second the status keeps,
+    so a delay is never shorter than set; a delay of 0 is due now."""
+    return whole_second_after(d.now + timedelta(seconds=seconds)) if seconds > 0 else d.now
+
+
 def retire(d: Draft, revision: str, delay: float | None = None) -> None:
     """Schedule `revision`'s scale-down: traffic has left it (the plan sees to that) and it keeps its pods a while."""
     if not revision or revision == d.state.stable:
         return
     seconds = abort_scale_down_delay(d) if delay is None else delay
     others = tuple(item for item in d.state.scale_downs if item.revision != revision)
-    d.update(scale_downs=(*others, ScaleDown(revision, whole_second_after(d.now + timedelta(seconds=seconds)))))
+    d.update(scale_downs=(*others, ScaleDown(revision, scale_down_at(d, seconds))))
 
 
 def end_rollout(d: Draft, outcome: Outcome) -> None:

@@ -38,7 +38,12 @@ from modelrollout.core.headerroutes import HeaderRoute, SetHeaderRoute
 from modelrollout.core.rollout.bluegreen import preview_replicas
 from modelrollout.core.rollout.decision import DesiredDeployment, Weights
 from modelrollout.core.rollout.draft import Draft, canary_replicas_for
-from modelrollout.core.rollout.lifecycle import SHORTEST_INTERVAL_SECONDS, abort_scale_down_delay, scale_down_delay
+from modelrollout.core.rollout.lifecycle import (
+    SHORTEST_INTERVAL_SECONDS,
+    abort_scale_down_delay,
+    scale_down_at,
+    scale_down_delay,
+)
 from modelrollout.core.rollout.state import CanaryRoute, Gate, ScaleDown
 from modelrollout.core.routers import traits_of
 from modelrollout.core.spec import step_weight
@@ -139,8 +144,7 @@ def deployments(d: Draft, route: CanaryRoute | None = None) -> tuple[list[Desire
             continue
         if drain is None and state.canary_route is not None and state.canary_route.revision == item.revision:
             # Its share reached 0% in this decision: its delay counts from now, as after any move of traffic.
-            after = whole_second_after(d.now + timedelta(seconds=abort_scale_down_delay(d)))
-            item = ScaleDown(item.revision, max(item.after, after))
+            item = ScaleDown(item.revision, max(item.after, scale_down_at(d, abort_scale_down_delay(d))))
         due = stable_settled if spans else d.now >= item.after
         if due and observed.spec_replicas == 0:
             continue  # done: the revision is history now, kept at zero or deleted by revisionHistoryLimit
