@@ -64,6 +64,11 @@ def whoami(kube: KubeClient) -> str:
         return "unknown"
 
 
+def _available_of(deployment: dict[str, Any]) -> str:
+    available = (deployment.get("status") or {}).get("availableReplicas", 0)
+    return f"{available}/{deployment['spec'].get('replicas', 0)} available"
+
+
 def pod_counts(status: dict[str, Any], deployments: list[dict[str, Any]]) -> str:
     """Each serving revision's pods, available of asked for, from its Deployment."""
     by_revision = {d["metadata"].get("labels", {}).get(labels.REVISION_LABEL, ""): d for d in deployments}
@@ -72,15 +77,12 @@ def pod_counts(status: dict[str, Any], deployments: list[dict[str, Any]]) -> str
         revision = status.get(f"{role}Revision") or ""
         deployment = by_revision.get(revision)
         if revision and deployment is not None:
-            available = (deployment.get("status") or {}).get("availableReplicas", 0)
-            shown.append(f"{role} {available}/{deployment['spec'].get('replicas', 0)} available")
+            shown.append(f"{role} {_available_of(deployment)}")
     route = status.get("canaryRoute") or {}
     leaving = route.get("revision") or ""
     if leaving not in ("", status.get("stableRevision"), status.get("canaryRevision")) and leaving in by_revision:
-        deployment = by_revision[leaving]
-        available = (deployment.get("status") or {}).get("availableReplicas", 0)
         shown.append(
-            f"draining {leaving} {available}/{deployment['spec'].get('replicas', 0)} available "
+            f"draining {leaving} {_available_of(by_revision[leaving])} "
             f"(keeps {route.get('weight', 0)}% until the stable can carry it)"
         )
     scale = (status.get("intent") or {}).get("canaryScale")

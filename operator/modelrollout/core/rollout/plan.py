@@ -15,10 +15,10 @@ Rules:
 - With `dynamicStableScale` (a router's canary) the stable runs the pods its route share needs, never
   fewer than one: it shrinks only for traffic that left it at least `scaleDownDelaySeconds` ago (the
   data plane applies a route seconds after it is written: Traefik's took 2 s here), and grows at once
-  when its share is to grow. Traffic comes
-  back to it only as fast as its pods become available: a revision traffic leaves (an abort, a
-  superseded or reverted canary, a lower weight) keeps the share the stable cannot carry yet, and
-  its pods, and its scale-down delay counts from when that share reached 0% (see `Draft.draining`).
+  when its share is to grow. Traffic comes back to it only as fast as its pods become available: a
+  revision traffic leaves (an abort, a superseded or reverted canary, a lower weight) keeps the share
+  the stable cannot carry yet, and its pods, and its scale-down delay counts from when that share
+  reached 0% (see `Draft.draining`).
 - Without a router, the active Service spans every revision only while a canary takes part in the
   replica split; at any other time it selects one revision, so an abort or a promotion moves all
   traffic in the same decision. A revision leaving the split keeps serving until the stable is back
