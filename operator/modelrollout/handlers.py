@@ -30,7 +30,7 @@ import kopf
 
 from modelrollout.controller import apiready, metrics
 from modelrollout.controller.alertpoller import AlertPoller
-from modelrollout.controller.alerts import AlarmChecker, WebhookAlerts
+from modelrollout.controller.alerts import AlarmChecker, AlarmIndex, WebhookAlerts
 from modelrollout.controller.analysis import AnalysisRunner
 from modelrollout.controller.cache import OwnedCache
 from modelrollout.controller.events import EventSender
@@ -117,7 +117,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     namespaces = list(memo.get("served_namespaces") or ()) or [None]
     await asyncio.to_thread(apiready.wait_until_served, memo.kube, (MODEL_DEPLOYMENT, DEPLOYMENT, SERVICE), namespaces)
     memo.webhook = WebhookAlerts()
-    memo.matchers = {}
+    memo.alarm_index = AlarmIndex()
     memo.queue = WorkQueue()
     loop = asyncio.get_running_loop()
     memo.poller = AlertPoller(
@@ -233,7 +233,7 @@ async def _resync_all(memo: kopf.Memo) -> None:
     memo.cache.replace_models(bodies)
     for body in bodies:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        memo.matchers[key] = _alert_matchers(body)
+        memo.alarm_index.set(key, _alert_matchers(body))
         memo.queue.add(key)
     log.info("active: queued %d ModelDeployments", len(bodies))
 
@@ -249,9 +249,8 @@ def _webhook_token() -> str:
 
 def _queue_matching(memo: kopf.Memo, firing: list[dict[str, str]]) -> None:
     """Queue every ModelDeployment whose rollbackOn could match one of the alerts just pushed."""
-    for key, matchers in list(memo.matchers.items()):
-        if any(matcher.may_match(alert) for matcher in matchers for alert in firing):
-            memo.queue.add(key, urgent=True)
+    for key in memo.alarm_index.woken_by(firing):
+        memo.queue.add(key, urgent=True)
 
 
 @kopf.on.cleanup()
@@ -305,12 +304,12 @@ async def modeldeployment_event(
     key = (namespace, name)
     if type == "DELETED":
         memo.cache.forget(namespace, name, body.metadata.get("resourceVersion"))
-        memo.matchers.pop(key, None)
+        memo.alarm_index.forget(key)
         memo.poller.forget(key)
         metrics.forget(namespace, name)
         return
     memo.cache.remember(event["object"])  # kept as its JSON: kopf's dict is neither held nor changed
-    memo.matchers[key] = _alert_matchers(body)
+    memo.alarm_index.set(key, _alert_matchers(body))
     # A person's action (status.request) is safety work: it goes before routine reconciles.
     memo.queue.add(key, urgent=bool((body.get("status") or {}).get("request")))
 

@@ -1,6 +1,6 @@
 """Pure helpers of the analysis shell: Prometheus result parsing, argument substitution, alarms."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -117,12 +117,13 @@ def payload(status: str, ends: str = "0001-01-01T00:00:00Z") -> dict:
 def test_webhook_alerts_fire_until_resolved_or_expired():
     store = WebhookAlerts()
     matcher = (AlertMatcher("Errors", (("namespace", "models"),)),)
-    assert store.receive(payload("firing")) == [{"alertname": "Errors", "namespace": "models"}]
+    assert store.receive(payload("firing"), now=NOW) == [{"alertname": "Errors", "namespace": "models"}]
     assert store.matching(matcher, NOW) == ['Errors{namespace="models"}']
-    store.receive(payload("resolved"))
+    store.receive(payload("resolved"), now=NOW)
     assert store.matching(matcher, NOW) == []
-    store.receive(payload("firing", ends="2026-11-22T11:00:00Z"))
-    assert store.matching(matcher, NOW) == []  # endsAt has passed
+    store.receive(payload("firing", ends="2026-11-22T12:30:00Z"), now=NOW)
+    assert store.matching(matcher, NOW) == ['Errors{namespace="models"}']
+    assert store.matching(matcher, NOW + timedelta(hours=1)) == []  # endsAt has passed
 
 
 def test_webhook_rejects_what_is_not_an_alertmanager_payload():

@@ -202,10 +202,21 @@ class AlertMatcher:
         if not self.scoped:
             return self
         missing = [name for _, value in self.labels for name in ARGUMENT.findall(value) if not arguments.get(name)]
-        if missing:
-            return None
-        labels = tuple((key, ARGUMENT.sub(lambda m: arguments[m.group(1)], value)) for key, value in self.labels)
+        return None if missing else self.filled(arguments)
+
+    def filled(self, arguments: Mapping[str, str]) -> AlertMatcher:
+        """This matcher with the arguments given filled in and the others left as they are (`may_match`
+        treats those as any value): a ModelDeployment's namespace and name are known before any status."""
+        if not self.scoped:
+            return self
+        labels = tuple(
+            (key, ARGUMENT.sub(lambda m: arguments.get(m.group(1)) or m.group(0), value)) for key, value in self.labels
+        )
         return AlertMatcher(self.alertname, labels)
+
+    def exact_label(self) -> tuple[str, str] | None:
+        """A label this matcher names with a fixed value (no argument left in it), to index it by."""
+        return next(((key, value) for key, value in self.labels if not ARGUMENT.search(value)), None)
 
     def may_match(self, alert_labels: dict[str, str]) -> bool:
         """Whether the alert could match once the arguments are filled in (to wake the right reconciles)."""
