@@ -16,6 +16,11 @@ nodes, Prometheus, traffic simulator, the operator as its own process) runs:
    them: time from the POST to each HTTPRoute sending 100% to stable.
 
     .venv/bin/python benchmarks/scale.py [--sizes 10 100 1000] [--idle-seconds 60] [--workers 4]
+        [--burst-only] [--profile DIR]
+
+`--burst-only` runs 1, then 5 on a first rollout (about 8 minutes at N = 1000 instead of 20).
+`--profile DIR` writes CPU profiles of the burst: the operator's by py-spy (`pip install py-spy`;
+speedscope JSON) and the apiserver's from its /debug/pprof (`go tool pprof -top DIR/apiserver.pprof`).
 
 CPU and RSS are read from /proc for the operator process; API requests and reconciles from its /metrics.
 """
@@ -28,7 +33,10 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -256,7 +264,114 @@ def by_resource(before: collections.Counter, after: collections.Counter, per: fl
     return ", ".join(f"{client} {verb} {resource} {count:.1f}" for count, (client, verb, resource) in reversed(spent))
 
 
-def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
+def all_alarms_at_once(
+    stack, kube: KubeClient, operator: Process, indexes: list[int], back: Watch, profile: Path | None
+):
+    """One webhook with an alert for each of `indexes` (all at their last pause): time from the POST to each
+    HTTPRoute sending 100% to stable, CPU by process and requests by resource until the last one; with
+    `profile`, the operator's (py-spy) and the apiserver's (pprof) CPU profiles of that window."""
+    results: dict[str, str] = {}
+    if not indexes:
+        return results
+    cpu_before, requests_before = cpu_by_process(stack, operator), request_counts(stack.http)
+    with profiling(stack, operator, profile, seconds=30):
+        posted = fire(stack, indexes)
+        wait_until(
+            lambda: all(name_of(i) in back.seen for i in indexes),
+            60 + len(indexes),
+            "all routes back on stable",
+            interval=0.2,
+        )
+        alarmed = time.time() - posted
+        cpu_after, requests_after = cpu_by_process(stack, operator), request_counts(stack.http)
+    results["all alarms at once: CPU-s by process until the last route"] = (
+        f"{cpu_spent(cpu_before, cpu_after)} in {alarmed:.1f}s"
+    )
+    results["all alarms at once: API requests per ModelDeployment until the last route"] = (
+        f"{total(requests_before, requests_after, len(indexes))}: "
+        f"{by_resource(requests_before, requests_after, len(indexes))}"
+    )
+    results["all alarms at once: -> HTTPRoute 100% stable"] = figures([back.seen[name_of(i)] - posted for i in indexes])
+    return results
+
+
+@contextlib.contextmanager
+def profiling(stack, operator: Process, directory: Path | None, seconds: int):
+    """CPU profiles of the operator (py-spy, when installed) and the apiserver (its /debug/pprof) while the
+    block runs, for at most `seconds`, written to `directory`."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    started = []
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if Path(py_spy).exists():
+        started.append(
+            subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(operator.pid),
+                    "--duration",
+                    str(seconds),
+                    "--format",
+                    "speedscope",
+                    "--output",
+                    str(directory / "operator.speedscope.json"),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        )
+    else:
+        print("  (py-spy is not installed: no operator profile; pip install py-spy)", flush=True)
+    with (directory / "apiserver.pprof").open("wb") as out:
+        started.append(
+            subprocess.Popen(
+                [
+                    str(stack.cluster.binaries.kubectl),
+                    f"--kubeconfig={stack.cluster.kubeconfig}",
+                    "get",
+                    "--raw",
+                    f"/debug/pprof/profile?seconds={seconds}",
+                ],
+                stdout=out,
+                stderr=subprocess.PIPE,
+            )
+        )
+    try:
+        yield
+    finally:
+        for process in started:
+            _, error = process.communicate(timeout=seconds + 60)
+            if process.returncode != 0:
+                print(f"  profile {process.args[0]} exited with {process.returncode}: {error.decode().strip()}")
+        print(f"  profiles in {directory} (go tool pprof -top {directory / 'apiserver.pprof'})", flush=True)
+
+
+def routes_back(kube: KubeClient) -> Watch:
+    return Watch(
+        kube, HTTPROUTE.path(NAMESPACE), lambda e: e["object"]["metadata"]["name"] if canary_weight(e) == 0 else None
+    )
+
+
+def burst(stack, kube: KubeClient, operator: Process, size: int, profile: Path | None) -> dict[str, str]:
+    """`--burst-only`: a new version on all N, then all alarms at once at the last pause (step 5 alone)."""
+    print(f"N={size}: rolling out to the last pause", flush=True)
+    back = routes_back(kube)
+    wait_until(lambda: back.received >= size, 60, interval=0.1, what="the watch's initial listing")
+    started = time.monotonic()
+    change_version(kube, size, "v2")
+    wait_until(lambda: all_status(kube, at_final_pause, size), 120 + 2 * size, "all at the final pause", interval=0.5)
+    results = {"rollouts: template change until all at the last pause": f"{time.monotonic() - started:.1f}s"}
+    back.seen.clear()  # every route passed 0% as its rollout started; only the alarm's return counts
+    print(f"N={size}: all alarms at once", flush=True)
+    return results | all_alarms_at_once(stack, kube, operator, list(range(size)), back, profile)
+
+
+def run(size: int, idle_seconds: float, workers: int, burst_only: bool, profile: Path | None) -> dict[str, str]:
     nodes = max(3, math.ceil(2.5 * size / PODS_PER_NODE))
     results: dict[str, str] = {"N": str(size), "kwok nodes": str(nodes), "operator workers": str(workers)}
     with local_stack([], nodes=nodes, operator_settings={"MODELROLLOUT_WORKERS": str(workers)}) as stack:
@@ -277,6 +392,10 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
         created1 = request_counts(stack.http)
         results["create: API requests per ModelDeployment"] = total(created0, created1, size)
         results["create: by resource"] = by_resource(created0, created1, size)
+        if burst_only:
+            results |= burst(stack, kube, operator, size, profile)
+            kube.close()
+            return results
 
         time.sleep(5)  # let the last reconciles and their watch events drain before the idle window
         cpu0, requests0, reconciles0 = operator.cpu_seconds(), *operator_counts(stack.http)
@@ -354,11 +473,7 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
             HTTPROUTE.path(NAMESPACE),
             lambda e: e["object"]["metadata"]["name"] if canary_weight(e) == 20 else None,
         )
-        back = Watch(
-            kube,
-            HTTPROUTE.path(NAMESPACE),
-            lambda e: e["object"]["metadata"]["name"] if canary_weight(e) == 0 else None,
-        )
+        back = routes_back(kube)
         wait_until(lambda: back.received >= size, 60, interval=0.1, what="the watch's initial listing")
         back.seen.clear()  # every route starts at 0% canary: only a return after the alarm counts
         change_version(kube, size, "v3")
@@ -387,29 +502,9 @@ def run(size: int, idle_seconds: float, workers: int) -> dict[str, str]:
             "the others at the final pause",
             interval=0.5,
         )
-        if others:
-            for index in others:
-                back.seen.pop(name_of(index), None)  # a route passes 0% as a rollout starts; only the alarm's counts
-            cpu_before, requests_before = cpu_by_process(stack, operator), request_counts(stack.http)
-            posted = fire(stack, others)
-            wait_until(
-                lambda: all(name_of(i) in back.seen for i in others),
-                60 + size,
-                "all routes back on stable",
-                interval=0.2,
-            )
-            alarmed = time.time() - posted
-            results["all alarms at once: CPU-s by process until the last route"] = (
-                f"{cpu_spent(cpu_before, cpu_by_process(stack, operator))} in {alarmed:.1f}s"
-            )
-            requests_after = request_counts(stack.http)
-            results["all alarms at once: API requests per ModelDeployment until the last route"] = (
-                f"{total(requests_before, requests_after, len(others))}: "
-                f"{by_resource(requests_before, requests_after, len(others))}"
-            )
-            results["all alarms at once: -> HTTPRoute 100% stable"] = figures(
-                [back.seen[name_of(i)] - posted for i in others]
-            )
+        for index in others:
+            back.seen.pop(name_of(index), None)  # a route passes 0% as a rollout starts; only the alarm's counts
+        results |= all_alarms_at_once(stack, kube, operator, others, back, profile)
         results["RSS at the end"] = f"{operator.rss_mib():.0f} MiB"
         results["watch caches"] = cache_sizes(stack.http)
         kube.close()
@@ -421,10 +516,14 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=4, help="MODELROLLOUT_WORKERS for the operator")
+    parser.add_argument(
+        "--burst-only", action="store_true", help="create, roll out to the last pause, all alarms at once; no more"
+    )
+    parser.add_argument("--profile", type=Path, help="write CPU profiles of the all-alarms burst to this directory")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
     for size in args.sizes:
-        for key, value in run(size, args.idle_seconds, args.workers).items():
+        for key, value in run(size, args.idle_seconds, args.workers, args.burst_only, args.profile).items():
             print(f"  {key:<42} {value}", flush=True)
     return 0
 
