@@ -131,10 +131,18 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         lambda namespace, name: loop.call_soon_threadsafe(memo.queue.add, (namespace, name)),
     )
     metrics.CACHE_SIZES.sizes = memo.cache.sizes
-    memo.events = EventSender(memo.kube).start()
+    memo.events = EventSender(memo.kube, hold=lambda: memo.queue.urgent_waiting() > 0).start()
     memo.notifier = Notifier(memo.kube, operator_receivers(os.environ), events=memo.events).start()
     memo.reconciler = Reconciler(
-        memo.kube, utcnow, AnalysisRunner(memo.kube), alarms, memo.cache, memo.events, memo.notifier
+        memo.kube,
+        utcnow,
+        AnalysisRunner(memo.kube),
+        alarms,
+        memo.cache,
+        memo.events,
+        memo.notifier,
+        # Safety work waits: write what moves traffic now, the rest after it (see controller.reconciler).
+        hurry=lambda: memo.queue.urgent_waiting() > 0,
     )
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS + URGENT_WORKERS, thread_name_prefix="reconcile")
     memo.peering_monitor = None

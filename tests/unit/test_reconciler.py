@@ -82,6 +82,7 @@ class Cluster:
         alarms: FiringAlarm | None = None,
         cached: bool = False,
         notifier: Any = None,
+        hurry=lambda: False,
     ) -> None:
         self.body = body
         self.name = body["metadata"]["name"]
@@ -90,15 +91,22 @@ class Cluster:
         self.now = T0
         self.reads = CachedReads(self.kube) if cached else None
         self.reconciler = Reconciler(
-            self.kube, clock=lambda: self.now, analysis=analysis, alarms=alarms, reads=self.reads, notifier=notifier
+            self.kube,
+            clock=lambda: self.now,
+            analysis=analysis,
+            alarms=alarms,
+            reads=self.reads,
+            notifier=notifier,
+            hurry=hurry,
         )
+        self.requeue: float | None = None
         self.v1 = revision_of(body, "1")
         self.v2 = revision_of(body, "2")
 
     def reconcile(self) -> list[tuple[str, str, str]]:
         """One reconcile; returns its calls."""
         self.kube.forget_calls()
-        self.reconciler.reconcile(NS, self.name)
+        self.requeue = self.reconciler.reconcile(NS, self.name)
         return list(self.kube.calls)
 
     def child_writes(self) -> list[tuple[str, str, str]]:
@@ -253,6 +261,68 @@ def test_abort_writes_the_route_back_to_stable_before_scaling_the_canary_down(tr
         ("apply", "HTTPRoute", NAME),
         ("patch", "Deployment", f"{NAME}-{cluster.v2}"),
     ]
+
+
+class Hurry:
+    """Whether urgent work for other ModelDeployments waits, as the test sets it."""
+
+    def __init__(self) -> None:
+        self.now = False
+
+    def __call__(self) -> bool:
+        return self.now
+
+
+@pytest.mark.parametrize("trigger", ["request", "alert"])
+def test_in_a_hurry_an_abort_writes_its_route_and_status_and_leaves_the_rest_to_the_next_reconcile(trigger):
+    alarm, hurry = FiringAlarm(), Hurry()
+    cluster = Cluster(model_deployment(), alarms=alarm, cached=True, hurry=hurry)
+    cluster.healthy()
+    cluster.canary_paused()
+    abort_by(trigger, cluster, alarm)
+    hurry.now = True
+
+    cluster.reconcile()
+
+    assert (cluster.route_weights(), cluster.status()["phase"]) == ([100, 0], "Degraded")
+    assert cluster.child_writes() == [("apply", "HTTPRoute", NAME)]
+    assert cluster.service("-canary")["spec"]["selector"][labels.REVISION_LABEL] == cluster.v2  # no traffic reaches it
+    assert cluster.deployment(cluster.v2)["metadata"]["labels"][labels.TRACK_LABEL] == "canary"
+    assert cluster.requeue == 0.0
+    hurry.now = False
+    cluster.now += timedelta(seconds=1)
+
+    cluster.reconcile()
+
+    assert cluster.child_writes() == [
+        ("apply", "Service", f"{NAME}-canary"),
+        ("apply", "Deployment", f"{NAME}-{cluster.v2}"),  # its track label
+    ]
+    assert cluster.service("-canary")["spec"]["selector"][labels.REVISION_LABEL] == cluster.v1
+    assert cluster.deployment(cluster.v2)["metadata"]["labels"][labels.TRACK_LABEL] == "old"
+    assert cluster.route_weights() == [100, 0]
+
+
+def test_in_a_hurry_a_step_still_writes_the_canary_pods_and_service_before_the_route_that_sends_it_traffic():
+    hurry = Hurry()
+    cluster = Cluster(model_deployment(), cached=True, hurry=hurry)
+    cluster.healthy()
+    hurry.now = True
+    cluster.roll_out("2")
+
+    cluster.reconcile()  # the canary's pod is asked for; its Service carries nothing yet and can wait
+
+    assert cluster.child_writes() == [("apply", "Deployment", f"{NAME}-{cluster.v2}")]
+    assert cluster.service("-canary")["spec"]["selector"][labels.REVISION_LABEL] == cluster.v1
+    cluster.kube.settle(NS)
+    cluster.now += timedelta(seconds=5)
+
+    cluster.reconcile()  # the step's weight: the canary Service now carries traffic, so it comes first
+
+    assert cluster.route_weights() == [75, 25]
+    writes = cluster.child_writes()
+    assert writes.index(("apply", "Service", f"{NAME}-canary")) < writes.index(("apply", "HTTPRoute", NAME))
+    assert cluster.service("-canary")["spec"]["selector"][labels.REVISION_LABEL] == cluster.v2
 
 
 def test_without_router_abort_scales_stable_up_then_moves_the_service_then_scales_the_canary_down():

@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from modelrollout.core.analysis import AnalysisInput, Measurement, MetricSpec
+from modelrollout.core.enums import ServiceRole
 from modelrollout.core.hooks import HookAnswer
 from modelrollout.core.observed import Request
 from modelrollout.core.rollout import DesiredDeployment, canary_replicas_for, decide, invalid_status
@@ -531,3 +532,17 @@ def test_a_scale_down_delay_of_zero_scales_the_old_revision_down_at_the_promotio
     world.spec = make_spec(version="2", replicas=3, strategy=strategy)
     promoted = world.run()
     assert promoted.stable_revision == world.spec.revision and promoted.replicas_of(old) == 0
+
+
+def test_the_canary_service_is_unrouted_only_while_no_weight_mirror_or_header_route_reaches_it():
+    dark_launch = [{"setHeaderRoute": {"name": "qa", "match": [{"headerName": "x-qa", "headerValue": {"exact": "1"}}]}}]
+    world = World(make_spec(version="1", steps=[*dark_launch, {"pause": {}}, {"setWeight": 20}, {"pause": {}}]))
+    world.run()
+    start_new_version(world, steps=[*dark_launch, {"pause": {}}, {"setWeight": 20}, {"pause": {}}])
+    dark = world.run()
+    weighted = world.ask("promote")
+    aborted = world.ask("abort")
+    assert [d.unrouted(ServiceRole.CANARY) for d in (dark, weighted, aborted)] == [False, False, True]
+    assert not any(aborted.unrouted(role) for role in aborted.services if role is not ServiceRole.CANARY)
+    routerless = World(make_spec(version="1", router=False))
+    assert not any(routerless.run().unrouted(role) for role in ServiceRole)

@@ -92,3 +92,20 @@ def test_an_urgent_add_while_processing_reruns_it_in_the_urgent_lane():
         return queue.urgent_waiting(), await queue.get(urgent_only=True), await queue.get()
 
     assert run(scenario()) == (1, "a", "b")
+
+
+def test_the_urgent_count_follows_promotions_repeats_and_takes():
+    async def scenario():
+        queue = WorkQueue()
+        queue.add("routine")
+        queue.add("promoted")
+        queue.add("promoted", urgent=True)
+        queue.add("alarm", urgent=True)
+        queue.add("alarm", urgent=True)
+        counts = [queue.urgent_waiting()]
+        for _ in range(3):
+            queue.done(await queue.get())
+            counts.append(queue.urgent_waiting())
+        return counts
+
+    assert run(scenario()) == [2, 1, 0, 0]

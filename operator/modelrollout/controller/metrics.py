@@ -89,6 +89,12 @@ HOOK_CALLS = Counter(
     ["point", "result"],
     registry=REGISTRY,
 )
+HURRIED_RECONCILES = Counter(
+    "modelrollout_hurried_reconciles",
+    "Reconciles that wrote only what moves traffic or adds pods, and their status, because safety work for other "
+    "ModelDeployments waited; the rest followed in a later reconcile",
+    registry=REGISTRY,
+)
 WEBHOOK_ALERTS = Counter(
     "modelrollout_webhook_alerts", "Alertmanager webhook alerts received, by status", ["status"], registry=REGISTRY
 )

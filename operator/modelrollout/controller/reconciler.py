@@ -6,6 +6,11 @@ Rules:
 - Writes are ordered so no request ever reaches a pod that is not there: new Deployments and scale-ups
   first, then Services, then routing objects, then what adds no pod (a Deployment's track label, a
   scale-down), then deletions. An abort's route write so waits for nothing but the Services.
+- In a hurry (`hurry()`: urgent reconciles of other ModelDeployments wait, as when one webhook fires a
+  fleet's alarms), a reconcile writes only what moves traffic or adds pods, then its status, and asks
+  to be reconciled again (as routine work) for the rest: track labels, scale-downs, deletions, and the
+  Services the decision sends no traffic (`Decision.unrouted`). Those change no request's destination,
+  so a thousand aborts at once each reach the apiserver with a route and a status write, not five.
 - The current revision's Deployment is server-side applied in full; other revisions only get their
   replica count and track label patched, because their templates live only in their own Deployments.
 - Reads come from `reads` (the watch caches in the operator), and a child whose live object already
@@ -113,6 +118,7 @@ class Reconciler:
         events: Events | None = None,
         notifier: Notifier | None = None,
         hook_post: hooks.Post = hooks.post,
+        hurry: Callable[[], bool] = lambda: False,
     ) -> None:
         self._kube = kube
         self._reads: Reads = reads if reads is not None else ApiReads(kube)
@@ -122,6 +128,7 @@ class Reconciler:
         self._events: Events = events if events is not None else EventRecorder(kube)
         self._notifier = notifier
         self._hook_post = hook_post
+        self._hurry = hurry
 
     def reconcile(self, namespace: str, name: str) -> float | None:
         """Converge one ModelDeployment; returns seconds until it must be looked at again, if time matters."""
@@ -178,8 +185,9 @@ class Reconciler:
         observed_now = observation(inputs, answers)
         decision = decide(observed_now) if inputs or answers else first
         self._record_metrics(meta, decision)
+        left = False
         try:
-            self._act(meta, spec, decision, owned)
+            left = self._act(meta, spec, decision, owned, hurried=self._hurry())
             status, events, entries = decision.status, decision.events, journal(observed_now, decision)
             notices = notices_of(meta, decision, now) if self._notifier is not None else []
         except RejectedChild as error:
@@ -201,6 +209,9 @@ class Reconciler:
             start = functools.partial(jobmetrics.start_hook_job, self._kube, meta)
             hooks.start_jobs(decision.hook_notices, meta, spec, now, start, self._events)
         decisionlog.write(meta, status.get("currentRevision") or "", entries)
+        if left:
+            metrics.HURRIED_RECONCILES.inc()
+            return 0.0  # the writes left out follow once the urgent work is taken
         return decision.requeue_after
 
     def _write_status(self, body: dict[str, Any], status: dict[str, Any]) -> bool:
@@ -254,7 +265,9 @@ class Reconciler:
         spec: ModelDeploymentSpec,
         decision: Decision,
         owned: dict[str, dict[str, Any]],
-    ) -> None:
+        hurried: bool = False,
+    ) -> bool:
+        """Write the decision; `hurried`, only what moves traffic or adds pods. Returns whether writes were left."""
         tracks = decision.tracks
         later = []  # adds no pod (a track label, a scale-down): after traffic has moved
         for desired in decision.deployments:
@@ -265,8 +278,13 @@ class Reconciler:
                 later.append((desired, track, desired.replicas < current_replicas))
             else:
                 self._write_deployment(meta, spec, desired.revision, desired.replicas, track, existing)
-        self._apply_services(meta, spec, decision)
+        unrouted = {role for role in decision.services if hurried and decision.unrouted(role)}
+        self._apply_services(meta, spec, decision, leaving_out=unrouted)
         self._apply_routes(meta, spec, decision)
+        if hurried:
+            return bool(
+                unrouted or later or decision.stale_router or decision.delete_revisions or decision.stale_services
+            )
         for desired, track, scale_down in sorted(later, key=lambda entry: entry[2]):  # labels, then scale-downs
             existing = owned[desired.revision]
             if scale_down:
@@ -280,6 +298,7 @@ class Reconciler:
         # Stale Services last: a stale route that still names them is deleted first (above).
         for role in decision.stale_services:
             self._delete(SERVICE, meta.namespace, workloads.service_name(meta.name, role))
+        return False
 
     def _write_deployment(
         self,
@@ -322,13 +341,16 @@ class Reconciler:
         )
         self._reads.wrote(DEPLOYMENT, answer)
 
-    def _apply_services(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
+    def _apply_services(
+        self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision, leaving_out: set[ServiceRole]
+    ) -> None:
         """The Services the decision wants, each selecting its revision (or every revision).
 
         Blue/green, and a promotion or abort without a router, move traffic by one selector write here.
         """
         for role, revision in decision.services.items():
-            self._apply(workloads.service(meta, spec, revision, role))
+            if role not in leaving_out:
+                self._apply(workloads.service(meta, spec, revision, role))
 
     def _apply_routes(self, meta: ObjectMeta, spec: ModelDeploymentSpec, decision: Decision) -> None:
         target = RouteTarget(

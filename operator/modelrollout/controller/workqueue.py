@@ -26,6 +26,7 @@ class WorkQueue:
         self._urgent: deque[Hashable] = deque()
         self._routine: deque[Hashable] = deque()
         self._waiting: dict[Hashable, bool] = {}  # queued key -> urgent; the deques may hold stale entries
+        self._urgent_waiting = 0  # keys waiting as urgent; an int, so other threads may read it
         self._dirty: dict[Hashable, bool] = {}  # added while processing -> urgent
         self._processing: set[Hashable] = set()
         self._timers: dict[Hashable, tuple[float, asyncio.TimerHandle]] = {}
@@ -36,7 +37,8 @@ class WorkQueue:
         return len(self._waiting)
 
     def urgent_waiting(self) -> int:
-        return sum(self._waiting.values())
+        """Urgent keys waiting for a worker; safe to call from any thread (reconciles ask it to hurry)."""
+        return self._urgent_waiting
 
     def add(self, key: Hashable, urgent: bool = False) -> None:
         if key in self._processing:
@@ -53,6 +55,7 @@ class WorkQueue:
         else:
             return
         self._waiting[key] = urgent or bool(queued)
+        self._urgent_waiting += urgent
         self._changed.set()
 
     def add_after(self, key: Hashable, delay: float) -> None:
@@ -93,6 +96,7 @@ class WorkQueue:
             key = lane.popleft()
             if self._waiting.get(key) is urgent:  # else stale: taken from the other lane already
                 del self._waiting[key]
+                self._urgent_waiting -= urgent
                 return key
         return None
 

@@ -7,6 +7,8 @@ Rules:
 - Weights come in two kinds: `route_weights` are what the routing objects say (written), `weights`
   the share of live traffic each revision gets (reported; without a router, the ratio of ready pods).
   `header_routes` are written beside `route_weights`: requests they match reach the canary whatever its weight.
+- `unrouted` says which Services no traffic reaches after the decision: the shell may write those after
+  safety work for other ModelDeployments (see `controller.reconciler`).
 """
 
 from __future__ import annotations
@@ -104,3 +106,12 @@ class Decision:
 
     def replicas_of(self, revision: str) -> int | None:
         return next((d.replicas for d in self.deployments if d.revision == revision), None)
+
+    def unrouted(self, role: ServiceRole) -> bool:
+        """Whether no traffic reaches the Service for `role` once this decision is written: a router's canary
+        Service at 0%, with no mirror and no header route (after an abort, say). Without a router, and for
+        every other role, the Service is how traffic arrives."""
+        if role is not ServiceRole.CANARY or self.router is Router.NONE:
+            return False
+        weights = self.route_weights
+        return weights.canary == 0 and weights.mirror == 0 and not self.header_routes
