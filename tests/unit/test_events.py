@@ -11,6 +11,7 @@ from modelrollout.controller import metrics
 from modelrollout.controller.events import EventRecorder, EventSender
 from modelrollout.core.enums import EventReason, EventType
 from modelrollout.core.rollout import Event
+from modelrollout.devcluster.cluster import wait_until
 from modelrollout.kube.client import EVENT, KubeError
 from tests.unit.fake_kube import FakeKube
 
@@ -135,3 +136,53 @@ def test_the_recorder_writes_before_emit_returns():
     EventRecorder(kube, "replica-a").emit(REGARDING, event(EventReason.PROMOTED, "promoted v2"), NOW)
     (body,) = kube.list(EVENT, "models")
     assert (body["reason"], body["note"], body["reportingInstance"]) == ("Promoted", "promoted v2", "replica-a")
+
+
+class Hold:
+    """Safety work waits while `on`; counts how often the sender asked."""
+
+    def __init__(self) -> None:
+        self.on, self.asked = True, threading.Semaphore(0)
+
+    def __call__(self) -> bool:
+        self.asked.release()
+        return self.on
+
+
+def asked_again(hold: Hold, times: int) -> None:
+    for _ in range(times):
+        assert hold.asked.acquire(timeout=WAIT), "the sender stopped asking whether to hold"
+
+
+def test_events_wait_while_safety_work_waits_and_then_go_out_in_order():
+    kube, hold = GatedKube(), Hold()
+    kube.gate.set()
+    sender = EventSender(kube, "replica-a", hold=hold, hold_at_most=WAIT * 10).start()
+    sender.emit(REGARDING, event(EventReason.STARTED), NOW)
+    sender.emit(REGARDING, event(EventReason.PROMOTED), NOW)
+    asked_again(hold, 3)  # held across three looks
+    assert kube.written == []
+
+    hold.on = False
+    wait_until(lambda: len(kube.written) == 2, WAIT, "both Events written", interval=0.02)
+    sender.stop(WAIT)
+
+    assert kube.written == ["RolloutStarted", "Promoted"]
+
+
+def test_an_event_is_held_no_longer_than_the_limit():
+    kube, hold = FakeKube(), Hold()
+    sender = EventSender(kube, "replica-a", hold=hold, hold_at_most=0.2).start()
+    sender.emit(REGARDING, event(EventReason.STARTED), NOW)
+    wait_until(lambda: reasons(kube), WAIT, "the held Event written", interval=0.02)
+    assert reasons(kube) == ["RolloutStarted"] and hold.on  # written while safety work still waited
+    sender.stop(WAIT)
+
+
+def test_stopping_writes_a_held_event_at_once():
+    kube, hold = FakeKube(), Hold()
+    sender = EventSender(kube, "replica-a", hold=hold, hold_at_most=WAIT * 10).start()
+    sender.emit(REGARDING, event(EventReason.STARTED), NOW)
+    asked_again(hold, 1)
+    sender.stop(WAIT)
+    assert reasons(kube) == ["RolloutStarted"]

@@ -3,8 +3,10 @@
 Events are advisory: one that cannot be written is logged, counted and dropped, and never blocks or
 fails a reconcile. In the operator an `EventSender` writes them from a thread of its own, one at a
 time and in order, so a reconcile's worker is free as soon as the status is written (1,000 aborts at
-once then spend the apiserver on routes, not on their Events). `EventRecorder` writes at once, for
-tools and tests that read an Event right after the reconcile that made it.
+once then spend the apiserver on routes, not on their Events). While safety work waits (`hold`),
+it writes nothing, for at most `HOLD_AT_MOST_SECONDS` at a time: Events are read by people, routes
+move traffic. `EventRecorder` writes at once, for tools and tests that read an Event right after the
+reconcile that made it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import queue
 import secrets
 import socket
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -24,6 +28,8 @@ from modelrollout.kube.client import EVENT, KubeClient, KubeError
 REPORTING_CONTROLLER = "modelrollout.io/operator"
 MAX_NOTE = 1024
 PENDING_LIMIT = 10_000  # Events waiting to be written; beyond it new ones are dropped (about 10 MiB)
+HOLD_AT_MOST_SECONDS = 10.0  # an Event waits for safety work no longer than this
+HOLD_CHECK_SECONDS = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +90,19 @@ class EventSender:
 
     _STOP = object()
 
-    def __init__(self, kube: KubeClient, instance: str | None = None, limit: int = PENDING_LIMIT) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        instance: str | None = None,
+        limit: int = PENDING_LIMIT,
+        hold: Callable[[], bool] = lambda: False,
+        hold_at_most: float = HOLD_AT_MOST_SECONDS,
+    ) -> None:
         self._kube = kube
         self._instance = _instance(instance)
         self._pending: queue.Queue[Any] = queue.Queue(limit)
+        self._hold, self._hold_at_most = hold, hold_at_most
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelrollout-events", daemon=True)
 
     def start(self) -> EventSender:
@@ -111,6 +126,7 @@ class EventSender:
         """Write what is pending, for at most `timeout` seconds, then end the thread."""
         if not self._thread.is_alive():
             return
+        self._stopping.set()  # a held Event is written now
         try:
             self._pending.put(self._STOP, timeout=timeout)
         except queue.Full:
@@ -119,4 +135,10 @@ class EventSender:
 
     def _run(self) -> None:
         while (body := self._pending.get()) is not self._STOP:
+            self._wait_while_held()
             _write(self._kube, body)
+
+    def _wait_while_held(self) -> None:
+        deadline = time.monotonic() + self._hold_at_most
+        while self._hold() and time.monotonic() < deadline and not self._stopping.is_set():
+            self._stopping.wait(HOLD_CHECK_SECONDS)
