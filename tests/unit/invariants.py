@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
-from modelrollout.core.enums import Change
+from modelrollout.core.enums import Change, Router, ServiceRole
 from modelrollout.core.observed import Observation
 from modelrollout.core.rollout import Decision, canary_replicas_for, decide, journal
 
@@ -165,6 +165,36 @@ def _fail(invariant: str, observation: Observation, decision: Decision, **values
 
 
 # --- the invariants ----------------------------------------------------------------------------------
+
+
+def reached_services(decision: Decision) -> set[ServiceRole]:
+    """The Services requests reach, seen from the data plane: clients call the active Service; a router sends
+    its stable weight to the stable Service, and its canary weight, its mirror and its header routes to the
+    canary Service. (Computed here from the route, apart from `Decision.unrouted`.)"""
+    reached = {ServiceRole.ACTIVE}
+    if decision.router is not Router.NONE:
+        route = decision.route_weights
+        if route.stable > 0:
+            reached.add(ServiceRole.STABLE)
+        if route.canary > 0 or route.mirror > 0 or decision.header_routes:
+            reached.add(ServiceRole.CANARY)
+    return reached
+
+
+def reached_services_select_the_decision(observation: Observation, decision: Decision, written: dict) -> None:
+    """After the writes of a decision, some of them left for later in a hurry: every Service requests reach
+    selects what the decision says, so a write left behind never carries traffic to another revision."""
+    for role in reached_services(decision) & set(decision.services):
+        if written.get(role, "<not written>") != decision.services[role]:
+            _fail(
+                "reached_services_select_the_decision",
+                observation,
+                decision,
+                service=role.value,
+                selects=written.get(role, "<not written>"),
+                decided=decision.services[role],
+                route=decision.route_weights,
+            )
 
 
 def no_traffic_without_pods(observation: Observation, decision: Decision) -> None:

@@ -163,6 +163,7 @@ events = st.one_of(
     st.tuples(st.just("new-version"), st.none()),
     st.tuples(st.just("revert"), st.none()),
     st.tuples(st.just("restart"), st.none()),
+    st.tuples(st.just("hurry"), st.booleans()),
 )
 
 
@@ -228,6 +229,8 @@ def apply_event(world: World, body: dict, event: tuple, versions: dict[str, str]
                 world.spec = make_spec(version=versions[stable], **body)
         case "restart":
             world.restart()
+        case "hurry":  # urgent work for other ModelDeployments waits, or no longer
+            world.hurried = value
     world.run()
 
 
@@ -236,6 +239,7 @@ def apply_event(world: World, body: dict, event: tuple, versions: dict[str, str]
 def test_every_decision_keeps_the_safety_invariants(body, script):
     world = World(make_spec(version="1", **body))
     world.check = invariants.every(invariants.Checker(), invariants.HookLedger(world.hook_calls))
+    world.check_written = invariants.reached_services_select_the_decision
     world.run()
     world.spec = make_spec(version="2", **body)
     versions = {make_spec(version="1", **body).revision: "1", world.spec.revision: "2"}

@@ -2,7 +2,10 @@
 
 After each decision `World` scales every Deployment to the decided replica count; pods become
 available `ready_per_step` at a time (all at once by default), never for revisions in `unready`, and
-can be lost. `run()` decides until nothing changes (a fixpoint) and fails on oscillation. Time moves
+can be lost. It keeps what each Service selects. While `hurried` it writes as the reconciler does
+when urgent work for others waits: scale-ups, and the Services traffic reaches; scale-downs,
+deletions and the Services no traffic reaches (`Decision.unrouted`) wait for a decision made unhurried.
+`run()` decides until nothing changes (a fixpoint) and fails on oscillation. Time moves
 only with `advance()`. An optional `check(observation, decision, previous)` sees every decision:
 the property tests pass their invariants there.
 """
@@ -15,6 +18,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from modelrollout.core.analysis import AnalysisInput
+from modelrollout.core.enums import ServiceRole
 from modelrollout.core.hooks import HookAnswer, HookCall
 from modelrollout.core.observed import Observation, ObservedDeployment, Request
 from modelrollout.core.rollout import Decision, DesiredDeployment, decide
@@ -26,6 +30,7 @@ STEPS = [{"setWeight": 5}, {"pause": {"duration": "10m"}}, {"setWeight": 50}, {"
 RUN_LIMIT = 60
 
 Check = Callable[[Observation, Decision, Decision | None], None]  # e.g. an invariants.Checker()
+CheckWritten = Callable[[Observation, Decision, dict], None]  # sees the Services as written after each decision
 HookServer = Callable[[HookCall], HookAnswer]  # the hooks' side: how it answers each gating call
 
 
@@ -73,6 +78,9 @@ class World:
         self.hook_server: HookServer = lambda call: HookAnswer(True, 0.01, 200, "ok")
         self.hook_calls: list[tuple[HookCall, HookAnswer]] = []  # gating calls made, in order, with the answer
         self.told: list[HookCall] = []  # calls that gate nothing, in order
+        self.hurried = False
+        self.check_written: CheckWritten | None = None
+        self.services: dict[ServiceRole, str | None] = {}  # what each Service selects (None: every revision)
 
     def observe(self, hook_answers: dict[str, HookAnswer] | None = None) -> Observation:
         return Observation(
@@ -106,9 +114,20 @@ class World:
         self.request = None
         self.status = decision.status
         for desired in decision.deployments:
+            existing = self.deployments.get(desired.revision)
+            if self.hurried and existing is not None and desired.replicas < existing.spec_replicas:
+                desired = replace(desired, replicas=existing.spec_replicas)  # the scale-down waits
             self._apply(desired, settle)
-        for revision in decision.delete_revisions:
-            self.deployments.pop(revision)
+        for role, revision in decision.services.items():
+            if not (self.hurried and decision.unrouted(role)):
+                self.services[role] = revision
+        if not self.hurried:
+            for revision in decision.delete_revisions:
+                self.deployments.pop(revision)
+            for role in decision.stale_services:
+                self.services.pop(role, None)
+        if self.check_written is not None:
+            self.check_written(observation, decision, self.services)
         return decision
 
     def _apply(self, desired: DesiredDeployment, settle: bool) -> None:
