@@ -523,7 +523,16 @@ def main() -> int:
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
     for size in args.sizes:
-        for key, value in run(size, args.idle_seconds, args.workers, args.burst_only, args.profile).items():
+        try:
+            results = run(size, args.idle_seconds, args.workers, args.burst_only, args.profile)
+        except (RuntimeError, TimeoutError, OSError) as error:
+            print(
+                f"N={size}: the benchmark stopped: {error}\n(a missing download? run `make setup` and "
+                "`.venv/bin/modelrollout dev-cluster build` first, outside the private network)",
+                file=sys.stderr,
+            )
+            return 1
+        for key, value in results.items():
             print(f"  {key:<42} {value}", flush=True)
     return 0
 
