@@ -20,6 +20,7 @@ from typing import Any
 
 from modelrollout.controller.alertpoller import AlertPoller
 from modelrollout.core.conditions import parse_time
+from modelrollout.core.setindex import SetIndex
 from modelrollout.core.spec import AlertMatcher, ModelDeploymentSpec
 
 Key = tuple[str, str]  # a ModelDeployment's (namespace, name)
@@ -45,7 +46,7 @@ class WebhookAlerts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._firing: dict[str, _Pushed] = {}
-        self._by_label: dict[tuple[str, str], set[str]] = {}
+        self._by_label: SetIndex[tuple[str, str], str] = SetIndex()
 
     def __len__(self) -> int:
         """Alerts held as firing."""
@@ -88,25 +89,19 @@ class WebhookAlerts:
 
     def _candidates(self, matcher: AlertMatcher) -> set[str]:
         pairs = (("alertname", matcher.alertname), *matcher.labels)
-        return min((self._by_label.get(pair, _NONE) for pair in pairs), key=len)
+        return min((self._by_label.get(pair) for pair in pairs), key=len)
 
     def _put(self, key: str, pushed: _Pushed) -> None:
         self._firing[key] = pushed
         for pair in pushed.labels.items():
-            self._by_label.setdefault(pair, set()).add(key)
+            self._by_label.add(pair, key)
 
     def _drop(self, key: str) -> None:
         pushed = self._firing.pop(key, None)
         if pushed is None:
             return
         for pair in pushed.labels.items():
-            keys = self._by_label[pair]
-            keys.discard(key)
-            if not keys:
-                del self._by_label[pair]
-
-
-_NONE: frozenset[str] = frozenset()
+            self._by_label.discard(pair, key)
 
 
 class AlarmIndex:
@@ -118,7 +113,7 @@ class AlarmIndex:
 
     def __init__(self) -> None:
         self._matchers: dict[Key, tuple[AlertMatcher, ...]] = {}
-        self._index: dict[tuple[str, ...], set[Key]] = {}
+        self._index: SetIndex[tuple[str, ...], Key] = SetIndex()
 
     def set(self, key: Key, matchers: tuple[AlertMatcher, ...]) -> None:
         namespace, name = key
@@ -128,14 +123,11 @@ class AlarmIndex:
         self.forget(key)
         self._matchers[key] = filled
         for entry in {_entry(matcher) for matcher in filled}:
-            self._index.setdefault(entry, set()).add(key)
+            self._index.add(entry, key)
 
     def forget(self, key: Key) -> None:
         for entry in {_entry(matcher) for matcher in self._matchers.pop(key, ())}:
-            keys = self._index[entry]
-            keys.discard(key)
-            if not keys:
-                del self._index[entry]
+            self._index.discard(entry, key)
 
     def woken_by(self, firing: list[dict[str, str]]) -> set[Key]:
         """The ModelDeployments whose matchers could match one of these alerts."""
@@ -144,7 +136,7 @@ class AlarmIndex:
             name = alert.get("alertname", "")
             entries = [(name,), *((name, *pair) for pair in alert.items())]
             for entry in entries:
-                for key in self._index.get(entry, ()):
+                for key in self._index.get(entry):
                     if key not in woken and any(matcher.may_match(alert) for matcher in self._matchers[key]):
                         woken.add(key)
         return woken

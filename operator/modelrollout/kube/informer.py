@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from modelrollout.core.setindex import SetIndex
 from modelrollout.kube.client import Kind, KubeClient, KubeError
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class ObjectStore:
         self._index_label = index_label
         self._lock = threading.Lock()
         self._objects: dict[Key, _Entry] = {}
-        self._index: dict[Key, set[str]] = {}  # (namespace, label value) -> names
+        self._index: SetIndex[Key, str] = SetIndex()  # (namespace, label value) -> names
         self._deleted: dict[Key, int] = {}  # revision of a deletion, so a late answer cannot revive it
 
     def __len__(self) -> int:
@@ -83,7 +84,7 @@ class ObjectStore:
     def indexed(self, namespace: str, value: str) -> list[dict[str, Any]]:
         """The objects whose index label has `value` (e.g. every child of one ModelDeployment)."""
         with self._lock:
-            names = sorted(self._index.get((namespace, value), ()))
+            names = sorted(self._index.get((namespace, value)))
             entries = [self._objects[(namespace, name)] for name in names]
         return [json.loads(entry.encoded) for entry in entries]
 
@@ -126,7 +127,7 @@ class ObjectStore:
                 for key, entry in entries.items()
                 if key not in previous or previous[key].encoded != entry.encoded
             ]
-            self._objects, self._index, self._deleted = entries, {}, {}
+            self._objects, self._index, self._deleted = entries, SetIndex(), {}
             for key, entry in entries.items():
                 self._reindex(key, entry)
         return [*gone, *changed]
@@ -139,16 +140,11 @@ class ObjectStore:
 
     def _reindex(self, key: Key, entry: _Entry) -> None:
         if entry.index_value is not None:
-            self._index.setdefault((key[0], entry.index_value), set()).add(key[1])
+            self._index.add((key[0], entry.index_value), key[1])
 
     def _unindex(self, key: Key, entry: _Entry | None) -> None:
-        if entry is None or entry.index_value is None:
-            return
-        names = self._index.get((key[0], entry.index_value))
-        if names is not None:
-            names.discard(key[1])
-            if not names:
-                del self._index[(key[0], entry.index_value)]
+        if entry is not None and entry.index_value is not None:
+            self._index.discard((key[0], entry.index_value), key[1])
 
 
 class Informer:
