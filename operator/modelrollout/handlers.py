@@ -131,7 +131,9 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         lambda namespace, name: loop.call_soon_threadsafe(memo.queue.add, (namespace, name)),
     )
     metrics.CACHE_SIZES.sizes = memo.cache.sizes
-    memo.events = EventSender(memo.kube, hold=lambda: memo.queue.urgent_waiting() > 0).start()
+    # Safety work waits: reconciles write what moves traffic first, Events after it (see controller.reconciler).
+    safety_waits = functools.partial(_urgent_work_waits, memo.queue)
+    memo.events = EventSender(memo.kube, hold=safety_waits).start()
     memo.notifier = Notifier(memo.kube, operator_receivers(os.environ), events=memo.events).start()
     memo.reconciler = Reconciler(
         memo.kube,
@@ -141,8 +143,7 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
         memo.cache,
         memo.events,
         memo.notifier,
-        # Safety work waits: write what moves traffic now, the rest after it (see controller.reconciler).
-        hurry=lambda: memo.queue.urgent_waiting() > 0,
+        hurry=safety_waits,
     )
     memo.executor = ThreadPoolExecutor(max_workers=WORKERS + URGENT_WORKERS, thread_name_prefix="reconcile")
     memo.peering_monitor = None
@@ -175,6 +176,10 @@ async def operator_startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
             is_active=lambda: memo.leadership.active,
         )
         await memo.server.start()
+
+
+def _urgent_work_waits(queue: WorkQueue) -> bool:
+    return queue.urgent_waiting() > 0
 
 
 def default_http_address(environ: Mapping[str, str]) -> str:
