@@ -275,6 +275,56 @@ def object_watch(control_plane, namespace: str, kind: str, name: str) -> Iterato
         watch.join()
 
 
+class Sampler:
+    """Reads a value in a thread every `interval` seconds while the block runs, each kept with the
+    time.monotonic() its read returned: when something changed is then known to within one read, however
+    long the test itself took to look. A read that fails is skipped; the last failure is kept to name."""
+
+    def __init__(self, read, interval: float) -> None:
+        self.samples: list[tuple[float, object]] = []
+        self.failure: Exception | None = None
+        self._read, self._interval = read, interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                value = self._read()
+            except Exception as error:  # noqa: BLE001 - a sample that failed is skipped and named, not fatal
+                self.failure = error
+            else:
+                self.samples.append((time.monotonic(), value))
+            self._stopping.wait(self._interval)
+
+    def first(self, predicate, what: str) -> float:
+        """When the first sample meeting `predicate` was read; fails naming `what` and the last read's failure."""
+        found = next((at for at, value in list(self.samples) if predicate(value)), None)
+        assert found is not None, (
+            f"no sample showed {what} in {len(self.samples)} reads (last failure: {self.failure!r})"
+        )
+        return found
+
+
+@contextlib.contextmanager
+def sampled(read, interval: float = 0.1) -> Iterator[Sampler]:
+    """A `Sampler` of `read()` for the block, its first sample taken before the block starts."""
+    sampler = Sampler(read, interval)
+    sampler.start()
+    try:
+        wait_for(lambda: sampler.samples, timeout=30, what=f"a first sample (last failure: {sampler.failure!r})")
+        yield sampler
+    finally:
+        sampler.stop()
+
+
 class JsonEndpoint:
     """An HTTP server on loopback answering every request with `status` and the JSON `answer`, which a
     test can change; keeps the paths asked for."""

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import time
 import urllib.parse
 import urllib.request
 
@@ -215,11 +216,17 @@ def test_a_dead_server_makes_its_pod_unready_until_restarted(control_plane, mode
 def test_scaling_down_stops_the_server_of_the_pod_that_left(control_plane, model_servers, namespace):
     apply(control_plane, namespace, deployment("scaled", "2026-11-20", behaviour.SHIFTED, 2))
     before = wait_ready_pods(control_plane, namespace, "scaled", 2)
+    scaled = time.monotonic()
     control_plane.kubectl("scale", "deployment/scaled", "-n", namespace, "--replicas=1")
     remaining = wait_ready_pods(control_plane, namespace, "scaled", 1)[0]
     left = next(pod for pod in before if pod["metadata"]["uid"] != remaining["metadata"]["uid"])
     left_key = f"{namespace}/{left['metadata']['name']}"
-    wait_for(lambda: left_key not in model_servers.servers(), timeout=60, what="the harness to drop the pod that left")
+    stopped = wait_for(
+        lambda: model_servers.stopped_at().get(left_key), timeout=60, what="the harness to stop the pod that left"
+    )
+    # It is no longer served, it stopped after the scale-down, and the pod that stays was never stopped.
+    assert left_key not in model_servers.servers() and stopped > scaled, (model_servers.servers(), stopped, scaled)
+    assert f"{namespace}/{remaining['metadata']['name']}" not in model_servers.stopped_at()
 
     def refused() -> bool:
         with socket.socket() as probe:

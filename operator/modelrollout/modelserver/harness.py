@@ -122,6 +122,7 @@ class Harness:
         self._tracked: dict[str, Tracked] = {}
         self._leaving: dict[str, Tracked] = {}  # pod uid -> a terminating pod's server, until its preStop ends
         self._invalid: dict[str, str] = {}  # pod uid -> why it cannot be served
+        self._stopped: dict[str, float] = {}  # namespace/pod -> when its server last stopped as its pod left
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -178,6 +179,12 @@ class Harness:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+    def stopped_at(self) -> dict[str, float]:
+        """When (time.monotonic()), by `namespace/pod`, the server of each pod that left stopped: a test can
+        then compare it with when the data plane dropped the pod, however late it looks."""
+        with self._lock:
+            return dict(self._stopped)
 
     def servers(self) -> dict[str, ServerInfo]:
         """A snapshot, by `namespace/pod`, of every pod served, terminating ones (state Terminating) included."""
@@ -261,6 +268,9 @@ class Harness:
             stopping = {uid: self._leaving.pop(uid) for uid in due}
         # Stop first: a new pod may already have a leaving pod's IP.
         self._stop_servers([entry.server for entry in stopping.values() if entry.server is not None])
+        stopped = time.monotonic()
+        with self._lock:
+            self._stopped.update({entry.spec.key: stopped for entry in stopping.values()})
         for uid, entry in stopping.items():
             log.info("stopped the model server of %s (%s): %s", entry.spec.key, entry.spec.ip, due[uid])
         self._invalid = {uid: why for uid, why in self._invalid.items() if uid in pods}
