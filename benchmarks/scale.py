@@ -16,11 +16,14 @@ nodes, Prometheus, traffic simulator, the operator as its own process) runs:
    them: time from the POST to each HTTPRoute sending 100% to stable.
 
     .venv/bin/python benchmarks/scale.py [--sizes 10 100 1000] [--idle-seconds 60] [--workers 4]
-        [--burst-only] [--profile DIR]
+        [--burst-only] [--profile DIR] [--operator-source DIR]
 
 `--burst-only` runs 1, then 5 on a first rollout (about 8 minutes at N = 1000 instead of 20).
 `--profile DIR` writes CPU profiles of the burst: the operator's by py-spy (`pip install py-spy`;
 speedscope JSON) and the apiserver's from its /debug/pprof (`go tool pprof -top DIR/apiserver.pprof`).
+`--operator-source DIR` runs the operator from another source root (say `git worktree add /tmp/before <commit>`
+and `--operator-source /tmp/before/operator`), so a before and an after are measured in one sitting on the same
+stack; the CRDs, the workload and the measuring stay this tree's.
 
 CPU and RSS are read from /proc for the operator process; API requests and reconciles from its /metrics.
 """
@@ -371,10 +374,16 @@ def burst(stack, kube: KubeClient, operator: Process, size: int, profile: Path |
     return results | all_alarms_at_once(stack, kube, operator, list(range(size)), back, profile)
 
 
-def run(size: int, idle_seconds: float, workers: int, burst_only: bool, profile: Path | None) -> dict[str, str]:
+def run(
+    size: int, idle_seconds: float, workers: int, burst_only: bool, profile: Path | None, source: Path | None
+) -> dict[str, str]:
     nodes = max(3, math.ceil(2.5 * size / PODS_PER_NODE))
     results: dict[str, str] = {"N": str(size), "kwok nodes": str(nodes), "operator workers": str(workers)}
-    with local_stack([], nodes=nodes, operator_settings={"MODELROLLOUT_WORKERS": str(workers)}) as stack:
+    settings = {"MODELROLLOUT_WORKERS": str(workers)}
+    if source is not None:
+        settings["PYTHONPATH"] = os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")]))
+        results["operator source"] = f"{source} ({source_commit(source)})"
+    with local_stack([], nodes=nodes, operator_settings=settings) as stack:
         kube = KubeClient.from_environment(str(stack.cluster.kubeconfig))
         operator = Process(stack.operator.pid)
         stack.cluster.kubectl("create", "namespace", NAMESPACE)
@@ -511,6 +520,14 @@ def run(size: int, idle_seconds: float, workers: int, burst_only: bool, profile:
     return results
 
 
+def source_commit(source: Path) -> str:
+    """The commit a source root is checked out at, as `git describe` names it, or why it is not known."""
+    described = subprocess.run(
+        ["git", "-C", str(source), "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
+    )
+    return described.stdout.strip() if described.returncode == 0 else "not a git checkout"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
@@ -520,11 +537,18 @@ def main() -> int:
         "--burst-only", action="store_true", help="create, roll out to the last pause, all alarms at once; no more"
     )
     parser.add_argument("--profile", type=Path, help="write CPU profiles of the all-alarms burst to this directory")
+    parser.add_argument(
+        "--operator-source",
+        type=Path,
+        help="run the operator from this source root (a worktree's operator/ folder) to measure another commit",
+    )
     args = parser.parse_args()
+    if args.operator_source is not None and not (args.operator_source / "modelrollout" / "cli.py").is_file():
+        parser.error(f"--operator-source {args.operator_source}: no modelrollout/cli.py there; give a tree's operator/")
     print(f"machine: {os.cpu_count()} CPUs, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
     for size in args.sizes:
         try:
-            results = run(size, args.idle_seconds, args.workers, args.burst_only, args.profile)
+            results = run(size, args.idle_seconds, args.workers, args.burst_only, args.profile, args.operator_source)
         except (RuntimeError, TimeoutError, OSError) as error:
             print(
                 f"N={size}: the benchmark stopped: {error}\n(a missing download? run `make setup` and "
