@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,20 @@ class Request:
 
 
 Answer = Callable[[Request], tuple[int, Any]]  # (status, a JSON body; bytes or str are sent as they are)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    """Counts a client that hung up before its answer (a caller's timeout, which tests provoke on purpose)
+    instead of printing its BrokenPipe traceback into the test output; any other error is printed."""
+
+    daemon_threads = True
+    hung_up = 0
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            self.hung_up += 1
+            return
+        super().handle_error(request, client_address)
 
 
 class LoopbackServer:
@@ -55,10 +70,14 @@ class LoopbackServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), name="loopback-http", daemon=True).start()
+
+    @property
+    def hung_up(self) -> int:
+        """How many clients hung up before their answer was written."""
+        return self._server.hung_up
 
     def wait_for(self, predicate: Callable[[Request], bool], what: str, timeout: float = 90.0) -> Request:
         """The first request `predicate` accepts, once it has arrived."""
