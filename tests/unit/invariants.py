@@ -655,6 +655,57 @@ def check(observation: Observation, decision: Decision, previous: Decision | Non
     moves_are_told(observation, decision)
 
 
+def timed(step) -> float:
+    """How long a canary step holds by the clock (a timed pause, an experiment); 0 for the others."""
+    duration = getattr(step, "duration", None)
+    return float(duration or 0) if type(step).__name__ in ("Pause", "Experiment") else 0.0
+
+
+@dataclass
+class TimedSteps:
+    """A timed canary step lasts its duration: a rollout leaves a `pause: {duration}` or an experiment no sooner
+    than that long after it began, by the world's clock (not the whole seconds a status stores), unless a
+    person acted while it ran (a promote skips it). Leaving forward means a later step, or the promotion."""
+
+    rollout: str = ""
+    began: dict = field(default_factory=dict)  # step index -> (when it began, a person acted meanwhile)
+
+    def __call__(self, observation: Observation, decision: Decision, previous: Decision | None = None) -> None:
+        new, stage = decision.canary_revision, decision.status.get("stage")
+        if "RolloutStarted" in [event.reason for event in decision.events] or new != self.rollout:
+            self.rollout, self.began = new, {}
+        if observation.request is not None:
+            self.began = {index: (at, True) for index, (at, _) in self.began.items()}
+        steps = steps_of(observation)
+        if stage == CANARY:
+            index = int(decision.status.get("currentStepIndex") or 0)
+        elif stage == "Promoting" and self.began:
+            index = len(steps)  # left the last step forward
+        else:
+            self.began = {}  # aborted, shadow, preview or idle: a later canary starts afresh
+            return
+        if index in self.began:
+            return
+        left = [i for i in self.began if i < index]
+        if left:
+            last = max(left)
+            at, asked = self.began[last]
+            # The step left ran from `at`; any step passed through in this same decision ran for no time at all.
+            for passed in range(last, index):
+                step = steps[passed] if passed < len(steps) else None
+                elapsed = (observation.now - (at if passed == last else observation.now)).total_seconds()
+                if step is not None and not asked and elapsed < timed(step):
+                    _fail(
+                        "a timed canary step ended before its duration",
+                        observation,
+                        decision,
+                        step=passed,
+                        duration=timed(step),
+                        elapsed=elapsed,
+                    )
+        self.began[index] = (observation.now, observation.request is not None)
+
+
 @dataclass
 class HookLedger:
     """Gating hooks hold traffic: what the hooks' side answered (the World's log of calls, shared), and

@@ -328,6 +328,20 @@ def test_manual_pause_freezes_timed_steps_until_resumed(stable_world):
     assert resumed.status["currentStepIndex"] == 3  # the 10m pause had elapsed; runs on to the indefinite pause
 
 
+def test_a_timed_pause_begun_mid_second_is_never_cut_short_by_the_whole_seconds_the_status_keeps(stable_world):
+    world = stable_world
+    world.advance(0.6)  # the step begins 0.6 s into a second; the status can keep only the whole second
+    start_new_version(
+        world, steps=[{"setWeight": 20}, {"pause": {"duration": "30s"}}, {"setWeight": 60}, {"pause": {}}]
+    )
+    world.run()
+    assert world.status["currentStepIndex"] == 1
+    world.advance(29.9)  # 30.5 s after the second stored, 29.9 s after the step began
+    assert world.run().status["currentStepIndex"] == 1
+    world.advance(1.0)  # past the 30 s, and past the whole second it was stored up to
+    assert world.run().status["currentStepIndex"] == 3
+
+
 def test_rejected_requests_are_answered_and_not_applied(stable_world):
     world = stable_world
     decision = world.ask("promote")

@@ -35,7 +35,7 @@ def preview_replicas(d: Draft) -> int:
 def advance_preview(d: Draft) -> None:
     bg = d.blue_green
     if bg is None:  # the strategy changed to canary mid-preview: go on as a canary
-        d.transition(Outcome.NOW_CANARY, step=0, step_started=d.now)
+        d.transition(Outcome.NOW_CANARY, step=0, step_started=d.step_start)
         return
     target = preview_replicas(d)
     if not d.canary_ready(target):
@@ -46,7 +46,7 @@ def advance_preview(d: Draft) -> None:
     if d.state.step_started is None:
         if not hookgates.passed(d, HookPoint.PRE_ROLLOUT, "preview"):
             return
-        d.update(step_started=d.now)
+        d.update(step_started=d.step_start)
         message = f"preview of revision {d.state.canary} is ready with {target} pods behind the preview Service"
         d.record(HistoryAction.PREVIEW_READY, d.state.canary, message)
         d.emit(EventReason.PREVIEW_READY, message)
@@ -72,7 +72,7 @@ def advance_preview(d: Draft) -> None:
 
 
 def _start_promoting(d: Draft, message: str) -> None:
-    d.transition(Outcome.PREVIEW_APPROVED, step_started=d.now)
+    d.transition(Outcome.PREVIEW_APPROVED, step_started=d.step_start)
     d.unpause(PauseReason.APPROVAL, PauseReason.INCONCLUSIVE)
     d.record(HistoryAction.PROMOTING, d.state.canary, f"{message}; scaling to {d.replicas} pods for the switch")
 
@@ -86,7 +86,7 @@ def advance_promoting(d: Draft) -> None:
         return
     if not hookgates.passed(d, HookPoint.PRE_PROMOTION, "promoting: the switch", weight=100):
         return
-    d.transition(Outcome.SCALED_UP, step_started=d.now)
+    d.transition(Outcome.SCALED_UP, step_started=d.step_start)
     message = (
         f"active Service switched to revision {d.state.canary}; "
         f"revision {d.state.stable} kept at {d.replicas} pods for a switch back"

@@ -123,7 +123,7 @@ def _experiment(d: Draft, step: Experiment, label: str) -> bool:
     if state.canary_weight < step.weight:
         if not _ready_for_traffic(d, label, d.canary_pods_for(step.weight), step.weight):
             return False
-        d.update(canary_weight=step.weight, step_started=d.now)  # the experiment's clock starts with its split
+        d.update(canary_weight=step.weight, step_started=d.step_start)  # the experiment's clock starts with its split
         d.record(HistoryAction.EXPERIMENT_STARTED, state.canary, f"{label}: both revisions at {step.weight}%")
     phase, message = run_analysis(d, RunKind.STEP, step.analysis) if step.analysis else (runs.SUCCESSFUL, "")
     if phase not in (runs.RUNNING, runs.SUCCESSFUL):

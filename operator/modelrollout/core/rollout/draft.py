@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from modelrollout.core.conditions import whole_second_after
 from modelrollout.core.enums import (
     AbortReason,
     EventReason,
@@ -80,6 +81,13 @@ class Draft:
     @property
     def now(self) -> datetime:
         return self.obs.now
+
+    @property
+    def step_start(self) -> datetime:
+        """When a step (or mirroring, a preview, a switch) that begins now is recorded as beginning: now rounded up
+        to the whole second the status keeps, so a timed pause, shadow or preview counted from it is never cut
+        short by the fraction the status drops."""
+        return whole_second_after(self.now)
 
     @property
     def current(self) -> str:

@@ -99,7 +99,7 @@ def start(d: Draft, revision: str) -> None:
         runs=(),
         hooks=(),
         # Shadow and preview stages count their time from when the new pods are ready.
-        step_started=d.now if outcome is Outcome.START_CANARY else None,
+        step_started=d.step_start if outcome is Outcome.START_CANARY else None,
         scale_downs=tuple(item for item in d.state.scale_downs if item.revision != revision),
     )
     d.unpause(*ROLLOUT_PAUSES)
@@ -191,7 +191,7 @@ def promote(d: Draft) -> None:
 
 def complete_step(d: Draft, message: str, **changes: object) -> None:
     d.unpause(PauseReason.STEP, PauseReason.INCONCLUSIVE)
-    d.update(step=d.state.step + 1, step_started=d.now, **changes)
+    d.update(step=d.state.step + 1, step_started=d.step_start, **changes)
     d.record(HistoryAction.STEP_COMPLETED, d.state.canary, message)
     d.emit(EventReason.STEP_COMPLETED, message)
 

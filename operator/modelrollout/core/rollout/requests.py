@@ -108,7 +108,7 @@ def _pass(d: Draft, request: Request) -> Answer:
             # safe, more would wait for the hooks promote-full does not skip (the promotion ends them all).
             touched = {step.name for step in steps[state.step :] if isinstance(step, SetHeaderRoute)}
             routes = tuple(route for route in state.header_routes if route.name not in touched)
-            d.update(step=len(steps), step_started=d.now, header_routes=routes)
+            d.update(step=len(steps), step_started=d.step_start, header_routes=routes)
         return True, f"revision {state.canary}: skipping all remaining steps, gates and checks"
     if waiting_gate is not None:
         _approve(d, waiting_gate, request)
@@ -143,7 +143,7 @@ def _pass(d: Draft, request: Request) -> Answer:
             f"revision {state.canary}: step {state.step + 1} ({step.describe()}) moves traffic as soon as its pods "
             "are available; it cannot be skipped (abort to stop the rollout)"
         )
-    d.update(step=state.step + 1, step_started=d.now)
+    d.update(step=state.step + 1, step_started=d.step_start)
     return True, f"revision {state.canary}: step {d.state.step}/{len(steps)} ({step.describe()}) promoted"
 
 

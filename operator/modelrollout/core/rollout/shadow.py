@@ -80,7 +80,7 @@ def advance(d: Draft) -> None:
     if d.state.step_started is None:
         if not hookgates.passed(d, HookPoint.PRE_ROLLOUT, label):
             return
-        d.update(mirror_percent=shadow.mirror_percent, step_started=d.now)
+        d.update(mirror_percent=shadow.mirror_percent, step_started=d.step_start)
         message = f"mirroring {shadow.mirror_percent}% of live traffic to revision {d.state.canary}; answers discarded"
         d.record(HistoryAction.SHADOW_STARTED, d.state.canary, message)
         d.emit(EventReason.SHADOW_STARTED, message)
@@ -123,7 +123,7 @@ def _finish(d: Draft, message: str) -> None:
     else:
         skip_all = d.state.approved(Gate(GateKind.FULL))
         step = len(d.steps) if skip_all else 0
-        d.transition(Outcome.SHADOW_DONE, mirror_percent=0, step=step, step_started=d.now, mirror_refused=None)
+        d.transition(Outcome.SHADOW_DONE, mirror_percent=0, step=step, step_started=d.step_start, mirror_refused=None)
     d.unpause(PauseReason.APPROVAL, PauseReason.INCONCLUSIVE)
     text = f"revision {d.state.canary}: {message}; mirror removed, next stage {d.state.stage}"
     d.record(HistoryAction.SHADOW_COMPLETED, d.state.canary, text)
