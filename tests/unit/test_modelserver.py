@@ -205,7 +205,13 @@ def test_the_prestop_sleep_is_capped_by_the_grace_period_a_deletion_sets_else_th
     assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 45}})) == 30.0
     assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 45}}, grace=10)) == 10.0
     assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 8}}, grace=10, deleted_with=3)) == 3.0
-    assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 8}}, grace=10, deleted_with=0)) == 0.0
+
+
+def test_kwoks_last_delete_does_not_cut_the_prestop_sleep():
+    """kwok deletes a terminating pod at once with grace 0, and the apiserver stores that grace for a moment (the
+    last CI run's harness listed the pod then and stopped its servers before Traefik had dropped them)."""
+    assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 8}}, grace=10, deleted_with=0)) == 8.0
+    assert harness.prestop_seconds(with_prestop({"sleep": {"seconds": 8}}, grace=2, deleted_with=0)) == 2.0
 
 
 def test_only_the_model_server_containers_hook_counts():

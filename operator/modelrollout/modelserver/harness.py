@@ -402,7 +402,11 @@ class Harness:
 
 def prestop_seconds(pod: dict) -> float:
     """How long a kubelet would keep the model server's container (the one declaring port `http`) running once
-    the pod is deleted: its preStop sleep, capped by the grace period; 0 for any other hook or none."""
+    the pod is deleted: its preStop sleep, capped by the grace period; 0 for any other hook or none.
+
+    A deletion grace of 0 is not a grace anyone chose here: kwok's pod-delete stage plays the kubelet's last
+    delete at once, and the apiserver stores its grace 0 for a moment before the pod goes. A loop that lists
+    the pod in that moment must not take it for a force delete, so the pod's own grace period counts."""
     metadata, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     container = next(
         (c for c in spec.get("containers") or [] if any(p.get("name") == "http" for p in c.get("ports") or [])), {}
@@ -414,7 +418,7 @@ def prestop_seconds(pod: dict) -> float:
     elif "exec" in hook:
         seconds = _exec_sleep((hook["exec"] or {}).get("command") or [])
     grace = metadata.get("deletionGracePeriodSeconds")
-    if grace is None:
+    if not grace:
         grace = spec.get("terminationGracePeriodSeconds")
     return max(0.0, min(seconds, DEFAULT_GRACE_SECONDS if grace is None else float(grace)))
 
